@@ -1,0 +1,280 @@
+"""The App: where tasks are registered, and the one service every frontend calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar, overload
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound
+from jobhandler.jobs import Job, JobStatus, NewJob
+from jobhandler.retry import RetryPolicy
+from jobhandler.settings import Settings
+from jobhandler.store import Store, open_store
+from jobhandler.store.base import JobFilter, Page, QueueStats, WorkerInfo
+from jobhandler.tasks import Isolation, Task, TaskOptions, TaskRegistry
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MAX_BATCH = 1000
+
+
+class SubmitRequest(BaseModel):
+    """One job to submit. ``task`` None means the app's default task."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    payload: Any = Field(None, description="the task's input, checked against its payload type")
+    task: str | None = Field(
+        None, min_length=1, max_length=200, description="the app's default task when absent"
+    )
+    queue: str | None = Field(None, min_length=1, max_length=200)
+    priority: int | None = Field(None, ge=-1000, le=1000, description="higher runs first")
+    delay: float | None = Field(None, ge=0, le=10 * 365 * 86400, description="seconds until due")
+    run_at: datetime | float | None = Field(None, description="when due: RFC 3339 or epoch seconds")
+    max_attempts: int | None = Field(None, ge=1, le=1000)
+    timeout: float | None = Field(None, gt=0, description="seconds one run may take")
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> SubmitRequest:
+        if self.delay is not None and self.run_at is not None:
+            raise ValueError("give either delay or run_at, not both")
+        if isinstance(self.run_at, datetime) and self.run_at.tzinfo is None:
+            raise ValueError("run_at needs a time zone, for example 2030-01-01T00:00:00Z")
+        return self
+
+    def start_time(self, now: float) -> float:
+        if self.delay is not None:
+            return now + self.delay
+        if isinstance(self.run_at, datetime):
+            return self.run_at.timestamp()
+        if self.run_at is not None:
+            return float(self.run_at)
+        return now
+
+
+class App:
+    """Register tasks with ``@app.task``; connect with ``async with app.connected(settings)``."""
+
+    def __init__(
+        self,
+        *,
+        default_task: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.tasks = TaskRegistry()
+        self.default_task = default_task
+        self.clock = clock
+        self._store: Store | None = None
+        self._settings: Settings | None = None
+        # In-process signals: a worker in this process wakes at once instead of polling.
+        self._on_submit: list[Callable[[], None]] = []
+        self._on_cancel: list[Callable[[str], None]] = []
+        self._finished = asyncio.Event()
+
+    # -- registering tasks -----------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        priority: int = 0,
+        isolation: Isolation | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        priority: int = 0,
+        isolation: Isolation | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """Register a function as a task. Its first parameter's type is the payload type."""
+        options = TaskOptions(
+            queue=queue,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            priority=priority,
+            isolation=isolation,
+            retry=retry or RetryPolicy(),
+        )
+
+        def register(f: Callable[..., Any]) -> Task[Any, Any]:
+            registered = Task(self, name or f.__name__, f, options)
+            self.tasks.add(registered)
+            return registered
+
+        return register(fn) if fn is not None else register
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the app is not connected: use `async with app.connected(...)`")
+        return self._store
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings or Settings()
+
+    @asynccontextmanager
+    async def connected(self, settings: Settings | None = None) -> AsyncIterator[App]:
+        settings = settings or Settings()
+        store = open_store(settings)
+        try:
+            if settings.migrate_on_start:
+                await store.migrate()
+            self._store, self._settings = store, settings
+            yield self
+        finally:
+            self._store = None
+            await store.close()
+
+    # -- in-process signals ----------------------------------------------------------------
+
+    def on_submit(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._on_submit.append(callback)
+        return lambda: self._on_submit.remove(callback)
+
+    def on_cancel(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        self._on_cancel.append(callback)
+        return lambda: self._on_cancel.remove(callback)
+
+    def notify_finished(self) -> None:
+        """Called by a worker in this process after it wrote outcomes: wakes waiting readers."""
+        finished, self._finished = self._finished, asyncio.Event()
+        finished.set()
+
+    # -- the service -----------------------------------------------------------------------
+
+    def new_job(self, request: SubmitRequest, now: float) -> NewJob:
+        """Check a request against its task and turn it into a job to store (no I/O)."""
+        name = request.task or self.default_task
+        if name is None:
+            message = "task is required: this app has no default task"
+            raise InvalidJob(message, [{"loc": ["task"], "msg": message, "type": "missing"}])
+        task = self.tasks.get(name)
+        opts = task.options
+        return NewJob(
+            id=str(uuid.uuid4()),
+            task=task.name,
+            queue=request.queue or opts.queue,
+            payload=task.validate_payload(request.payload),
+            priority=opts.priority if request.priority is None else request.priority,
+            max_attempts=request.max_attempts or opts.max_attempts,
+            timeout=request.timeout or opts.timeout,
+            run_at=request.start_time(now),
+        )
+
+    async def submit(self, request: SubmitRequest) -> Job:
+        """Submit one job; it is committed when this returns. Raises InvalidJob."""
+        now = self.clock()
+        (job,) = await self._insert([self.new_job(request, now)], now)
+        return job
+
+    async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Job]:
+        """Submit up to MAX_BATCH jobs, all or none. Raises InvalidJob naming every bad one."""
+        if not 1 <= len(requests) <= MAX_BATCH:
+            message = f"a batch holds 1 to {MAX_BATCH} jobs, not {len(requests)}"
+            raise InvalidJob(message, [{"loc": ["jobs"], "msg": message, "type": "batch_size"}])
+        now = self.clock()
+        new, errors = [], []
+        for index, request in enumerate(requests):
+            try:
+                new.append(self.new_job(request, now))
+            except InvalidJob as exc:
+                errors.extend(exc.at("jobs", index))
+        if errors:
+            raise InvalidJob(f"{len(errors)} errors in the batch; nothing was stored", errors)
+        return await self._insert(new, now)
+
+    async def _insert(self, new: list[NewJob], now: float) -> list[Job]:
+        jobs = await self.store.insert_jobs(new, now)
+        for wake in self._on_submit:
+            wake()
+        return jobs
+
+    async def get_job(self, job_id: str) -> Job:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def list_jobs(
+        self, where: JobFilter | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page:
+        return await self.store.list_jobs(where or JobFilter(), limit, cursor)
+
+    async def wait_for_job(self, job_id: str, timeout: float) -> Job:
+        """The job once it is terminal, or as it stands after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            finished = self._finished  # taken before the read, so no wake-up is missed
+            job = await self.get_job(job_id)
+            remaining = deadline - time.monotonic()
+            if job.status.terminal or remaining <= 0:
+                return job
+            # A worker in another process gives no signal: poll, but not slower than 4x/s.
+            with suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), min(remaining, 0.25))
+
+    async def cancel_job(self, job_id: str, wait: float = 0.0) -> Job:
+        """Cancel a job; a processing one is stopped by its worker, waited for up to ``wait`` s."""
+        job = await self.store.request_cancel(job_id, self.clock())
+        if job.status is JobStatus.PROCESSING:
+            for notify in self._on_cancel:
+                notify(job_id)
+            if wait > 0:
+                job = await self.wait_for_job(job_id, wait)
+        return job
+
+    async def retry_job(self, job_id: str) -> Job:
+        job = await self.store.retry_job(job_id, self.clock())
+        for wake in self._on_submit:
+            wake()
+        return job
+
+    async def delete_job(self, job_id: str) -> None:
+        if not await self.store.delete_job(job_id):
+            job = await self.get_job(job_id)  # raises JobNotFound when it is not there at all
+            raise InvalidTransition("only a finished job can be deleted", job.status)
+
+    async def workers(self) -> list[WorkerInfo]:
+        return await self.store.list_workers()
+
+    async def queue_stats(self) -> list[QueueStats]:
+        return await self.store.queue_stats()
+
+
+def load_app(ref: str) -> App:
+    """Import an App from ``module:attribute`` (the ``--app`` option)."""
+    import importlib
+
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"--app must look like module:attribute, not {ref!r}")
+    app = getattr(importlib.import_module(module_name), attr, None)
+    if not isinstance(app, App):
+        raise ValueError(f"{ref!r} is not a jobhandler App")
+    return app

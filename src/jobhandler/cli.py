@@ -1,0 +1,382 @@
+"""The ``jobhandler`` command. Every option can also be set as a ``JOBHANDLER_*`` variable.
+
+Exit codes: 0 success; 1 the job failed or was cancelled (``submit --wait``), or a forced stop;
+2 bad usage or input (the server answered 4xx); 3 the server or its store could not be reached
+(or answered 5xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from jobhandler.app import App, load_app
+from jobhandler.client import DEFAULT_URL, Call, Calls, Client, ClientError, ServerUnreachable
+from jobhandler.errors import StoreUnavailable
+from jobhandler.settings import Settings
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+# -- shared options --------------------------------------------------------------------------
+
+
+def _option(*names: str, env: str, **kwargs: Any) -> Callable[[F], F]:
+    return click.option(*names, envvar=f"JOBHANDLER_{env}", show_envvar=True, **kwargs)
+
+
+def store_options(fn: F) -> F:
+    fn = _option(
+        "--app",
+        "app_ref",
+        env="APP",
+        default=Settings().app,
+        show_default=True,
+        help="The App to load, as module:attribute.",
+    )(fn)
+    fn = _option(
+        "--database",
+        "database_url",
+        env="DATABASE_URL",
+        default=Settings().database_url,
+        show_default=True,
+        help="sqlite:///FILE or postgresql://...",
+    )(fn)
+    fn = _option(
+        "--log-level",
+        env="LOG_LEVEL",
+        default="info",
+        show_default=True,
+        type=click.Choice(["debug", "info", "warning", "error"]),
+    )(fn)
+    return fn
+
+
+def worker_options(fn: F) -> F:
+    defaults = Settings()
+    fn = _option(
+        "--concurrency",
+        env="CONCURRENCY",
+        default=defaults.concurrency,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Jobs run at once by this worker.",
+    )(fn)
+    fn = _option(
+        "--queues",
+        env="QUEUES",
+        default="",
+        help="Comma-separated queues to serve (default: every queue the app's tasks use).",
+    )(fn)
+    fn = _option(
+        "--shutdown-timeout",
+        env="SHUTDOWN_TIMEOUT",
+        default=defaults.shutdown_timeout,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        help="Seconds running jobs get to finish on SIGTERM.",
+    )(fn)
+    fn = _option(
+        "--lease",
+        env="LEASE",
+        default=defaults.lease,
+        show_default=True,
+        type=click.FloatRange(min=0.1),
+        help="Seconds a claim lasts without heartbeats.",
+    )(fn)
+    fn = _option(
+        "--heartbeat-interval",
+        env="HEARTBEAT_INTERVAL",
+        default=defaults.heartbeat_interval,
+        show_default=True,
+        type=click.FloatRange(min=0.05),
+    )(fn)
+    fn = _option(
+        "--rescue-interval",
+        env="RESCUE_INTERVAL",
+        default=defaults.rescue_interval,
+        show_default=True,
+        type=click.FloatRange(min=0.05),
+    )(fn)
+    fn = _option(
+        "--poll-interval",
+        env="POLL_INTERVAL",
+        default=defaults.poll_interval,
+        show_default=True,
+        type=click.FloatRange(min=0.01),
+    )(fn)
+    return fn
+
+
+def url_option(fn: F) -> F:
+    fn = _option(
+        "--url", env="URL", default=DEFAULT_URL, show_default=True, help="The Job Handler server."
+    )(fn)
+    fn = _option(
+        "-o",
+        "--output",
+        env="OUTPUT",
+        default="table",
+        show_default=True,
+        type=click.Choice(["table", "json"]),
+    )(fn)
+    return fn
+
+
+def build_settings(**values: Any) -> Settings:
+    log_level = values.pop("log_level", "info")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    queues = values.pop("queues", "")
+    if queues:
+        values["queues"] = tuple(q.strip() for q in queues.split(",") if q.strip())
+    values["app"] = values.pop("app_ref")
+    try:
+        return Settings(**values)
+    except ValueError as exc:
+        fail(str(exc).splitlines()[0])
+
+
+def load(settings: Settings) -> App:
+    try:
+        return load_app(settings.app)
+    except (ImportError, ValueError) as exc:
+        fail(f"cannot load the app {settings.app!r}: {exc}")
+
+
+def run_process(settings: Settings, *, http: bool, worker: bool) -> None:
+    from jobhandler.runtime import run
+
+    app = load(settings)
+    try:
+        asyncio.run(run(app, settings, http=http, worker=worker))
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jobhandler")
+def main() -> None:
+    """Job Handler: crash-safe background jobs for Python."""
+
+
+@main.command()
+@store_options
+@worker_options
+@_option("--host", env="HOST", default=Settings().host, show_default=True)
+@_option(
+    "--port", env="PORT", default=Settings().port, show_default=True, type=click.IntRange(0, 65535)
+)
+@_option("--no-worker", env="NO_WORKER", is_flag=True, help="Serve the API only.")
+def serve(no_worker: bool, **options: Any) -> None:
+    """Serve the HTTP API, with a worker in the same process unless --no-worker."""
+    run_process(build_settings(**options), http=True, worker=not no_worker)
+
+
+@main.command()
+@store_options
+@worker_options
+def worker(**options: Any) -> None:
+    """Run a worker: claim and run jobs until SIGTERM (a second signal exits at once)."""
+    run_process(build_settings(**options), http=False, worker=True)
+
+
+@main.command()
+@store_options
+def migrate(**options: Any) -> None:
+    """Create or upgrade the store's schema."""
+    from jobhandler.store import open_store
+
+    settings = build_settings(**options)
+
+    async def apply() -> None:
+        store = open_store(settings)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(apply())
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
+    click.echo(f"migrated {settings.database_url}")
+
+
+def _call(url: str, call: Call) -> Any:
+    with Client(url) as client:
+        try:
+            return client.send(call)
+        except ServerUnreachable as exc:
+            fail(str(exc), EXIT_UNREACHABLE)
+        except ClientError as exc:
+            fail(str(exc), EXIT_USAGE if exc.status < 500 else EXIT_UNREACHABLE)
+
+
+def _parse_payload(text: str | None) -> Any:
+    if text is None:
+        return None
+    if text == "-":
+        text = sys.stdin.read()
+    try:
+        return json.loads(text)
+    except ValueError:
+        fail(f"PAYLOAD must be JSON; to send a string, quote it: '\"{text}\"'")
+
+
+JOB_COLUMNS = ("id", "task", "queue", "status", "attempt", "created_at", "error")
+
+
+def _print(data: Any, output: str, columns: Sequence[str] = JOB_COLUMNS) -> None:
+    if output == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = data if isinstance(data, list) else [data]
+    if not isinstance(data, list):  # one object: a key/value listing
+        for key, value in data.items():
+            click.echo(f"{key:<17} {_cell(value)}")
+        return
+    table = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in table)]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text.replace("\n", " ")[:80]
+
+
+@main.command()
+@click.argument("task")
+@click.argument("payload", required=False)
+@click.option("--wait", is_flag=True, help="Wait for the job to finish and print its result.")
+@click.option(
+    "--timeout",
+    "wait_timeout",
+    default=300.0,
+    show_default=True,
+    help="With --wait: give up after this many seconds (exit 1).",
+)
+@click.option("--queue")
+@click.option("--priority", type=int)
+@click.option("--delay", type=click.FloatRange(min=0), help="Seconds before the job is due.")
+@click.option("--max-attempts", type=click.IntRange(min=1))
+@url_option
+def submit(
+    task: str,
+    payload: str | None,
+    wait: bool,
+    wait_timeout: float,
+    url: str,
+    output: str,
+    **options: Any,
+) -> None:
+    """Submit a job of TASK with a JSON PAYLOAD (use - to read it from stdin)."""
+    job = _call(url, Calls.submit(task, _parse_payload(payload), **options))
+    if not wait:
+        click.echo(json.dumps(job, indent=2) if output == "json" else job["id"])
+        return
+    with Client(url) as client:
+        try:
+            job = client.wait(job["id"], wait_timeout)
+        except ClientError as exc:
+            fail(str(exc), EXIT_UNREACHABLE if isinstance(exc, ServerUnreachable) else EXIT_FAILED)
+    if output == "json":
+        click.echo(json.dumps(job, indent=2))
+    elif job["status"] == "completed":
+        result = job["result"]
+        click.echo(result if isinstance(result, str) else json.dumps(result))
+    if job["status"] != "completed":
+        fail(
+            f"job {job['id']} {job['status']}: {job.get('error') or 'not finished in time'}",
+            EXIT_FAILED,
+        )
+
+
+@main.group()
+def jobs() -> None:
+    """List, inspect and steer jobs."""
+
+
+@jobs.command("list")
+@click.option("--status", "statuses", multiple=True, help="Repeat for several.")
+@click.option("--queue")
+@click.option("--task")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@url_option
+def jobs_list(
+    statuses: tuple[str, ...],
+    queue: str | None,
+    task: str | None,
+    limit: int,
+    url: str,
+    output: str,
+) -> None:
+    """List jobs, newest first."""
+    _print(_call(url, Calls.list(list(statuses), queue, task, limit)), output)
+
+
+def _job_action(name: str, make: Callable[[str], Call], help_text: str) -> None:
+    @jobs.command(name, help=help_text)
+    @click.argument("job_id")
+    @url_option
+    def action(job_id: str, url: str, output: str) -> None:
+        result = _call(url, make(job_id))
+        if result is None:  # only delete answers with no body
+            click.echo(f"deleted {job_id}")
+        else:
+            _print(result, output)
+
+
+_job_action("get", Calls.get, "Show one job.")
+_job_action("cancel", Calls.cancel, "Cancel a job (a running one is stopped).")
+_job_action("retry", Calls.retry, "Run a failed or cancelled job again.")
+_job_action("delete", Calls.delete, "Delete a finished job.")
+
+
+@main.command()
+@url_option
+def tasks(url: str, output: str) -> None:
+    """List the server's tasks."""
+    _print(
+        _call(url, Calls.tasks()), output, ("name", "queue", "max_attempts", "timeout", "isolation")
+    )
+
+
+@main.command()
+@url_option
+def queues(url: str, output: str) -> None:
+    """Job counts by queue and status."""
+    rows = [{"queue": q["queue"], **q["counts"]} for q in _call(url, Calls.queues())]
+    statuses = ("queued", "scheduled", "processing", "completed", "failed", "cancelled")
+    _print(rows, output, ("queue", *statuses))
+
+
+@main.command()
+@url_option
+def healthcheck(url: str, output: str) -> None:
+    """Exit 0 when the server and its store answer, 3 otherwise."""
+    _print(_call(url, Calls.ready()), output)

@@ -1,0 +1,135 @@
+"""The job model and its state machine: the one place that says which status may follow which.
+
+Nothing here does I/O. Stores turn a :class:`Transition` into one guarded write
+(``UPDATE ... WHERE status IN (<sources>) AND attempt = ?``) so that a caller who lost a race
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+WAITING = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
+
+
+class Transition(StrEnum):
+    """Every way a job's status can change. ``TRANSITIONS`` gives each its sources and target."""
+
+    CLAIM = "claim"  # a worker takes a due job
+    COMPLETE = "complete"  # the run returned
+    FAIL = "fail"  # the run raised and no attempts are left (or the task said never retry)
+    RETRY_LATER = "retry_later"  # the run raised; try again after a backoff
+    CANCEL = "cancel"  # a waiting job cancelled at once, or a running one whose run stopped
+    RELEASE = "release"  # graceful shutdown hands an unfinished run back, the attempt not counted
+    RESCUE = "rescue"  # the lease expired: back to the queue
+    RESCUE_FAIL = "rescue_fail"  # the lease expired and no attempts are left: "worker lost"
+    RETRY = "retry"  # a user asks to run a failed or cancelled job again
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    sources: frozenset[JobStatus]
+    target: JobStatus
+
+
+_RUNNING = frozenset({JobStatus.PROCESSING})
+
+TRANSITIONS: dict[Transition, Edge] = {
+    Transition.CLAIM: Edge(WAITING, JobStatus.PROCESSING),
+    Transition.COMPLETE: Edge(_RUNNING, JobStatus.COMPLETED),
+    Transition.FAIL: Edge(_RUNNING, JobStatus.FAILED),
+    Transition.RETRY_LATER: Edge(_RUNNING, JobStatus.SCHEDULED),
+    Transition.CANCEL: Edge(WAITING | _RUNNING, JobStatus.CANCELLED),
+    Transition.RELEASE: Edge(_RUNNING, JobStatus.QUEUED),
+    Transition.RESCUE: Edge(_RUNNING, JobStatus.SCHEDULED),
+    Transition.RESCUE_FAIL: Edge(_RUNNING, JobStatus.FAILED),
+    Transition.RETRY: Edge(frozenset({JobStatus.FAILED, JobStatus.CANCELLED}), JobStatus.QUEUED),
+}
+
+
+def can_apply(transition: Transition, status: JobStatus) -> bool:
+    return status in TRANSITIONS[transition].sources
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One request to run a task, as stored. Times are seconds since the epoch (UTC)."""
+
+    id: str
+    task: str
+    queue: str
+    payload: Any
+    status: JobStatus
+    priority: int
+    attempt: int  # how many times it was claimed; also the fencing token of every worker write
+    max_attempts: int
+    uncounted: int  # claims that use up no attempt: handed back at shutdown, or before a user retry
+    timeout: float | None
+    run_at: float
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    worker_id: str | None = None
+    lease_expires_at: float | None = None
+    cancel_requested: bool = False
+    progress: Any = None
+
+    @property
+    def attempts_used(self) -> int:
+        return self.attempt - self.uncounted
+
+    @property
+    def attempts_left(self) -> bool:
+        return self.attempts_used < self.max_attempts
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a submit stores: the fields the caller chooses. The store adds the rest."""
+
+    id: str
+    task: str
+    queue: str
+    payload: Any
+    priority: int
+    max_attempts: int
+    timeout: float | None
+    run_at: float
+
+    def status_at(self, now: float) -> JobStatus:
+        return JobStatus.SCHEDULED if self.run_at > now else JobStatus.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one claimed run ended: a transition the store writes only if ``attempt`` still holds."""
+
+    job_id: str
+    attempt: int
+    transition: Transition
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    run_at: float | None = None  # when a retried or rescued job becomes due
+    only_if_lease_expired_by: float | None = None  # the rescuer's guard against a fresh heartbeat

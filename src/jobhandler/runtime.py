@@ -1,0 +1,85 @@
+"""Running a process: the HTTP server, a worker, or both on one event loop, with signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Generator
+
+import uvicorn
+
+from jobhandler.app import App
+from jobhandler.http import create_app
+from jobhandler.settings import Settings
+from jobhandler.worker import Worker
+
+log = logging.getLogger("jobhandler")
+
+EXIT_FORCED = 1
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ours stops the worker and the server together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def run(app: App, settings: Settings, *, http: bool, worker: bool) -> None:
+    """Serve and/or work until SIGTERM or SIGINT; a second signal exits at once."""
+    loop = asyncio.get_running_loop()
+    async with app.connected(settings):
+        the_worker = Worker(app, settings) if worker else None
+        server = None
+        if http:
+            config = uvicorn.Config(
+                create_app(app, settings),
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                lifespan="on",
+                loop="asyncio",
+            )
+            server = _Server(config)
+
+        signals_seen = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            if signals_seen > 1:
+                log.warning("second signal: exiting now; leases will bring running jobs back")
+                os._exit(EXIT_FORCED)
+            log.info("%s: shutting down gracefully", signal.Signals(signum).name)
+            if the_worker is not None:
+                the_worker.stop()
+            if server is not None:
+                server.should_exit = True
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            parts = []
+            if the_worker is not None:
+                parts.append(asyncio.create_task(the_worker.run()))
+            if server is not None:
+                parts.append(asyncio.create_task(_serve(server, settings, the_worker)))
+            await asyncio.gather(*parts)
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+
+async def _serve(server: _Server, settings: Settings, worker: Worker | None) -> None:
+    log.info("serving on http://%s:%d", settings.host, settings.port)
+    try:
+        await server.serve()
+    finally:
+        if worker is not None:
+            worker.stop()  # the API went away (a signal, or it could not bind): stop working too
+    if not server.started:
+        raise SystemExit(f"could not serve on {settings.host}:{settings.port}")

@@ -1,0 +1,35 @@
+"""Settings, read once at start (flags and ``JOBHANDLER_*`` variables) and passed explicitly."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    """Everything a process needs to know. The CLI builds one; Python users may too."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str = "sqlite:///jobhandler.db"
+    app: str = "jobhandler.demo:app"  # module:attribute of the App, also used by process runners
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Workers
+    queues: tuple[str, ...] = ()  # empty: every queue the app's tasks use
+    concurrency: int = Field(default=10, ge=1)
+    poll_interval: float = Field(default=1.0, gt=0)  # the longest a worker waits before looking
+    lease: float = Field(default=30.0, gt=0)
+    heartbeat_interval: float = Field(default=10.0, gt=0)
+    cancel_check_interval: float = Field(default=0.5, gt=0)
+    rescue_interval: float = Field(default=5.0, gt=0)
+    shutdown_timeout: float = Field(default=30.0, ge=0)
+    thread_cancel_grace: float = Field(default=1.0, ge=0)
+    completion_flush_interval: float = Field(default=0.005, ge=0)
+    # HTTP
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Stores
+    migrate_on_start: bool = True
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    listen: bool = True  # PostgreSQL LISTEN/NOTIFY wake-ups; off behind transaction poolers

@@ -1,0 +1,119 @@
+"""The Store protocol: the domain operations every backend provides, and nothing SQL-shaped.
+
+Times are passed in (``now``) wherever they decide something, so tests own the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from jobhandler.jobs import Job, JobStatus, NewJob, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    statuses: frozenset[JobStatus] = frozenset()
+    queue: str | None = None
+    task: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    jobs: list[Job]
+    next_cursor: str | None  # opaque; pass back to get the next (older) page
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """A worker's claim on one job: the attempt it holds is its fencing token."""
+
+    id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    lost: frozenset[str] = frozenset()  # no longer ours: stop the run and write nothing
+    cancel: frozenset[str] = frozenset()  # someone asked to cancel: stop the run, end cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: float
+    last_seen_at: float
+    running: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """What the service and the workers need from durable storage."""
+
+    async def migrate(self) -> None:
+        """Create or upgrade the schema; safe to run from several processes at once."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+
+    async def insert_jobs(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
+        """Insert all the jobs in one transaction, or none of them."""
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> Page:
+        """Newest first, keyset-paginated."""
+
+    async def delete_job(self, job_id: str) -> bool:
+        """Delete a terminal job; False when there is no such terminal job."""
+
+    async def claim_jobs(
+        self, queues: Sequence[str], worker_id: str, limit: int, now: float, lease: float
+    ) -> list[Job]:
+        """Take up to ``limit`` due jobs (highest priority, then oldest) in one round trip."""
+
+    async def finish_jobs(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        """Apply each outcome as a fenced transition; True where it was applied."""
+
+    async def heartbeat(
+        self, worker_id: str, running: Sequence[JobRef], now: float, lease: float
+    ) -> HeartbeatReply:
+        """Extend the leases this worker still holds; report lost ones and cancel requests."""
+
+    async def cancel_requests(self, worker_id: str, running: Sequence[JobRef]) -> frozenset[str]:
+        """Which of these running jobs someone asked to cancel (a cheap read, polled often)."""
+
+    async def record_progress(self, progress: Sequence[tuple[JobRef, Any]], now: float) -> None:
+        """Write the newest progress of running jobs, fenced by attempt."""
+
+    async def request_cancel(self, job_id: str, now: float) -> Job:
+        """Cancel a waiting job at once, or flag a processing one for its worker to stop.
+
+        Raises JobNotFound, or InvalidTransition for a terminal job.
+        """
+
+    async def retry_job(self, job_id: str, now: float) -> Job:
+        """Queue a failed or cancelled job again. Raises JobNotFound or InvalidTransition."""
+
+    async def expired_jobs(self, now: float, limit: int) -> list[Job]:
+        """Processing jobs whose lease ran out before ``now``."""
+
+    async def register_worker(self, info: WorkerInfo) -> None: ...
+
+    async def deregister_worker(self, worker_id: str) -> None: ...
+
+    async def list_workers(self) -> list[WorkerInfo]: ...
+
+    async def queue_stats(self) -> list[QueueStats]: ...

@@ -1,0 +1,83 @@
+"""Small pieces both stores share: status lists written into SQL, cursors, rows to jobs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from jobhandler.jobs import Job, JobStatus
+from jobhandler.store.base import HeartbeatReply, JobRef
+
+
+def status_list(statuses: Iterable[JobStatus]) -> str:
+    """``('queued', 'scheduled')``: written into the SQL, not bound, so partial indexes apply."""
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(statuses)) + ")"
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The position a cursor stands for; ValueError when it was not made by ``encode_cursor``."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = text.partition(":")
+        if prefix != "seq":
+            raise ValueError
+        return int(number)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("invalid cursor") from None
+
+
+class Row(Protocol):
+    """A database row readable by column name (sqlite3.Row, a psycopg dict row)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def job_from_row(row: Row, loads: Callable[[Any], Any]) -> Job:
+    """Build a Job from a row; ``loads`` decodes the JSON columns the dialect returns as text."""
+
+    def json_or_none(value: Any) -> Any:
+        return None if value is None else loads(value)
+
+    return Job(
+        id=row["id"],
+        task=row["task"],
+        queue=row["queue"],
+        payload=loads(row["payload"]),
+        status=JobStatus(row["status"]),
+        priority=row["priority"],
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        uncounted=row["uncounted"],
+        timeout=row["timeout"],
+        run_at=row["run_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        result=json_or_none(row["result"]),
+        error=row["error"],
+        traceback=row["traceback"],
+        worker_id=row["worker_id"],
+        lease_expires_at=row["lease_expires_at"],
+        cancel_requested=bool(row["cancel_requested"]),
+        progress=json_or_none(row["progress"]),
+    )
+
+
+def heartbeat_reply(running: Sequence[JobRef], held: Sequence[Row]) -> HeartbeatReply:
+    """Compare what a worker thinks it runs with the rows that still name it."""
+    held_attempts = {r["id"]: (r["attempt"], bool(r["cancel_requested"])) for r in held}
+    lost, cancel = set(), set()
+    for ref in running:
+        state = held_attempts.get(ref.id)
+        if state is None or state[0] != ref.attempt:
+            lost.add(ref.id)
+        elif state[1]:
+            cancel.add(ref.id)
+    return HeartbeatReply(lost=frozenset(lost), cancel=frozenset(cancel))

@@ -1,0 +1,477 @@
+"""The SQLite store: one file in WAL mode, shared safely by several processes on one host.
+
+Every call runs on one dedicated thread that owns the connection, so the event loop never
+blocks on the file. Every write is a short ``BEGIN IMMEDIATE`` transaction: it takes the write
+lock up front, so a second writer waits on ``busy_timeout`` instead of failing with "database is
+locked" halfway through. No transaction is ever held while a job runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Literal, TypeVar
+
+from jobhandler.errors import InvalidTransition, JobNotFound, StoreUnavailable
+from jobhandler.jobs import (
+    TERMINAL,
+    TRANSITIONS,
+    WAITING,
+    Job,
+    NewJob,
+    Outcome,
+    Transition,
+)
+from jobhandler.store import migrations
+from jobhandler.store.base import (
+    HeartbeatReply,
+    JobFilter,
+    JobRef,
+    Page,
+    QueueStats,
+    WorkerInfo,
+)
+from jobhandler.store.common import (
+    decode_cursor,
+    encode_cursor,
+    heartbeat_reply,
+    job_from_row,
+    status_list,
+)
+
+T = TypeVar("T")
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+_WAITING = status_list(WAITING)
+_TERMINAL = status_list(TERMINAL)
+_CLAIMABLE = status_list(TRANSITIONS[Transition.CLAIM].sources)
+_CANCELLABLE = status_list(TRANSITIONS[Transition.CANCEL].sources)
+_RETRYABLE = status_list(TRANSITIONS[Transition.RETRY].sources)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class SQLiteStore:
+    dialect = "sqlite"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout: float = 10.0,
+        synchronous: Synchronous = "FULL",
+    ) -> None:
+        self.path = path
+        self._busy_timeout_ms = int(busy_timeout * 1000)
+        self._synchronous = synchronous
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobhandler-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, partial(fn, *args))
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _job(self, row: sqlite3.Row) -> Job:
+        return job_from_row(row, json.loads)
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await self._run(close)
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._run(lambda: self._connection().execute("SELECT 1").fetchone())
+
+    # -- schema ----------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        await self._run(self._migrate)
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            for migration in migrations.load(self.dialect):
+                if migration.version <= current:
+                    continue
+                # executescript would commit our transaction; run the statements one by one.
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (version) VALUES (?)", (migration.version,)
+                )
+
+    async def schema_version(self) -> int:
+        def read() -> int:
+            row = self._connection().execute("SELECT max(version) FROM schema_version").fetchone()
+            return int(row[0] or 0)
+
+        return await self._run(read)
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def insert_jobs(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
+        return await self._run(self._insert_jobs, jobs, now)
+
+    def _insert_jobs(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
+        rows = [
+            (
+                j.id,
+                j.task,
+                j.queue,
+                _dumps(j.payload),
+                j.status_at(now).value,
+                j.priority,
+                j.max_attempts,
+                j.timeout,
+                j.run_at,
+                now,
+                now,
+            )
+            for j in jobs
+        ]
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO jobs (id, task, queue, payload, status, priority, max_attempts,"
+                " timeout, run_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+        return [
+            Job(
+                id=j.id,
+                task=j.task,
+                queue=j.queue,
+                payload=j.payload,
+                status=j.status_at(now),
+                priority=j.priority,
+                attempt=0,
+                max_attempts=j.max_attempts,
+                uncounted=0,
+                timeout=j.timeout,
+                run_at=j.run_at,
+                created_at=now,
+                updated_at=now,
+            )
+            for j in jobs
+        ]
+
+    async def get_job(self, job_id: str) -> Job | None:
+        def read() -> Job | None:
+            row = self._connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,))
+            found = row.fetchone()
+            return None if found is None else self._job(found)
+
+        return await self._run(read)
+
+    async def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> Page:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if where.statuses:
+            clauses.append(f"status IN {status_list(where.statuses)}")
+        if where.queue is not None:
+            clauses.append("queue = ?")
+            params.append(where.queue)
+        if where.task is not None:
+            clauses.append("task = ?")
+            params.append(where.task)
+        if cursor is not None:
+            clauses.append("seq < ?")
+            params.append(decode_cursor(cursor))
+        sql = "SELECT * FROM jobs"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(limit + 1)
+
+        def read() -> Page:
+            rows = self._connection().execute(sql, params).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
+            return Page([self._job(r) for r in rows], next_cursor)
+
+        return await self._run(read)
+
+    async def delete_job(self, job_id: str) -> bool:
+        def delete() -> bool:
+            with self._write() as conn:
+                cur = conn.execute(
+                    f"DELETE FROM jobs WHERE id = ? AND status IN {_TERMINAL}", (job_id,)
+                )
+                return cur.rowcount == 1
+
+        return await self._run(delete)
+
+    # -- the worker's side -----------------------------------------------------------------
+
+    async def claim_jobs(
+        self, queues: Sequence[str], worker_id: str, limit: int, now: float, lease: float
+    ) -> list[Job]:
+        if limit <= 0 or not queues:
+            return []
+        marks = ",".join("?" * len(queues))
+        # One statement: the subquery picks through the partial index, the UPDATE takes them.
+        sql = (
+            "UPDATE jobs SET status = 'processing', attempt = attempt + 1, worker_id = ?,"
+            " lease_expires_at = ?, started_at = ?, updated_at = ?, cancel_requested = 0,"
+            " progress = NULL"
+            " WHERE seq IN (SELECT seq FROM jobs"
+            f" WHERE status IN {_CLAIMABLE} AND queue IN ({marks}) AND run_at <= ?"
+            " ORDER BY priority DESC, run_at, seq LIMIT ?)"
+            " RETURNING *"
+        )
+        params = (worker_id, now + lease, now, now, *queues, now, limit)
+
+        def claim() -> list[Job]:
+            with self._write() as conn:
+                rows = conn.execute(sql, params).fetchall()
+            jobs = [self._job(r) for r in rows]
+            # RETURNING gives rows in no set order; run them in the order they were picked.
+            jobs.sort(key=lambda j: (-j.priority, j.run_at, j.created_at))
+            return jobs
+
+        return await self._run(claim)
+
+    async def finish_jobs(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        return await self._run(self._finish_jobs, outcomes, now)
+
+    def _finish_jobs(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
+        applied = []
+        with self._write() as conn:
+            for o in outcomes:
+                edge = TRANSITIONS[o.transition]
+                terminal = edge.target in TERMINAL
+                sql = (
+                    "UPDATE jobs SET status = ?, result = ?, error = ?, traceback = ?,"
+                    " run_at = coalesce(?, run_at), finished_at = ?, updated_at = ?,"
+                    " uncounted = uncounted + ?, lease_expires_at = NULL"
+                    f" WHERE id = ? AND attempt = ? AND status IN {status_list(edge.sources)}"
+                )
+                params: list[Any] = [
+                    edge.target.value,
+                    None if o.result is None else _dumps(o.result),
+                    o.error,
+                    o.traceback,
+                    o.run_at,
+                    now if terminal else None,
+                    now,
+                    1 if o.transition is Transition.RELEASE else 0,
+                    o.job_id,
+                    o.attempt,
+                ]
+                if o.only_if_lease_expired_by is not None:
+                    sql += " AND lease_expires_at < ?"
+                    params.append(o.only_if_lease_expired_by)
+                applied.append(conn.execute(sql, params).rowcount == 1)
+        return applied
+
+    async def heartbeat(
+        self, worker_id: str, running: Sequence[JobRef], now: float, lease: float
+    ) -> HeartbeatReply:
+        def beat() -> HeartbeatReply:
+            with self._write() as conn:
+                rows = conn.execute(
+                    "UPDATE jobs SET lease_expires_at = ? WHERE worker_id = ?"
+                    " AND status = 'processing' RETURNING id, attempt, cancel_requested",
+                    (now + lease, worker_id),
+                ).fetchall()
+                conn.execute(
+                    "UPDATE workers SET last_seen_at = ?, running = ? WHERE id = ?",
+                    (now, len(running), worker_id),
+                )
+            return heartbeat_reply(running, rows)
+
+        return await self._run(beat)
+
+    async def cancel_requests(self, worker_id: str, running: Sequence[JobRef]) -> frozenset[str]:
+        if not running:
+            return frozenset()
+
+        def read() -> frozenset[str]:
+            rows = self._connection().execute(
+                "SELECT id FROM jobs WHERE worker_id = ? AND status = 'processing'"
+                " AND cancel_requested = 1",
+                (worker_id,),
+            )
+            mine = {r.id for r in running}
+            return frozenset(r["id"] for r in rows if r["id"] in mine)
+
+        return await self._run(read)
+
+    async def record_progress(self, progress: Sequence[tuple[JobRef, Any]], now: float) -> None:
+        rows = [(_dumps(value), now, ref.id, ref.attempt) for ref, value in progress]
+
+        def write() -> None:
+            with self._write() as conn:
+                conn.executemany(
+                    "UPDATE jobs SET progress = ?, updated_at = ?"
+                    " WHERE id = ? AND attempt = ? AND status = 'processing'",
+                    rows,
+                )
+
+        await self._run(write)
+
+    async def expired_jobs(self, now: float, limit: int) -> list[Job]:
+        def read() -> list[Job]:
+            rows = self._connection().execute(
+                "SELECT * FROM jobs WHERE status = 'processing' AND lease_expires_at < ?"
+                " ORDER BY lease_expires_at LIMIT ?",
+                (now, limit),
+            )
+            return [self._job(r) for r in rows]
+
+        return await self._run(read)
+
+    # -- user actions ----------------------------------------------------------------------
+
+    async def request_cancel(self, job_id: str, now: float) -> Job:
+        # One statement either way: a waiting job ends at once, a running one is flagged for
+        # its worker (which stops the run and writes the cancelled outcome, fenced).
+        sql = (
+            "UPDATE jobs SET"
+            f" status = CASE WHEN status IN {_WAITING} THEN 'cancelled' ELSE status END,"
+            f" finished_at = CASE WHEN status IN {_WAITING} THEN ? ELSE finished_at END,"
+            " cancel_requested = 1, updated_at = ?"
+            f" WHERE id = ? AND status IN {_CANCELLABLE} RETURNING *"
+        )
+
+        def cancel() -> Job:
+            with self._write() as conn:
+                row = conn.execute(sql, (now, now, job_id)).fetchone()
+                if row is None:
+                    raise self._refusal(conn, job_id, "job cannot be cancelled")
+            return self._job(row)
+
+        return await self._run(cancel)
+
+    async def retry_job(self, job_id: str, now: float) -> Job:
+        # A user retry starts afresh: earlier claims stop counting against max_attempts.
+        sql = (
+            "UPDATE jobs SET status = 'queued', run_at = ?, updated_at = ?, uncounted = attempt,"
+            " finished_at = NULL, result = NULL, error = NULL, traceback = NULL,"
+            " cancel_requested = 0, progress = NULL, lease_expires_at = NULL"
+            f" WHERE id = ? AND status IN {_RETRYABLE} RETURNING *"
+        )
+
+        def retry() -> Job:
+            with self._write() as conn:
+                row = conn.execute(sql, (now, now, job_id)).fetchone()
+                if row is None:
+                    raise self._refusal(
+                        conn, job_id, "only a failed or cancelled job can be retried"
+                    )
+            return self._job(row)
+
+        return await self._run(retry)
+
+    def _refusal(self, conn: sqlite3.Connection, job_id: str, message: str) -> Exception:
+        row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            return JobNotFound(job_id)
+        return InvalidTransition(message, row["status"])
+
+    # -- workers and stats -----------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        def write() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO workers (id, host, pid, queues, concurrency,"
+                    " started_at, last_seen_at, running) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        info.id,
+                        info.host,
+                        info.pid,
+                        _dumps(info.queues),
+                        info.concurrency,
+                        info.started_at,
+                        info.last_seen_at,
+                        info.running,
+                    ),
+                )
+
+        await self._run(write)
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        def write() -> None:
+            with self._write() as conn:
+                conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+        await self._run(write)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        def read() -> list[WorkerInfo]:
+            rows = self._connection().execute("SELECT * FROM workers ORDER BY started_at")
+            return [
+                WorkerInfo(
+                    id=r["id"],
+                    host=r["host"],
+                    pid=r["pid"],
+                    queues=json.loads(r["queues"]),
+                    concurrency=r["concurrency"],
+                    started_at=r["started_at"],
+                    last_seen_at=r["last_seen_at"],
+                    running=r["running"],
+                )
+                for r in rows
+            ]
+
+        return await self._run(read)
+
+    async def queue_stats(self) -> list[QueueStats]:
+        def read() -> list[QueueStats]:
+            rows = self._connection().execute(
+                "SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status"
+            )
+            by_queue: dict[str, dict[str, int]] = {}
+            for r in rows:
+                by_queue.setdefault(r["queue"], {})[r["status"]] = r["n"]
+            return [QueueStats(q, counts) for q, counts in sorted(by_queue.items())]
+
+        return await self._run(read)
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
