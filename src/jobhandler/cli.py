@@ -380,3 +380,7 @@ def queues(url: str, output: str) -> None:
 def healthcheck(url: str, output: str) -> None:
     """Exit 0 when the server and its store answer, 3 otherwise."""
     _print(_call(url, Calls.ready()), output)
+
+
+if __name__ == "__main__":
+    main()

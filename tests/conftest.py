@@ -1,0 +1,185 @@
+"""Shared fixtures: real stores (a SQLite file, a fresh PostgreSQL database) and real servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from jobhandler.settings import Settings
+from jobhandler.store import Store, open_store
+
+PG_ADMIN_URL = os.environ.get("JOBHANDLER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+STORE_KINDS = ["sqlite", "postgres"]
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+def _require_postgres() -> None:
+    reason = _pg_available()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL is required in CI and not reachable: {reason}")
+    pytest.skip(f"PostgreSQL not reachable: {reason}")
+
+
+@pytest.fixture
+def pg_database_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    _require_postgres()
+    name = f"jh_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=STORE_KINDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for each store kind: the same test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    url: str = request.getfixturevalue("pg_database_url")
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'jobs.db'}"
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = open_store(Settings(database_url=database_url))
+    await opened.migrate()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05
+) -> None:
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {condition}")
+
+
+class Process:
+    """A ``jobhandler`` command in a real child process, with its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log_path = log
+        self._log = log.open("wb")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "jobhandler.cli", *args],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+        return self.popen.returncode
+
+
+class Server(Process):
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, port: int) -> None:
+        super().__init__([*args, "--port", str(port)], env, log)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def wait_ready(self, timeout: float = 20.0) -> Server:
+        def ready() -> bool:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.output()}")
+            try:
+                return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout)
+        return self
+
+
+def test_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBHANDLER_")}
+    env.update(
+        JOBHANDLER_DATABASE_URL=database_url,
+        JOBHANDLER_DEMO_DELAY="0.05",
+        JOBHANDLER_LOG_LEVEL="info",
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).parent / "apps"), env.get("PYTHONPATH", "")]
+        ),
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    """Start ``jobhandler`` commands as child processes; all are stopped after the test."""
+    started: list[Process] = []
+
+    def start(args: list[str], env: dict[str, str], *, server: bool = False) -> Process:
+        log = tmp_path / f"proc-{len(started)}.log"
+        proc: Process = Server(args, env, log, free_port()) if server else Process(args, env, log)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop(timeout=10)
+
+
+@pytest.fixture
+def server(spawn: Callable[..., Process], sqlite_url: str) -> Server:
+    """``jobhandler serve`` (API and worker) on a fresh SQLite file, demo delay 50 ms."""
+    proc = spawn(["serve"], test_env(sqlite_url), server=True)
+    assert isinstance(proc, Server)
+    return proc.wait_ready()

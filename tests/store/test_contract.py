@@ -1,0 +1,292 @@
+"""The store contract: every store passes these, on a real SQLite file and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from jobhandler.errors import InvalidTransition, JobNotFound
+from jobhandler.jobs import JobStatus, NewJob, Outcome, Transition
+from jobhandler.settings import Settings
+from jobhandler.store import Store, open_store
+from jobhandler.store.base import JobFilter, JobRef, WorkerInfo
+
+NOW = 1_900_000_000.0
+LEASE = 30.0
+
+
+def new_job(
+    task: str = "t",
+    queue: str = "default",
+    priority: int = 0,
+    run_at: float = NOW,
+    payload: object = "p",
+) -> NewJob:
+    return NewJob(
+        id=str(uuid.uuid4()),
+        task=task,
+        queue=queue,
+        payload=payload,
+        priority=priority,
+        max_attempts=3,
+        timeout=None,
+        run_at=run_at,
+    )
+
+
+async def claim_one(store: Store, now: float = NOW) -> Outcome:
+    (job,) = await store.claim_jobs(["default"], "w1", 1, now, LEASE)
+    return Outcome(job.id, job.attempt, Transition.COMPLETE, result="ok")
+
+
+async def test_migrate_twice_is_harmless(store: Store) -> None:
+    await store.migrate()
+    await store.ping()
+
+
+async def test_insert_and_get_keep_payload_and_status(store: Store) -> None:
+    payload = {"name": "ünïcode", "n": [1, 2.5, None, True], "big": 2**53 + 1}
+    now_job, later_job = new_job(payload=payload), new_job(run_at=NOW + 60)
+    inserted = await store.insert_jobs([now_job, later_job], NOW)
+    assert [j.status for j in inserted] == [JobStatus.QUEUED, JobStatus.SCHEDULED]
+    got = await store.get_job(now_job.id)
+    assert got is not None
+    assert got.payload == payload
+    assert got.status is JobStatus.QUEUED
+    assert got.attempt == 0 and got.created_at == NOW
+    assert (await store.get_job(later_job.id)).status is JobStatus.SCHEDULED  # type: ignore[union-attr]
+    assert await store.get_job("nope") is None
+
+
+async def test_list_is_newest_first_with_filters_and_cursor(store: Store) -> None:
+    jobs = [new_job(task="a" if i % 2 else "b", queue=f"q{i % 3}") for i in range(25)]
+    for job in jobs:
+        await store.insert_jobs([job], NOW)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list_jobs(JobFilter(), 10, cursor)
+        seen += [j.id for j in page.jobs]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == [j.id for j in reversed(jobs)]
+
+    only_a = await store.list_jobs(JobFilter(task="a"), 100, None)
+    assert [j.id for j in only_a.jobs] == [j.id for j in reversed(jobs) if j.task == "a"]
+    q1 = await store.list_jobs(JobFilter(queue="q1"), 100, None)
+    assert {j.queue for j in q1.jobs} == {"q1"} and len(q1.jobs) == 8
+    statuses = JobFilter(statuses=frozenset({JobStatus.COMPLETED}))
+    assert (await store.list_jobs(statuses, 100, None)).jobs == []
+    with pytest.raises(ValueError):
+        await store.list_jobs(JobFilter(), 10, "not-a-cursor")
+
+
+async def test_claim_takes_due_jobs_by_priority_then_age(store: Store) -> None:
+    low, high, later, other = (
+        new_job(priority=0),
+        new_job(priority=5),
+        new_job(run_at=NOW + 10),
+        new_job(queue="other"),
+    )
+    for job in (low, high, later, other):
+        await store.insert_jobs([job], NOW)
+    claimed = await store.claim_jobs(["default"], "w1", 10, NOW, LEASE)
+    assert [j.id for j in claimed] == [high.id, low.id]
+    assert all(j.status is JobStatus.PROCESSING and j.attempt == 1 for j in claimed)
+    assert all(j.worker_id == "w1" and j.lease_expires_at == NOW + LEASE for j in claimed)
+    assert await store.claim_jobs(["default"], "w1", 10, NOW, LEASE) == []
+    (due,) = await store.claim_jobs(["default"], "w1", 10, NOW + 10, LEASE)
+    assert due.id == later.id
+    (theirs,) = await store.claim_jobs(["other", "default"], "w2", 10, NOW, LEASE)
+    assert theirs.id == other.id
+
+
+async def test_claim_respects_limit(store: Store) -> None:
+    await store.insert_jobs([new_job() for _ in range(7)], NOW)
+    assert len(await store.claim_jobs(["default"], "w1", 3, NOW, LEASE)) == 3
+    assert len(await store.claim_jobs(["default"], "w1", 10, NOW, LEASE)) == 4
+    assert await store.claim_jobs(["default"], "w1", 0, NOW, LEASE) == []
+
+
+async def test_concurrent_claims_never_share_a_job(store: Store, database_url: str) -> None:
+    await store.insert_jobs([new_job() for _ in range(300)], NOW)
+    others = [open_store(Settings(database_url=database_url)) for _ in range(3)]
+    try:
+
+        async def drain(s: Store, worker: str) -> list[str]:
+            ids: list[str] = []
+            while batch := await s.claim_jobs(["default"], worker, 7, NOW, LEASE):
+                ids += [j.id for j in batch]
+            return ids
+
+        results = await asyncio.gather(*(drain(s, f"w{i}") for i, s in enumerate([store, *others])))
+    finally:
+        for s in others:
+            await s.close()
+    claimed = [i for ids in results for i in ids]
+    assert len(claimed) == 300 and len(set(claimed)) == 300
+
+
+async def test_finish_is_fenced_by_attempt(store: Store) -> None:
+    await store.insert_jobs([new_job()], NOW)
+    outcome = await claim_one(store)
+    stale = Outcome(outcome.job_id, outcome.attempt - 1, Transition.COMPLETE, result="stale")
+    assert await store.finish_jobs([stale, outcome], NOW + 1) == [False, True]
+    job = await store.get_job(outcome.job_id)
+    assert job is not None
+    assert job.status is JobStatus.COMPLETED and job.result == "ok" and job.finished_at == NOW + 1
+    assert await store.finish_jobs([outcome], NOW + 2) == [False]  # terminal stays terminal
+
+
+async def test_retry_later_then_fail_records_error(store: Store) -> None:
+    await store.insert_jobs([new_job()], NOW)
+    first = await claim_one(store)
+    retry = Outcome(
+        first.job_id, 1, Transition.RETRY_LATER, error="boom", traceback="tb", run_at=NOW + 5
+    )
+    assert await store.finish_jobs([retry], NOW) == [True]
+    job = await store.get_job(first.job_id)
+    assert job is not None and job.status is JobStatus.SCHEDULED and job.error == "boom"
+    assert await store.claim_jobs(["default"], "w1", 1, NOW + 1, LEASE) == []
+    (again,) = await store.claim_jobs(["default"], "w1", 1, NOW + 5, LEASE)
+    assert again.attempt == 2
+    assert await store.finish_jobs([Outcome(again.id, 2, Transition.FAIL, error="x")], NOW + 6) == [
+        True
+    ]
+    job = await store.get_job(again.id)
+    assert job is not None and job.status is JobStatus.FAILED and job.finished_at == NOW + 6
+
+
+async def test_release_does_not_use_up_an_attempt(store: Store) -> None:
+    await store.insert_jobs([new_job()], NOW)
+    claimed = await claim_one(store)
+    assert await store.finish_jobs([Outcome(claimed.job_id, 1, Transition.RELEASE)], NOW) == [True]
+    job = await store.get_job(claimed.job_id)
+    assert job is not None
+    assert job.status is JobStatus.QUEUED and job.attempt == 1 and job.attempts_used == 0
+
+
+async def test_heartbeat_extends_leases_and_reports_lost_and_cancelled(store: Store) -> None:
+    await store.insert_jobs([new_job(), new_job()], NOW)
+    a, b = await store.claim_jobs(["default"], "w1", 2, NOW, LEASE)
+    reply = await store.heartbeat("w1", [JobRef(a.id, 1), JobRef(b.id, 1)], NOW + 10, LEASE)
+    assert reply.lost == frozenset() and reply.cancel == frozenset()
+    assert (await store.get_job(a.id)).lease_expires_at == NOW + 10 + LEASE  # type: ignore[union-attr]
+
+    await store.request_cancel(b.id, NOW + 11)
+    reply = await store.heartbeat("w1", [JobRef(a.id, 1), JobRef(b.id, 1)], NOW + 12, LEASE)
+    assert reply.cancel == {b.id}
+    assert await store.cancel_requests("w1", [JobRef(a.id, 1), JobRef(b.id, 1)]) == {b.id}
+
+    reply = await store.heartbeat("w1", [JobRef(a.id, 7)], NOW + 13, LEASE)  # a stale attempt
+    assert reply.lost == {a.id}
+
+
+async def test_expired_leases_are_found_and_rescue_is_guarded(store: Store) -> None:
+    await store.insert_jobs([new_job()], NOW)
+    (job,) = await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+    assert await store.expired_jobs(NOW + LEASE - 1, 10) == []
+    (expired,) = await store.expired_jobs(NOW + LEASE + 1, 10)
+    assert expired.id == job.id
+    # The worker heartbeats before the rescuer writes: the rescue must not apply.
+    await store.heartbeat("w1", [JobRef(job.id, 1)], NOW + LEASE + 2, LEASE)
+    rescue = Outcome(
+        job.id,
+        1,
+        Transition.RESCUE,
+        error="worker lost",
+        run_at=NOW + LEASE + 1,
+        only_if_lease_expired_by=NOW + LEASE + 1,
+    )
+    assert await store.finish_jobs([rescue], NOW + LEASE + 2) == [False]
+    late = NOW + 3 * LEASE
+    rescue = Outcome(
+        job.id,
+        1,
+        Transition.RESCUE,
+        error="worker lost",
+        run_at=late,
+        only_if_lease_expired_by=late,
+    )
+    assert await store.finish_jobs([rescue], late) == [True]
+    (again,) = await store.claim_jobs(["default"], "w2", 1, late, LEASE)
+    assert again.attempt == 2 and again.worker_id == "w2"
+
+
+async def test_cancel_queued_running_and_terminal(store: Store) -> None:
+    waiting, running = new_job(), new_job()
+    await store.insert_jobs([running], NOW)
+    await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+    await store.insert_jobs([waiting], NOW)
+    cancelled = await store.request_cancel(waiting.id, NOW + 1)
+    assert cancelled.status is JobStatus.CANCELLED and cancelled.finished_at == NOW + 1
+    flagged = await store.request_cancel(running.id, NOW + 1)
+    assert flagged.status is JobStatus.PROCESSING and flagged.cancel_requested
+    with pytest.raises(InvalidTransition):
+        await store.request_cancel(waiting.id, NOW + 2)
+    with pytest.raises(JobNotFound):
+        await store.request_cancel("missing", NOW)
+    assert await store.claim_jobs(["default"], "w1", 5, NOW + 5, LEASE) == []
+
+
+async def test_retry_starts_afresh_and_only_from_failed_or_cancelled(store: Store) -> None:
+    job = new_job()
+    await store.insert_jobs([job], NOW)
+    with pytest.raises(InvalidTransition):
+        await store.retry_job(job.id, NOW)
+    await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+    await store.finish_jobs([Outcome(job.id, 1, Transition.FAIL, error="x")], NOW)
+    retried = await store.retry_job(job.id, NOW + 1)
+    assert retried.status is JobStatus.QUEUED and retried.error is None
+    assert retried.attempts_used == 0 and retried.attempt == 1
+    with pytest.raises(JobNotFound):
+        await store.retry_job("missing", NOW)
+
+
+async def test_delete_only_terminal_jobs(store: Store) -> None:
+    job = new_job()
+    await store.insert_jobs([job], NOW)
+    assert await store.delete_job(job.id) is False
+    await store.request_cancel(job.id, NOW)
+    assert await store.delete_job(job.id) is True
+    assert await store.get_job(job.id) is None
+
+
+async def test_progress_is_fenced(store: Store) -> None:
+    await store.insert_jobs([new_job()], NOW)
+    (job,) = await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+    await store.record_progress(
+        [(JobRef(job.id, 1), {"done": 3}), (JobRef(job.id, 0), "stale")], NOW
+    )
+    got = await store.get_job(job.id)
+    assert got is not None and got.progress == {"done": 3}
+
+
+async def test_workers_register_and_deregister(store: Store) -> None:
+    info = WorkerInfo(
+        id="w1",
+        host="h",
+        pid=1,
+        queues=["default"],
+        concurrency=4,
+        started_at=NOW,
+        last_seen_at=NOW,
+    )
+    await store.register_worker(info)
+    (listed,) = await store.list_workers()
+    assert listed.id == "w1" and listed.queues == ["default"]
+    await store.heartbeat("w1", [], NOW + 5, LEASE)
+    (listed,) = await store.list_workers()
+    assert listed.last_seen_at == NOW + 5
+    await store.deregister_worker("w1")
+    assert await store.list_workers() == []
+
+
+async def test_queue_stats_count_by_status(store: Store) -> None:
+    await store.insert_jobs([new_job(), new_job(), new_job(queue="mail")], NOW)
+    await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+    stats = {s.queue: s.counts for s in await store.queue_stats()}
+    assert stats == {"default": {"queued": 1, "processing": 1}, "mail": {"queued": 1}}
