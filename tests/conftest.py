@@ -183,3 +183,6 @@ def server(spawn: Callable[..., Process], sqlite_url: str) -> Server:
     proc = spawn(["serve"], test_env(sqlite_url), server=True)
     assert isinstance(proc, Server)
     return proc.wait_ready()
+
+
+test_env.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test

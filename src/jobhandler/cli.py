@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from jobhandler.app import App, load_app
 from jobhandler.client import DEFAULT_URL, Call, Calls, Client, ClientError, ServerUnreachable
@@ -149,8 +150,9 @@ def build_settings(**values: Any) -> Settings:
     values["app"] = values.pop("app_ref")
     try:
         return Settings(**values)
-    except ValueError as exc:
-        fail(str(exc).splitlines()[0])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"{'.'.join(map(str, first['loc']))}: {first['msg'].removeprefix('Value error, ')}")
 
 
 def load(settings: Settings) -> App:
@@ -187,6 +189,8 @@ def main() -> None:
     "--port", env="PORT", default=Settings().port, show_default=True, type=click.IntRange(0, 65535)
 )
 @_option("--no-worker", env="NO_WORKER", is_flag=True, help="Serve the API only.")
+@_option("--max-body-bytes", env="MAX_BODY_BYTES", default=Settings().max_body_bytes,
+         show_default=True, type=click.IntRange(min=1), help="Larger request bodies get 413.")
 def serve(no_worker: bool, **options: Any) -> None:
     """Serve the HTTP API, with a worker in the same process unless --no-worker."""
     run_process(build_settings(**options), http=True, worker=not no_worker)

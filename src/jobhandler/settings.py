@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Settings(BaseModel):
@@ -33,3 +33,11 @@ class Settings(BaseModel):
     migrate_on_start: bool = True
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     listen: bool = True  # PostgreSQL LISTEN/NOTIFY wake-ups; off behind transaction poolers
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        scheme = url.partition("://")[0] if "://" in url else "sqlite"
+        if scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://")
+        return url

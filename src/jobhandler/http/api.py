@@ -169,6 +169,11 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
                     exc.extra.get("errors")
                     or [{"loc": ["jobs", index], "msg": str(exc), "type": "invalid"}]
                 )
+                continue
+            try:  # name every bad job in one answer, not only those of the first kind
+                app.new_job(requests[-1], 0.0)
+            except InvalidJob as exc:
+                errors.extend(exc.at("jobs", index))
         if errors:
             raise Problem(
                 422, f"{len(errors)} errors in the batch; nothing was stored", errors=errors

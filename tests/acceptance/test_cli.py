@@ -1,0 +1,103 @@
+"""The `jobhandler` command, run as a real process against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import Server, free_port, test_env
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobhandler.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
+        env=env or {k: v for k, v in os.environ.items() if not k.startswith("JOBHANDLER_")},
+    )
+
+
+def test_submit_wait_prints_the_result(server: Server) -> None:
+    done = cli("submit", "reverse", '"abc"', "--wait", "--url", server.url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "cba\n"
+
+
+def test_submit_without_wait_prints_the_id_and_json_output(server: Server) -> None:
+    job_id = cli("submit", "reverse", '"abc"', "--url", server.url).stdout.strip()
+    shown = cli("jobs", "get", job_id, "--url", server.url, "-o", "json")
+    assert json.loads(shown.stdout)["id"] == job_id
+    listed = cli("jobs", "list", "--url", server.url, "-o", "json")
+    assert job_id in [j["id"] for j in json.loads(listed.stdout)]
+    table = cli("jobs", "list", "--url", server.url)
+    assert table.stdout.startswith("ID") and job_id in table.stdout
+
+
+def test_payload_from_stdin_and_failed_job_exit_code(server: Server) -> None:
+    done = cli("submit", "reverse", "-", "--wait", "--url", server.url, stdin='"xyz"')
+    assert done.stdout == "zyx\n"
+    failed = cli("submit", "fail", '"broken on purpose"', "--wait", "--url", server.url)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().endswith("failed: broken on purpose")
+
+
+def test_cancel_retry_delete_and_tables(server: Server) -> None:
+    job_id = cli(
+        "submit", "reverse", '"abc"', "--delay", "3600", "--url", server.url
+    ).stdout.strip()
+    cancelled = cli("jobs", "cancel", job_id, "--url", server.url, "-o", "json")
+    assert json.loads(cancelled.stdout)["status"] == "cancelled"
+    again = cli("jobs", "cancel", job_id, "--url", server.url)
+    assert again.returncode == 2 and again.stderr == "error: job cannot be cancelled\n"
+    assert cli("jobs", "retry", job_id, "--url", server.url).returncode == 0
+    assert cli("jobs", "get", job_id, "--url", server.url).stdout.startswith("id ")
+    tasks = cli("tasks", "--url", server.url)
+    assert "reverse" in tasks.stdout and "crunch" in tasks.stdout
+    assert "default" in cli("queues", "--url", server.url).stdout
+    assert cli("healthcheck", "--url", server.url).returncode == 0
+
+
+def test_bad_input_is_one_line_and_exit_2(server: Server) -> None:
+    for args in (
+        ("submit", "reverse", "abc", "--url", server.url),
+        ("submit", "reverse", "5", "--url", server.url),
+        ("submit", "nope", '"x"', "--url", server.url),
+        ("jobs", "get", "no-such-job", "--url", server.url),
+    ):
+        result = cli(*args)
+        assert result.returncode == 2, args
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_unreachable_server_is_one_line_and_exit_3() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    for args in (("submit", "reverse", '"x"'), ("jobs", "list"), ("healthcheck",)):
+        result = cli(*args, "--url", url)
+        assert result.returncode == 3
+        assert result.stderr.startswith(f"error: cannot reach the server at {url}")
+        assert result.stderr.count("\n") == 1
+
+
+def test_migrate_and_bad_app(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    done = cli("migrate", "--database", url)
+    assert done.returncode == 0 and (tmp_path / "new.db").exists()
+    bad = cli("worker", "--app", "no_such_module:app", "--database", url)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: cannot load the app")
+    env = test_env(url, JOBHANDLER_APP="jobhandler.demo")
+    assert cli("worker", env=env).returncode == 2
+    bad_url = cli("migrate", "--database", "mysql://x")
+    assert bad_url.returncode == 2 and "unsupported database URL" in bad_url.stderr
+
+
+def test_help_lists_env_vars() -> None:
+    shown = cli("serve", "--help").stdout
+    for name in ("JOBHANDLER_DATABASE_URL", "JOBHANDLER_PORT", "JOBHANDLER_CONCURRENCY"):
+        assert name in shown
