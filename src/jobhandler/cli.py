@@ -189,8 +189,14 @@ def main() -> None:
     "--port", env="PORT", default=Settings().port, show_default=True, type=click.IntRange(0, 65535)
 )
 @_option("--no-worker", env="NO_WORKER", is_flag=True, help="Serve the API only.")
-@_option("--max-body-bytes", env="MAX_BODY_BYTES", default=Settings().max_body_bytes,
-         show_default=True, type=click.IntRange(min=1), help="Larger request bodies get 413.")
+@_option(
+    "--max-body-bytes",
+    env="MAX_BODY_BYTES",
+    default=Settings().max_body_bytes,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Larger request bodies get 413.",
+)
 def serve(no_worker: bool, **options: Any) -> None:
     """Serve the HTTP API, with a worker in the same process unless --no-worker."""
     run_process(build_settings(**options), http=True, worker=not no_worker)

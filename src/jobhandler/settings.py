@@ -39,5 +39,7 @@ class Settings(BaseModel):
     def _known_scheme(cls, url: str) -> str:
         scheme = url.partition("://")[0] if "://" in url else "sqlite"
         if scheme not in {"sqlite", "postgresql", "postgres"}:
-            raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://")
+            raise ValueError(
+                f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://"
+            )
         return url
