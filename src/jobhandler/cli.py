@@ -139,20 +139,25 @@ def url_option(fn: F) -> F:
     return fn
 
 
-def build_settings(**values: Any) -> Settings:
-    log_level = values.pop("log_level", "info")
+def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
+
+
+def build_settings(**values: Any) -> Settings:
     queues = values.pop("queues", "")
     if queues:
         values["queues"] = tuple(q.strip() for q in queues.split(",") if q.strip())
     values["app"] = values.pop("app_ref")
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
         fail(f"{'.'.join(map(str, first['loc']))}: {first['msg'].removeprefix('Value error, ')}")
+    configure_logging(settings)
+    return settings
 
 
 def load(settings: Settings) -> App:
@@ -205,9 +210,24 @@ def serve(no_worker: bool, **options: Any) -> None:
 @main.command()
 @store_options
 @worker_options
-def worker(**options: Any) -> None:
+@_option(
+    "--processes",
+    env="PROCESSES",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes, kept running by a supervisor.",
+)
+def worker(processes: int, **options: Any) -> None:
     """Run a worker: claim and run jobs until SIGTERM (a second signal exits at once)."""
-    run_process(build_settings(**options), http=False, worker=True)
+    settings = build_settings(**options)
+    if processes == 1:
+        run_process(settings, http=False, worker=True)
+        return
+    from jobhandler.supervisor import supervise
+
+    load(settings)  # fail here, once, if the app cannot be imported
+    sys.exit(asyncio.run(supervise(settings, processes)))
 
 
 @main.command()

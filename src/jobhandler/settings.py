@@ -14,6 +14,7 @@ class Settings(BaseModel):
 
     database_url: str = "sqlite:///jobhandler.db"
     app: str = "jobhandler.demo:app"  # module:attribute of the App, also used by process runners
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     host: str = "127.0.0.1"
     port: int = 8080
     # Workers
