@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,6 +19,9 @@ from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
 from jobhandler.store.base import JobFilter, Page, QueueStats, WorkerInfo
 from jobhandler.tasks import Isolation, Task, TaskOptions, TaskRegistry
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -187,10 +190,16 @@ class App:
             run_at=request.start_time(now),
         )
 
-    async def submit(self, request: SubmitRequest) -> Job:
-        """Submit one job; it is committed when this returns. Raises InvalidJob."""
+    async def submit(
+        self, request: SubmitRequest, *, connection: AsyncConnection[Any] | None = None
+    ) -> Job:
+        """Submit one job; it is committed when this returns. Raises InvalidJob.
+
+        With ``connection`` (PostgreSQL only) the job joins that connection's transaction and
+        is committed, or rolled back, with it.
+        """
         now = self.clock()
-        (job,) = await self._insert([self.new_job(request, now)], now)
+        (job,) = await self._insert([self.new_job(request, now)], now, connection)
         return job
 
     async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Job]:
@@ -209,8 +218,10 @@ class App:
             raise InvalidJob(f"{len(errors)} errors in the batch; nothing was stored", errors)
         return await self._insert(new, now)
 
-    async def _insert(self, new: list[NewJob], now: float) -> list[Job]:
-        jobs = await self.store.insert_jobs(new, now)
+    async def _insert(
+        self, new: list[NewJob], now: float, connection: AsyncConnection[Any] | None = None
+    ) -> list[Job]:
+        jobs = await self.store.insert_jobs(new, now, connection)
         for wake in self._on_submit:
             wake()
         return jobs

@@ -15,6 +15,8 @@ from jobhandler.errors import InvalidPayload, UnknownTask
 from jobhandler.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
     from jobhandler.app import App
     from jobhandler.jobs import Job
 
@@ -134,8 +136,14 @@ class Task(Generic[P, R]):
         run_at: float | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        connection: AsyncConnection[Any] | None = None,
     ) -> Job:
-        """Submit one job of this task; returns it once it is committed."""
+        """Submit one job of this task; returns it once it is committed.
+
+        With ``connection`` (PostgreSQL only: your open psycopg connection to the jobs
+        database) the job is written inside your current transaction instead: it exists, and
+        workers see it, only once you commit, and not at all if you roll back.
+        """
         from jobhandler.app import SubmitRequest
 
         request = SubmitRequest(
@@ -148,7 +156,7 @@ class Task(Generic[P, R]):
             max_attempts=max_attempts,
             timeout=timeout,
         )
-        return await self.app.submit(request)
+        return await self.app.submit(request, connection=connection)
 
 
 def _field_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 
+import psycopg
 import pytest
 
 from jobhandler.errors import InvalidTransition, JobNotFound
@@ -290,3 +292,74 @@ async def test_queue_stats_count_by_status(store: Store) -> None:
     await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
     stats = {s.queue: s.counts for s in await store.queue_stats()}
     assert stats == {"default": {"queued": 1, "processing": 1}, "mail": {"queued": 1}}
+
+
+async def test_prune_deletes_old_terminal_jobs_in_bounded_batches(store: Store) -> None:
+    jobs = {name: new_job() for name in ("done_old", "done_edge", "failed_old", "failed_new")}
+    for job in jobs.values():
+        await store.insert_jobs([job], NOW)
+        (claimed,) = await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+        assert claimed.id == job.id
+    finished = {
+        "done_old": (Transition.COMPLETE, NOW),
+        "done_edge": (Transition.COMPLETE, NOW + 100),  # exactly at the cut-off: kept
+        "failed_old": (Transition.FAIL, NOW + 40),
+        "failed_new": (Transition.FAIL, NOW + 60),
+    }
+    for name, (transition, at) in finished.items():
+        assert await store.finish_jobs([Outcome(jobs[name].id, 1, transition)], at) == [True]
+    cancelled_old, waiting, running = new_job(), new_job(), new_job()
+    await store.insert_jobs([cancelled_old], NOW)
+    await store.request_cancel(cancelled_old.id, NOW)
+    await store.insert_jobs([running], NOW)
+    await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+    await store.insert_jobs([waiting], NOW - 10_000)
+
+    # At NOW + 200: completed jobs older than 100 s go, failed and cancelled older than 150 s.
+    assert await store.prune(NOW + 200, 100, 150, 2) == 2
+    assert await store.prune(NOW + 200, 100, 150, 2) == 1
+    assert await store.prune(NOW + 200, 100, 150, 2) == 0
+    assert await store.prune(NOW + 200, 100, 150, 0) == 0
+    left = {j.id for j in (await store.list_jobs(JobFilter(), 100, None)).jobs}
+    kept = {jobs["done_edge"].id, jobs["failed_new"].id, waiting.id, running.id}
+    assert left == kept
+
+
+async def test_listen_gives_a_stopper(store: Store) -> None:
+    stop = await store.listen(lambda: None, lambda job_id: None)
+    await stop()
+    await store.ping()
+
+
+async def test_finish_applies_a_mixed_batch_in_order(store: Store) -> None:
+    await store.insert_jobs([new_job() for _ in range(5)], NOW)
+    a, b, c, d, e = await store.claim_jobs(["default"], "w1", 5, NOW, LEASE)
+    late = NOW + LEASE + 1
+    batch = [
+        Outcome(a.id, 1, Transition.COMPLETE, result={"x": [1, None]}),
+        Outcome(b.id, 1, Transition.RETRY_LATER, error="boom", traceback="tb", run_at=NOW + 5),
+        Outcome(
+            c.id, 1, Transition.RESCUE, error="lost", run_at=late, only_if_lease_expired_by=late
+        ),
+        Outcome(d.id, 1, Transition.CANCEL, error="cancelled"),
+        Outcome(a.id, 1, Transition.COMPLETE, result="again"),  # already completed: refused
+        Outcome(e.id, 1, Transition.RELEASE),
+        Outcome(e.id, 1, Transition.CANCEL),  # sees the release before it: queued, so allowed
+    ]
+    assert await store.finish_jobs(batch, late) == [True, True, True, True, False, True, True]
+    got = {j.id: j for j in (await store.list_jobs(JobFilter(), 10, None)).jobs}
+    assert got[a.id].status is JobStatus.COMPLETED and got[a.id].result == {"x": [1, None]}
+    assert got[b.id].status is JobStatus.SCHEDULED and got[b.id].run_at == NOW + 5
+    assert got[b.id].finished_at is None and got[b.id].traceback == "tb"
+    assert got[c.id].status is JobStatus.SCHEDULED and got[c.id].lease_expires_at is None
+    assert got[d.id].status is JobStatus.CANCELLED and got[d.id].finished_at == late
+    assert got[e.id].status is JobStatus.CANCELLED and got[e.id].attempts_used == 0
+
+
+async def test_insert_is_all_or_nothing(store: Store) -> None:
+    first = new_job()
+    await store.insert_jobs([first], NOW)
+    fresh = new_job()
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
+        await store.insert_jobs([fresh, first], NOW)  # the second id is taken
+    assert await store.get_job(fresh.id) is None

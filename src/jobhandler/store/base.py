@@ -5,7 +5,7 @@ Times are passed in (``now``) wherever they decide something, so tests own the c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,8 +68,15 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
 
-    async def insert_jobs(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
-        """Insert all the jobs in one transaction, or none of them."""
+    async def insert_jobs(
+        self, jobs: Sequence[NewJob], now: float, connection: object | None = None
+    ) -> list[Job]:
+        """Insert all the jobs in one transaction, or none of them.
+
+        ``connection``: the caller's open connection of this store's own driver; the jobs are
+        written inside the caller's transaction and exist only if the caller commits it. A store
+        that cannot join a caller's transaction raises TypeError when one is given.
+        """
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
@@ -109,6 +116,23 @@ class Store(Protocol):
 
     async def expired_jobs(self, now: float, limit: int) -> list[Job]:
         """Processing jobs whose lease ran out before ``now``."""
+
+    async def prune(self, now: float, completed_age: float, failed_age: float, limit: int) -> int:
+        """Delete up to ``limit`` terminal jobs that finished long enough ago; how many went.
+
+        Completed jobs go once older than ``completed_age`` seconds, failed and cancelled ones
+        once older than ``failed_age``. Call it again while it returns ``limit``.
+        """
+
+    async def listen(
+        self, on_submit: Callable[[], None], on_cancel: Callable[[str], None]
+    ) -> Callable[[], Awaitable[None]]:
+        """Start delivering wake-ups from other processes; returns an async function to stop.
+
+        ``on_submit()``: jobs may have become due; ``on_cancel(job_id)``: someone asked to
+        cancel that processing job. Hints only, possibly coalesced, duplicated or lost (a store
+        may deliver none at all): polling stays the truth. Callbacks run on the event loop.
+        """
 
     async def register_worker(self, info: WorkerInfo) -> None: ...
 

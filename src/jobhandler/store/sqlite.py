@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
@@ -23,6 +23,7 @@ from jobhandler.jobs import (
     TRANSITIONS,
     WAITING,
     Job,
+    JobStatus,
     NewJob,
     Outcome,
     Transition,
@@ -52,6 +53,8 @@ _TERMINAL = status_list(TERMINAL)
 _CLAIMABLE = status_list(TRANSITIONS[Transition.CLAIM].sources)
 _CANCELLABLE = status_list(TRANSITIONS[Transition.CANCEL].sources)
 _RETRYABLE = status_list(TRANSITIONS[Transition.RETRY].sources)
+_COMPLETED = status_list([JobStatus.COMPLETED])
+_FAILED = status_list(TERMINAL - {JobStatus.COMPLETED})
 
 
 def _dumps(value: Any) -> str:
@@ -151,7 +154,14 @@ class SQLiteStore:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    async def insert_jobs(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
+    async def insert_jobs(
+        self, jobs: Sequence[NewJob], now: float, connection: object | None = None
+    ) -> list[Job]:
+        if connection is not None:
+            raise TypeError(
+                "the SQLite store cannot submit inside a caller's transaction: the connection"
+                " argument needs the PostgreSQL store"
+            )
         return await self._run(self._insert_jobs, jobs, now)
 
     def _insert_jobs(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
@@ -240,6 +250,24 @@ class SQLiteStore:
                     f"DELETE FROM jobs WHERE id = ? AND status IN {_TERMINAL}", (job_id,)
                 )
                 return cur.rowcount == 1
+
+        return await self._run(delete)
+
+    async def prune(self, now: float, completed_age: float, failed_age: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        # Bounded: one short write transaction per call, however much has piled up.
+        sql = (
+            "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
+            f" WHERE (status IN {_COMPLETED} AND finished_at < ?)"
+            f" OR (status IN {_FAILED} AND finished_at < ?)"
+            " ORDER BY finished_at LIMIT ?)"
+        )
+        params = (now - completed_age, now - failed_age, limit)
+
+        def delete() -> int:
+            with self._write() as conn:
+                return conn.execute(sql, params).rowcount
 
         return await self._run(delete)
 
@@ -410,6 +438,16 @@ class SQLiteStore:
         if row is None:
             return JobNotFound(job_id)
         return InvalidTransition(message, row["status"])
+
+    async def listen(
+        self, on_submit: Callable[[], None], on_cancel: Callable[[str], None]
+    ) -> Callable[[], Awaitable[None]]:
+        """No wake-ups across processes here: a file has no channel to carry them."""
+
+        async def stop() -> None:
+            return None
+
+        return stop
 
     # -- workers and stats -----------------------------------------------------------------
 
