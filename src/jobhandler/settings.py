@@ -26,6 +26,9 @@ class Settings(BaseModel):
     cancel_check_interval: float = Field(default=0.5, gt=0)
     rescue_interval: float = Field(default=5.0, gt=0)
     shutdown_timeout: float = Field(default=30.0, ge=0)
+    prune_interval: float = Field(default=60.0, gt=0)
+    keep_completed: float = Field(default=7 * 86400, ge=0)  # seconds a completed job is kept
+    keep_failed: float = Field(default=30 * 86400, ge=0)  # ... and a failed or cancelled one
     thread_cancel_grace: float = Field(default=1.0, ge=0)
     completion_flush_interval: float = Field(default=0.005, ge=0)
     # HTTP

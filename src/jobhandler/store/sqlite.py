@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -70,8 +71,10 @@ class SQLiteStore:
         *,
         busy_timeout: float = 10.0,
         synchronous: Synchronous = "FULL",
+        watch_interval: float = 0.002,
     ) -> None:
         self.path = path
+        self.watch_interval = watch_interval
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobhandler-sqlite")
@@ -442,10 +445,41 @@ class SQLiteStore:
     async def listen(
         self, on_submit: Callable[[], None], on_cancel: Callable[[str], None]
     ) -> Callable[[], Awaitable[None]]:
-        """No wake-ups across processes here: a file has no channel to carry them."""
+        """Wake-ups across processes: a thread watches the file for new jobs.
+
+        A file has no channel to carry notifications, so a small thread on its own connection
+        reads ``PRAGMA data_version`` (which changes when another connection commits, and costs
+        no lock) every ``watch_interval`` seconds, and calls ``on_submit`` when the newest job
+        is newer than before. Cancels arrive through the worker's cancel poll instead.
+        """
+        loop = asyncio.get_running_loop()
+        stopped = threading.Event()
+
+        def watch() -> None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            try:
+                version = newest = -1
+                while not stopped.wait(self.watch_interval):
+                    seen = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if seen == version:
+                        continue
+                    version = seen
+                    latest = conn.execute("SELECT coalesce(max(seq), 0) FROM jobs").fetchone()[0]
+                    if latest > newest:
+                        newest = latest
+                        loop.call_soon_threadsafe(on_submit)
+            except (sqlite3.Error, RuntimeError):  # the file went away, or the loop closed
+                return
+            finally:
+                conn.close()
+
+        watcher = threading.Thread(target=watch, name="jobhandler-sqlite-watch", daemon=True)
+        watcher.start()
 
         async def stop() -> None:
-            return None
+            stopped.set()
+            await asyncio.to_thread(watcher.join)
 
         return stop
 

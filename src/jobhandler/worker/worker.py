@@ -25,7 +25,7 @@ from jobhandler.jobs import Job, Outcome, Transition
 from jobhandler.retry import RetryPolicy
 from jobhandler.settings import Settings
 from jobhandler.store.base import JobRef, WorkerInfo
-from jobhandler.worker.maintenance import Rescuer
+from jobhandler.worker.maintenance import Pruner, Rescuer
 from jobhandler.worker.runners import ChildFailed, JobTimeout, Runner
 
 log = logging.getLogger("jobhandler.worker")
@@ -92,17 +92,24 @@ class Worker:
                 last_seen_at=now,
             )
         )
-        unsubscribe = [
-            self.app.on_submit(self._wake.set),
-            self.app.on_cancel(lambda job_id: self._stop_run(job_id, StopReason.CANCEL)),
-        ]
-        rescuer = Rescuer(self.app, self.settings)
+
+        def on_cancel(job_id: str) -> None:
+            self._stop_run(job_id, StopReason.CANCEL)
+
+        unsubscribe = [self.app.on_submit(self._wake.set), self.app.on_cancel(on_cancel)]
+        # Wake-ups from other processes (NOTIFY, or the SQLite file watcher); polling stays
+        # the truth, so a missed one only costs latency.
+        stop_listening = await store.listen(self._wake.set, on_cancel)
+        settings = self.settings
         services = [
-            asyncio.create_task(self._every(self.settings.heartbeat_interval, self._heartbeat)),
+            asyncio.create_task(self._every(settings.heartbeat_interval, self._heartbeat)),
+            asyncio.create_task(self._every(settings.cancel_check_interval, self._check_cancels)),
             asyncio.create_task(
-                self._every(self.settings.cancel_check_interval, self._check_cancels)
+                self._every(settings.rescue_interval, Rescuer(self.app, settings).run_once)
             ),
-            asyncio.create_task(self._every(self.settings.rescue_interval, rescuer.run_once)),
+            asyncio.create_task(
+                self._every(settings.prune_interval, Pruner(self.app, settings).run_once)
+            ),
         ]
         flusher = asyncio.create_task(self._flush_loop())
         log.info("worker %s serving queues %s", self.id, ",".join(self.queues))
@@ -112,6 +119,7 @@ class Worker:
         finally:
             for cancel in unsubscribe:
                 cancel()
+            await stop_listening()
             for service in services:
                 service.cancel()
             await asyncio.gather(*services, return_exceptions=True)
@@ -276,7 +284,7 @@ class Worker:
     # -- leases and cancels ----------------------------------------------------------------
 
     async def _every(
-        self, interval: float, action: Callable[[], Coroutine[Any, Any, None]]
+        self, interval: float, action: Callable[[], Coroutine[Any, Any, object]]
     ) -> None:
         while True:
             await asyncio.sleep(interval)
