@@ -252,6 +252,44 @@ def migrate(**options: Any) -> None:
     click.echo(f"migrated {settings.database_url}")
 
 
+@main.group()
+def store() -> None:
+    """Operate on stores directly."""
+
+
+@store.command("copy")
+@click.option("--from", "source_url", required=True, help="The store to copy from.")
+@click.option("--to", "target_url", required=True, help="An empty store to copy into.")
+def store_copy(source_url: str, target_url: str) -> None:
+    """Copy every job (queued work and history) from one store into another."""
+    import time
+
+    from jobhandler.store import open_store
+    from jobhandler.transfer import TransferRefused, copy_jobs
+
+    source_settings = build_settings(database_url=source_url, app_ref=Settings().app)
+    target_settings = build_settings(database_url=target_url, app_ref=Settings().app)
+
+    async def copy() -> int:
+        source, target = open_store(source_settings), open_store(target_settings)
+        try:
+            await source.migrate()
+            await target.migrate()
+            live_within = 3 * max(source_settings.lease, source_settings.heartbeat_interval)
+            return await copy_jobs(source, target, time.time(), live_within)
+        finally:
+            await source.close()
+            await target.close()
+
+    try:
+        copied = asyncio.run(copy())
+    except TransferRefused as exc:
+        fail(f"refused: {exc}", EXIT_FAILED)
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
+    click.echo(f"copied {copied} jobs from {source_url} to {target_url}")
+
+
 def _call(url: str, call: Call) -> Any:
     with Client(url) as client:
         try:

@@ -363,3 +363,24 @@ async def test_insert_is_all_or_nothing(store: Store) -> None:
     with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         await store.insert_jobs([fresh, first], NOW)  # the second id is taken
     assert await store.get_job(fresh.id) is None
+
+
+async def test_oldest_first_listing_and_import_keep_whole_jobs(store: Store) -> None:
+    jobs = [new_job(payload={"n": i}) for i in range(5)]
+    await store.insert_jobs(jobs, NOW)
+    await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+    first = await store.list_jobs(JobFilter(), 3, None, oldest_first=True)
+    rest = await store.list_jobs(JobFilter(), 3, first.next_cursor, oldest_first=True)
+    originals = [*first.jobs, *rest.jobs]
+    assert [j.id for j in originals] == [j.id for j in jobs] and rest.next_cursor is None
+
+    await store.finish_jobs([Outcome(jobs[0].id, 1, Transition.COMPLETE, result=[1, "x"])], NOW)
+    originals = (await store.list_jobs(JobFilter(), 10, None, oldest_first=True)).jobs
+    for job in originals:
+        await store.delete_job(job.id)  # only the finished one goes; import the rest afresh
+    remaining = {j.id for j in (await store.list_jobs(JobFilter(), 10, None)).jobs}
+    await store.import_jobs([j for j in originals if j.id not in remaining])
+    assert (await store.list_jobs(JobFilter(), 10, None, oldest_first=True)).jobs[-1] == originals[
+        0
+    ]
+    assert await store.get_job(jobs[0].id) == originals[0]

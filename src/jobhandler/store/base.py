@@ -80,8 +80,13 @@ class Store(Protocol):
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
-    async def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> Page:
-        """Newest first, keyset-paginated."""
+    async def list_jobs(
+        self, where: JobFilter, limit: int, cursor: str | None, oldest_first: bool = False
+    ) -> Page:
+        """Newest first (or oldest first), keyset-paginated."""
+
+    async def import_jobs(self, jobs: Sequence[Job]) -> None:
+        """Insert whole jobs as they stand in another store (statuses, attempts, results)."""
 
     async def delete_job(self, job_id: str) -> bool:
         """Delete a terminal job; False when there is no such terminal job."""

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from jobhandler.jobs import Job, JobStatus
-from jobhandler.store.base import HeartbeatReply, JobRef
+from jobhandler.store.base import HeartbeatReply, JobFilter, JobRef, Page
 
 
 def status_list(statuses: Iterable[JobStatus]) -> str:
@@ -81,3 +81,57 @@ def heartbeat_reply(running: Sequence[JobRef], held: Sequence[Row]) -> Heartbeat
         elif state[1]:
             cancel.add(ref.id)
     return HeartbeatReply(lost=frozenset(lost), cancel=frozenset(cancel))
+
+
+def list_query(
+    where: JobFilter, limit: int, cursor: str | None, oldest_first: bool, mark: Callable[[str], str]
+) -> tuple[str, dict[str, Any]]:
+    """The SELECT behind ``list_jobs``; ``mark`` writes a named parameter in the dialect's style."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit + 1}
+    if where.statuses:
+        clauses.append(f"status IN {status_list(where.statuses)}")
+    for column, value in (("queue", where.queue), ("task", where.task)):
+        if value is not None:
+            clauses.append(f"{column} = {mark(column)}")
+            params[column] = value
+    if cursor is not None:
+        clauses.append(f"seq {'>' if oldest_first else '<'} {mark('cursor')}")
+        params["cursor"] = decode_cursor(cursor)
+    sql = "SELECT * FROM jobs"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT {mark('limit')}"
+    return sql, params
+
+
+def page_of(rows: Sequence[Row], limit: int, to_job: Callable[[Any], Job]) -> Page:
+    """A page from ``limit + 1`` rows: the extra row only says there is a next page."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
+    return Page([to_job(r) for r in rows], next_cursor)
+
+
+# Every column of a job, in the order ``job_row`` gives them (for copying whole jobs).
+JOB_COLUMNS = (
+    "id", "task", "queue", "payload", "status", "priority", "attempt", "max_attempts",
+    "uncounted", "timeout", "run_at", "created_at", "updated_at", "started_at", "finished_at",
+    "result", "error", "traceback", "worker_id", "lease_expires_at", "cancel_requested",
+    "progress",
+)  # fmt: skip
+
+
+def job_row(job: Job, dumps: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """A whole job as column values; ``dumps`` encodes the JSON columns for the dialect."""
+
+    def json_or_none(value: Any) -> Any:
+        return None if value is None else dumps(value)
+
+    return (
+        job.id, job.task, job.queue, dumps(job.payload), job.status.value, job.priority,
+        job.attempt, job.max_attempts, job.uncounted, job.timeout, job.run_at, job.created_at,
+        job.updated_at, job.started_at, job.finished_at, json_or_none(job.result), job.error,
+        job.traceback, job.worker_id, job.lease_expires_at, job.cancel_requested,
+        json_or_none(job.progress),
+    )  # fmt: skip

@@ -61,10 +61,12 @@ from jobhandler.store.base import (
     WorkerInfo,
 )
 from jobhandler.store.common import (
-    decode_cursor,
-    encode_cursor,
+    JOB_COLUMNS,
     heartbeat_reply,
     job_from_row,
+    job_row,
+    list_query,
+    page_of,
     status_list,
 )
 
@@ -376,29 +378,17 @@ class PostgresStore:
         rows = await self._fetchall("SELECT * FROM jobs WHERE id = %(id)s", {"id": job_id})
         return self._job(rows[0]) if rows else None
 
-    async def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> Page:
-        clauses: list[str] = []
-        params: dict[str, Any] = {"limit": limit + 1}
-        if where.statuses:
-            clauses.append(f"status IN {status_list(where.statuses)}")
-        if where.queue is not None:
-            clauses.append("queue = %(queue)s")
-            params["queue"] = where.queue
-        if where.task is not None:
-            clauses.append("task = %(task)s")
-            params["task"] = where.task
-        if cursor is not None:
-            clauses.append("seq < %(before)s")
-            params["before"] = decode_cursor(cursor)
-        sql = "SELECT * FROM jobs"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY seq DESC LIMIT %(limit)s"
-        rows = await self._fetchall(sql, params)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
-        return Page([self._job(r) for r in rows], next_cursor)
+    async def list_jobs(
+        self, where: JobFilter, limit: int, cursor: str | None, oldest_first: bool = False
+    ) -> Page:
+        sql, params = list_query(where, limit, cursor, oldest_first, lambda name: f"%({name})s")
+        return page_of(await self._fetchall(sql, params), limit, self._job)
+
+    async def import_jobs(self, jobs: Sequence[Job]) -> None:
+        marks = ", ".join(["%s"] * len(JOB_COLUMNS))
+        sql = f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({marks})"
+        async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(sql, [job_row(j, Jsonb) for j in jobs])
 
     async def delete_job(self, job_id: str) -> bool:
         async with self._connection() as conn:

@@ -39,10 +39,12 @@ from jobhandler.store.base import (
     WorkerInfo,
 )
 from jobhandler.store.common import (
-    decode_cursor,
-    encode_cursor,
+    JOB_COLUMNS,
     heartbeat_reply,
     job_from_row,
+    job_row,
+    list_query,
+    page_of,
     status_list,
 )
 
@@ -217,34 +219,27 @@ class SQLiteStore:
 
         return await self._run(read)
 
-    async def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> Page:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if where.statuses:
-            clauses.append(f"status IN {status_list(where.statuses)}")
-        if where.queue is not None:
-            clauses.append("queue = ?")
-            params.append(where.queue)
-        if where.task is not None:
-            clauses.append("task = ?")
-            params.append(where.task)
-        if cursor is not None:
-            clauses.append("seq < ?")
-            params.append(decode_cursor(cursor))
-        sql = "SELECT * FROM jobs"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        params.append(limit + 1)
+    async def list_jobs(
+        self, where: JobFilter, limit: int, cursor: str | None, oldest_first: bool = False
+    ) -> Page:
+        sql, params = list_query(where, limit, cursor, oldest_first, lambda name: f":{name}")
 
         def read() -> Page:
             rows = self._connection().execute(sql, params).fetchall()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
-            return Page([self._job(r) for r in rows], next_cursor)
+            return page_of(rows, limit, self._job)
 
         return await self._run(read)
+
+    async def import_jobs(self, jobs: Sequence[Job]) -> None:
+        marks = ", ".join("?" * len(JOB_COLUMNS))
+        sql = f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({marks})"
+        rows = [job_row(j, _dumps) for j in jobs]
+
+        def write() -> None:
+            with self._write() as conn:
+                conn.executemany(sql, rows)
+
+        await self._run(write)
 
     async def delete_job(self, job_id: str) -> bool:
         def delete() -> bool:
