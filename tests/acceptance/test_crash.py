@@ -11,6 +11,7 @@ The guarantees these tests prove are written in docs/reliability.md.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sqlite3
@@ -26,8 +27,10 @@ import psycopg
 import pytest
 
 from jobhandler import Job, JobStatus, Settings, SubmitRequest
+from jobhandler.jobs import Outcome, Transition
 from jobhandler.store import sqlite_path
 from jobhandler.store.base import JobFilter
+from jobhandler.worker import Worker
 from tests.conftest import Process, Server, wait_until
 from tests.conftest import test_env as make_env
 
@@ -164,10 +167,16 @@ def env(database_url: str, ledger: str) -> dict[str, str]:
 
 
 def start_worker(
-    spawn: Spawn, env: dict[str, str], *, concurrency: int, shutdown_timeout: float = 1.0
+    spawn: Spawn,
+    env: dict[str, str],
+    *,
+    concurrency: int,
+    shutdown_timeout: float = 1.0,
+    queues: str = "",
 ) -> Process:
     args = ["worker", "--concurrency", str(concurrency), "--shutdown-timeout"]
-    return spawn([*args, str(shutdown_timeout), *TIMING], env)
+    args += [str(shutdown_timeout), *TIMING]
+    return spawn([*args, "--queues", queues] if queues else args, env)
 
 
 def start_api(spawn: Spawn, env: dict[str, str]) -> Server:
@@ -342,6 +351,89 @@ def test_stopped_worker_past_its_lease_is_fenced_when_it_resumes(
     assert f"lease lost on job {job_id} (attempt 1)" in stale.output()
     assert abandoned_in < 5
     assert stale.popen.poll() is None, "the stale worker should carry on serving"
+
+
+def test_stalled_worker_that_claims_its_rescued_job_again_drops_the_old_run(
+    database_url: str, db: Db, env: dict[str, str], ledger: str, spawn: Spawn
+) -> None:
+    """The job comes back to the very worker that lost it: the old run must stop, the new one
+    must finish. (A worker frozen past its lease, a rescuer elsewhere, the job due again.)"""
+    stalled = start_worker(spawn, env, concurrency=2)
+    stalled_id = db.worker_id(stalled)
+    rescuer = start_worker(spawn, env, concurrency=1, queues="elsewhere")  # rescues, never runs
+    db.worker_id(rescuer)
+    (job_id,) = db.submit("ledger", [{"hold": 30, "retry_hold": 0.5}])
+    wait_until(
+        lambda: db.job(job_id).worker_id == stalled_id and job_id in crashapp.read_runs(ledger)
+    )
+    pause(stalled, db, job_id)
+    try:
+        wait_until(lambda: db.job(job_id).status is JobStatus.SCHEDULED, timeout=3 * LEASE)
+    finally:
+        os.kill(stalled.pid, signal.SIGCONT)
+
+    wait_until(lambda: db.job(job_id).status is JobStatus.COMPLETED, timeout=10)
+    done = db.job(job_id)
+    assert done.result == {"attempt": 2, "pid": stalled.pid}
+    wait_until(lambda: f"lease lost on job {job_id} (attempt 1)" in stalled.output(), timeout=5)
+    assert crashapp.read_runs(ledger)[job_id].attempts == [1, 2]
+
+
+async def test_worker_claiming_a_job_it_still_runs_stops_the_old_run(
+    tmp_path: Path, ledger: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same scenario, made deterministic in one process: the rescue is written directly,
+    and heartbeats are too slow to tell the worker first. The worker claims attempt 2 of a job
+    whose attempt 1 it still runs; it must stop attempt 1 (fenced) and finish attempt 2."""
+    monkeypatch.setenv("CRASHAPP_LEDGER", ledger)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
+        app="crashapp:app",
+        concurrency=2,
+        lease=60,
+        heartbeat_interval=60,
+        rescue_interval=60,
+        poll_interval=0.05,
+    )
+    app = crashapp.app
+    async with app.connected(settings):
+        worker = Worker(app, settings)
+        serving = asyncio.create_task(worker.run())
+
+        async def until(condition: Callable[[], Any]) -> None:
+            deadline = time.monotonic() + 10
+            while not await condition():
+                assert time.monotonic() < deadline, "condition not met within 10s"
+                await asyncio.sleep(0.02)
+
+        async def status() -> JobStatus:
+            return (await app.get_job(job.id)).status
+
+        (job,) = await app.submit_many(
+            [SubmitRequest(task="ledger", payload={"hold": 30, "retry_hold": 0.2})]
+        )
+
+        async def first_run_started() -> bool:
+            return job.id in crashapp.read_runs(ledger)
+
+        await until(first_run_started)
+        # The worker stalled past its lease, and a rescuer elsewhere took the job back:
+        now = app.clock()
+        rescue = Outcome(job.id, 1, Transition.RESCUE, error="worker lost", run_at=now)
+        assert await app.store.finish_jobs([rescue], now) == [True]
+
+        async def completed() -> bool:
+            return await status() is JobStatus.COMPLETED
+
+        with caplog.at_level(logging.WARNING, "jobhandler.worker"):
+            await until(completed)
+            done = await app.get_job(job.id)
+            assert done.result == {"attempt": 2, "pid": os.getpid()}
+            assert f"lease lost on job {job.id} (attempt 1)" in caplog.text
+        assert worker.running_jobs == []
+        worker.stop()
+        await asyncio.wait_for(serving, 10)
+        assert (await app.get_job(job.id)) == done
 
 
 # -- a task that kills its worker --------------------------------------------------------------

@@ -14,8 +14,9 @@ import socket
 import traceback
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from jobhandler.app import App
@@ -41,8 +42,8 @@ class StopReason(Enum):
 class Running:
     job: Job
     ctx: JobContext
-    run: asyncio.Task[None]
     stop_reason: StopReason | None = None
+    run: asyncio.Task[Outcome | None] = field(init=False)
 
     @property
     def ref(self) -> JobRef:
@@ -176,25 +177,47 @@ class Worker:
     # -- one run ---------------------------------------------------------------------------
 
     def _start(self, job: Job) -> None:
-        ctx = JobContext(job.id, job.task, job.attempt, self._record_progress)
-        run = asyncio.create_task(self._execute(job, ctx), name=f"job-{job.id}")
-        self._running[job.id] = Running(job, ctx, run)
+        if job.id in self._running:
+            # We still run an older attempt of this job: this process stalled past its lease,
+            # the job was rescued and came back to us. That run lost; stop it before this one.
+            self._stop_run(job.id, StopReason.LOST)
+        entry = Running(job, JobContext(job.id, job.task, job.attempt, self._record_progress))
+        entry.run = asyncio.create_task(self._outcome_of(entry), name=f"job-{job.id}")
+        entry.run.add_done_callback(partial(self._settle, entry))
+        self._running[job.id] = entry
 
-    async def _execute(self, job: Job, ctx: JobContext) -> None:
-        outcome: Outcome | None
-        try:
-            outcome = await self._outcome_of(job, ctx)
-        finally:
-            entry = self._running.pop(job.id, None)
-            self._wake.set()
-        if entry is not None and entry.stop_reason is StopReason.LOST:
+    def _settle(self, entry: Running, run: asyncio.Task[Outcome | None]) -> None:
+        """A run ended (even one cancelled before it began): forget it and queue its outcome."""
+        job = entry.job
+        if self._running.get(job.id) is entry:  # not a newer attempt of the same job
+            del self._running[job.id]
+        self._wake.set()
+        if entry.stop_reason is StopReason.LOST:
             log.warning("lease lost on job %s (attempt %d): result dropped", job.id, job.attempt)
             return
+        if run.cancelled():
+            outcome = self._stopped_outcome(entry)
+        elif (error := run.exception()) is not None:
+            log.error("running job %s failed in the worker", job.id, exc_info=error)
+            return
+        else:
+            outcome = run.result()
         if outcome is not None:
             self._outcomes.append(outcome)
             self._flush_wanted.set()
 
-    async def _outcome_of(self, job: Job, ctx: JobContext) -> Outcome | None:
+    @staticmethod
+    def _stopped_outcome(entry: Running) -> Outcome | None:
+        """What a run stopped on purpose ends as; None when it was lost, or not stopped by us."""
+        job = entry.job
+        if entry.stop_reason is StopReason.CANCEL:
+            return Outcome(job.id, job.attempt, Transition.CANCEL, error="cancelled")
+        if entry.stop_reason is StopReason.SHUTDOWN:
+            return Outcome(job.id, job.attempt, Transition.RELEASE)
+        return None
+
+    async def _outcome_of(self, entry: Running) -> Outcome | None:
+        job, ctx = entry.job, entry.ctx
         fail = _Failure(job, self.app.clock)
         try:
             task = self.app.tasks.get(job.task)
@@ -204,14 +227,9 @@ class Worker:
         try:
             result = await self.runner.run(task, payload, ctx, job.timeout)
         except asyncio.CancelledError:
-            reason = self._running[job.id].stop_reason if job.id in self._running else None
-            if reason is StopReason.CANCEL:
-                return Outcome(job.id, job.attempt, Transition.CANCEL, error="cancelled")
-            if reason is StopReason.SHUTDOWN:
-                return Outcome(job.id, job.attempt, Transition.RELEASE)
-            if reason is StopReason.LOST:
-                return None
-            raise
+            if entry.stop_reason in (StopReason.CANCEL, StopReason.SHUTDOWN):
+                return self._stopped_outcome(entry)
+            raise  # lost, or the loop itself is going away: write nothing
         except RetryLater as exc:
             return fail.retry_at(str(exc), "", self.app.clock() + exc.delay)
         except PermanentFailure as exc:
@@ -225,10 +243,12 @@ class Worker:
             return fail.by_policy(message, traceback.format_exc(), task.options.retry)
         return Outcome(job.id, job.attempt, Transition.COMPLETE, result=result)
 
-    def _stop_run(self, job_id: str, reason: StopReason) -> None:
+    def _stop_run(self, job_id: str, reason: StopReason, attempt: int | None = None) -> None:
         entry = self._running.get(job_id)
         if entry is None or entry.stop_reason is not None:
             return
+        if attempt is not None and entry.job.attempt != attempt:
+            return  # the news is about an older attempt, not the run we hold now
         entry.stop_reason = reason
         entry.ctx.cancel()
         entry.run.cancel()
@@ -296,10 +316,11 @@ class Worker:
     async def _heartbeat(self) -> None:
         refs = [r.ref for r in self._running.values()]
         reply = await self.app.store.heartbeat(self.id, refs, self.app.clock(), self.settings.lease)
-        for job_id in reply.lost:
-            self._stop_run(job_id, StopReason.LOST)
-        for job_id in reply.cancel:
-            self._stop_run(job_id, StopReason.CANCEL)
+        for ref in refs:
+            if ref.id in reply.lost:
+                self._stop_run(ref.id, StopReason.LOST, ref.attempt)
+            elif ref.id in reply.cancel:
+                self._stop_run(ref.id, StopReason.CANCEL, ref.attempt)
 
     async def _check_cancels(self) -> None:
         if not self._running:
