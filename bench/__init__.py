@@ -1,0 +1,1 @@
+"""Benchmarks: Job Handler beside its Python peers. Run ``python bench/run.py --quick``."""

@@ -1,0 +1,66 @@
+"""Job Handler (ours), through its public Python API, on SQLite or PostgreSQL.
+
+Submit one: ``await noop.enqueue(i)``. Bulk: ``app.submit_many`` (up to 1,000 per call).
+Workers: 2 ``jobhandler worker`` processes with their default concurrency (10 async slots).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from bench.adapters.common import bin_path, env, record
+from jobhandler import App
+from jobhandler.app import SubmitRequest
+from jobhandler.settings import Settings
+
+PACKAGE = "jobhandler"
+WORKERS = "2 `jobhandler worker` processes, default concurrency (10 async jobs each)"
+
+app = App()
+
+
+@app.task
+async def noop(i: int) -> None:
+    record(i)
+
+
+def settings() -> Settings:
+    return Settings(database_url=env("BENCH_DB_URL"), app="bench.adapters.jobhandler_peer:app")
+
+
+def worker_launches() -> int:
+    return 2
+
+
+def worker_argv(index: int) -> list[str]:
+    return [
+        bin_path("jobhandler"),
+        "worker",
+        "--app",
+        "bench.adapters.jobhandler_peer:app",
+        "--database",
+        env("BENCH_DB_URL"),
+        "--log-level",
+        "warning",
+    ]
+
+
+async def setup() -> None:
+    async with app.connected(settings()):  # migrates on connect
+        pass
+
+
+class Submitter:
+    async def open(self) -> None:
+        self._stack = contextlib.AsyncExitStack()
+        await self._stack.enter_async_context(app.connected(settings()))
+
+    async def one(self, i: int) -> Any:
+        return await noop.enqueue(i)
+
+    async def many(self, items: list[int]) -> Any:
+        return await app.submit_many([SubmitRequest(task="noop", payload=i) for i in items])
+
+    async def close(self) -> None:
+        await self._stack.aclose()
