@@ -201,11 +201,12 @@ def pause(proc: Process, db: Db, job_id: str) -> None:
 
 
 def process_gone(pid: int) -> bool:
+    """No such process, or only its zombie (an init that does not reap is common in containers)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return True
-    return False
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 # -- kill -9 -------------------------------------------------------------------------------
@@ -246,6 +247,20 @@ def test_kill_9_worker_orphans_are_rescued_and_other_jobs_run_once(
     for job_id in set(ids) - orphans:
         assert jobs[job_id].attempt == 1
         assert runs[job_id].runs == 1, f"job {job_id} ran {runs[job_id].runs} times"
+
+
+def test_kill_9_worker_takes_its_process_runs_down_with_it(
+    database_url: str, db: Db, env: dict[str, str], ledger: str, spawn: Spawn
+) -> None:
+    """A process-isolated run must not outlive its worker: nobody would ever read its result,
+    and a CPU-bound one would burn a core until it ended on its own."""
+    worker = start_worker(spawn, env, concurrency=1)
+    (job_id,) = db.submit("crunch", [60])
+    wait_until(lambda: job_id in crashapp.read_runs(ledger))
+    (child_pid,) = crashapp.read_runs(ledger)[job_id].pids
+    os.kill(worker.pid, signal.SIGKILL)
+    assert worker.popen.wait(10) == -signal.SIGKILL
+    wait_until(lambda: process_gone(child_pid), timeout=5)
 
 
 def test_three_workers_drain_5000_jobs_each_exactly_once(

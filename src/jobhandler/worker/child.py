@@ -1,7 +1,8 @@
 """The child side of the process runner: ``python -m jobhandler.worker.child APP TASK``.
 
 It reads one JSON request on stdin, runs the task and writes JSON lines to what was stdout
-(the task's own prints go to stderr, so they cannot garble the report).
+(the task's own prints go to stderr, so they cannot garble the report). It dies with the
+worker: a result nobody can read is not worth a core.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import asyncio
 import json
 import os
 import sys
+import threading
+import time
 import traceback
 from typing import IO, Any
 
@@ -18,8 +21,22 @@ from jobhandler.context import JobContext
 from jobhandler.errors import PermanentFailure, RetryLater
 
 
+def exit_with_parent(interval: float = 0.2) -> None:
+    """Exit when the worker that started us is gone (a kill -9 gives us no signal: we only
+    notice that we were re-parented)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="jobhandler-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     app_ref, task_name = argv
+    exit_with_parent()
     report_stream: IO[str] = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr
 
