@@ -40,6 +40,7 @@ from jobhandler.jobs import (
     Transition,
 )
 from jobhandler.retry import RetryPolicy
+from jobhandler.store import Store
 from jobhandler.store.base import JobFilter, JobRef
 from jobhandler.store.sqlite import SQLiteStore
 from jobhandler.worker.maintenance import WORKER_LOST, Rescuer
@@ -348,7 +349,7 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 StoreMachine.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=100,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
@@ -360,28 +361,23 @@ TestStoreStateMachine = StoreMachine.TestCase
     strict=True,
     reason="store bug: finish_jobs lets a worker's CANCEL land on a waiting job (same attempt)",
 )
-async def test_stale_cancel_cannot_undo_a_user_retry(tmp_path: Any) -> None:
+async def test_stale_cancel_cannot_undo_a_user_retry(store: Store) -> None:
     """A worker's late CANCEL (its write was delayed past its lease) must change nothing.
 
     The user cancelled a running job; its worker stopped the run, but could not write the
     outcome (say the store was unreachable) before its lease ran out. The rescuer ended the job
     cancelled, and the user retried it. The worker's write finally lands: it must be refused.
     """
-    store = SQLiteStore(str(tmp_path / "jobs.db"))
-    await store.migrate()
-    try:
-        new = NewJob(str(uuid.uuid4()), "t", "default", 0, 0, 3, None, START)
-        await store.insert_jobs([new], START)
-        (job,) = await store.claim_jobs(["default"], "w1", 1, START, LEASE)
-        await store.request_cancel(job.id, START + 1)
-        late = Outcome(job.id, job.attempt, Transition.CANCEL, error="cancelled")
-        later = START + LEASE + 5
-        rescue = replace(late, only_if_lease_expired_by=later)
-        assert await store.finish_jobs([rescue], later) == [True]
-        assert (await store.retry_job(job.id, later)).status is JobStatus.QUEUED
+    new = NewJob(str(uuid.uuid4()), "t", "default", 0, 0, 3, None, START)
+    await store.insert_jobs([new], START)
+    (job,) = await store.claim_jobs(["default"], "w1", 1, START, LEASE)
+    await store.request_cancel(job.id, START + 1)
+    late = Outcome(job.id, job.attempt, Transition.CANCEL, error="cancelled")
+    later = START + LEASE + 5
+    rescue = replace(late, only_if_lease_expired_by=later)
+    assert await store.finish_jobs([rescue], later) == [True]
+    assert (await store.retry_job(job.id, later)).status is JobStatus.QUEUED
 
-        assert await store.finish_jobs([late], later + 1) == [False]
-        retried = await store.get_job(job.id)
-        assert retried is not None and retried.status is JobStatus.QUEUED
-    finally:
-        await store.close()
+    assert await store.finish_jobs([late], later + 1) == [False]
+    retried = await store.get_job(job.id)
+    assert retried is not None and retried.status is JobStatus.QUEUED
