@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from jobhandler.batching import GroupCommit
 from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound
 from jobhandler.jobs import Job, JobStatus, NewJob
 from jobhandler.retry import RetryPolicy
@@ -81,6 +82,7 @@ class App:
         self._on_submit: list[Callable[[], None]] = []
         self._on_cancel: list[Callable[[str], None]] = []
         self._finished = asyncio.Event()
+        self._group_commit = GroupCommit(self._insert_now)
 
     # -- registering tasks -----------------------------------------------------------------
 
@@ -221,10 +223,16 @@ class App:
     async def _insert(
         self, new: list[NewJob], now: float, connection: AsyncConnection[Any] | None = None
     ) -> list[Job]:
-        jobs = await self.store.insert_jobs(new, now, connection)
+        if connection is not None:  # the caller's transaction: theirs to commit
+            jobs = await self.store.insert_jobs(new, now, connection)
+        else:
+            jobs = await self._group_commit.submit(new)
         for wake in self._on_submit:
             wake()
         return jobs
+
+    async def _insert_now(self, new: list[NewJob]) -> list[Job]:
+        return await self.store.insert_jobs(new, self.clock())
 
     async def get_job(self, job_id: str) -> Job:
         job = await self.store.get_job(job_id)
