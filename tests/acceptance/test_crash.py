@@ -395,14 +395,17 @@ def test_stalled_worker_that_claims_its_rescued_job_again_drops_the_old_run(
 
 
 async def test_worker_claiming_a_job_it_still_runs_stops_the_old_run(
-    tmp_path: Path, ledger: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    database_url: str,
+    ledger: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The same scenario, made deterministic in one process: the rescue is written directly,
     and heartbeats are too slow to tell the worker first. The worker claims attempt 2 of a job
     whose attempt 1 it still runs; it must stop attempt 1 (fenced) and finish attempt 2."""
     monkeypatch.setenv("CRASHAPP_LEDGER", ledger)
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
+        database_url=database_url,
         app="crashapp:app",
         concurrency=2,
         lease=60,
