@@ -121,6 +121,19 @@ def worker_options(fn: F) -> F:
         show_default=True,
         type=click.FloatRange(min=0.01),
     )(fn)
+    for name, help_text in (
+        ("keep-completed", "Seconds a completed job is kept before it is pruned."),
+        ("keep-failed", "Seconds a failed or cancelled job is kept before it is pruned."),
+    ):
+        field = name.replace("-", "_")
+        fn = _option(
+            f"--{name}",
+            env=field.upper(),
+            default=getattr(defaults, field),
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help=help_text,
+        )(fn)
     return fn
 
 

@@ -210,3 +210,17 @@ async def test_graceful_stop_releases_running_jobs(database_url: str) -> None:
         released = await app.get_job(job_id)
     assert released.status is JobStatus.QUEUED
     assert released.attempt == 1 and released.attempts_used == 0
+
+
+async def test_finished_jobs_are_pruned_after_their_retention(database_url: str) -> None:
+    async with running(
+        database_url, keep_completed=0.2, keep_failed=3600, prune_interval=0.1
+    ) as app:
+        done = await submit_and_wait(app, "blocking_upper", "x")
+        failed = await submit_and_wait(app, "gives_up")
+        assert done.status is JobStatus.COMPLETED and failed.status is JobStatus.FAILED
+        deadline = time.monotonic() + 10
+        while await app.store.get_job(done.id) is not None:
+            assert time.monotonic() < deadline, "the completed job was never pruned"
+            await asyncio.sleep(0.05)
+        assert (await app.get_job(failed.id)).status is JobStatus.FAILED  # kept longer
