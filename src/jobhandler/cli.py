@@ -65,6 +65,14 @@ def store_options(fn: F) -> F:
         show_default=True,
         type=click.Choice(["debug", "info", "warning", "error"]),
     )(fn)
+    fn = _option(
+        "--sqlite-synchronous",
+        env="SQLITE_SYNCHRONOUS",
+        default=Settings().sqlite_synchronous,
+        show_default=True,
+        type=click.Choice(["OFF", "NORMAL", "FULL", "EXTRA"]),
+        help="SQLite durability: FULL survives power loss, NORMAL only process crashes.",
+    )(fn)
     return fn
 
 

@@ -36,7 +36,8 @@ class Transition(StrEnum):
     COMPLETE = "complete"  # the run returned
     FAIL = "fail"  # the run raised and no attempts are left (or the task said never retry)
     RETRY_LATER = "retry_later"  # the run raised; try again after a backoff
-    CANCEL = "cancel"  # a waiting job cancelled at once, or a running one whose run stopped
+    CANCEL = "cancel"  # a waiting job cancelled at once
+    ABORT = "abort"  # a running job whose run stopped because someone asked to cancel it
     RELEASE = "release"  # graceful shutdown hands an unfinished run back, the attempt not counted
     RESCUE = "rescue"  # the lease expired: back to the queue
     RESCUE_FAIL = "rescue_fail"  # the lease expired and no attempts are left: "worker lost"
@@ -56,7 +57,8 @@ TRANSITIONS: dict[Transition, Edge] = {
     Transition.COMPLETE: Edge(_RUNNING, JobStatus.COMPLETED),
     Transition.FAIL: Edge(_RUNNING, JobStatus.FAILED),
     Transition.RETRY_LATER: Edge(_RUNNING, JobStatus.SCHEDULED),
-    Transition.CANCEL: Edge(WAITING | _RUNNING, JobStatus.CANCELLED),
+    Transition.CANCEL: Edge(WAITING, JobStatus.CANCELLED),
+    Transition.ABORT: Edge(_RUNNING, JobStatus.CANCELLED),
     Transition.RELEASE: Edge(_RUNNING, JobStatus.QUEUED),
     Transition.RESCUE: Edge(_RUNNING, JobStatus.SCHEDULED),
     Transition.RESCUE_FAIL: Edge(_RUNNING, JobStatus.FAILED),

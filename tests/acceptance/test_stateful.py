@@ -251,11 +251,6 @@ class StoreMachine(RuleBasedStateMachine):
         """A worker writes the outcome of a run it believes it holds (maybe no longer)."""
         attempt = self.held[worker].pop(job_id)
         was = self.model[job_id]
-        if kind == "cancel" and was.status in WAITING and was.attempt == attempt:
-            # KNOWN STORE BUG: a stale CANCEL lands on a job that was rescued or retried by a
-            # user, because CANCEL's sources include the waiting states and neither rescue nor
-            # retry changes the attempt. See test_stale_cancel_cannot_undo_a_user_retry.
-            return
         outcome = self._worker_outcome(job_id, attempt, kind, was)
         (applied,) = self.run(self.store.finish_jobs([outcome], self.now))
         assert applied == was.live(worker, attempt), (kind, was, attempt)
@@ -275,7 +270,7 @@ class StoreMachine(RuleBasedStateMachine):
         if kind == "complete":
             return Outcome(job_id, attempt, Transition.COMPLETE, result=attempt)
         if kind == "cancel":
-            return Outcome(job_id, attempt, Transition.CANCEL, error="cancelled")
+            return Outcome(job_id, attempt, Transition.ABORT, error="cancelled")
         if kind == "release":
             return Outcome(job_id, attempt, Transition.RELEASE)
         # The run raised: retried after a backoff while attempts are left (as the worker does).
@@ -357,12 +352,8 @@ StoreMachine.TestCase.settings = settings(
 TestStoreStateMachine = StoreMachine.TestCase
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store bug: finish_jobs lets a worker's CANCEL land on a waiting job (same attempt)",
-)
 async def test_stale_cancel_cannot_undo_a_user_retry(store: Store) -> None:
-    """A worker's late CANCEL (its write was delayed past its lease) must change nothing.
+    """A worker's late ABORT (its write was delayed past its lease) must change nothing.
 
     The user cancelled a running job; its worker stopped the run, but could not write the
     outcome (say the store was unreachable) before its lease ran out. The rescuer ended the job
@@ -372,7 +363,7 @@ async def test_stale_cancel_cannot_undo_a_user_retry(store: Store) -> None:
     await store.insert_jobs([new], START)
     (job,) = await store.claim_jobs(["default"], "w1", 1, START, LEASE)
     await store.request_cancel(job.id, START + 1)
-    late = Outcome(job.id, job.attempt, Transition.CANCEL, error="cancelled")
+    late = Outcome(job.id, job.attempt, Transition.ABORT, error="cancelled")
     later = START + LEASE + 5
     rescue = replace(late, only_if_lease_expired_by=later)
     assert await store.finish_jobs([rescue], later) == [True]

@@ -341,19 +341,19 @@ async def test_finish_applies_a_mixed_batch_in_order(store: Store) -> None:
         Outcome(
             c.id, 1, Transition.RESCUE, error="lost", run_at=late, only_if_lease_expired_by=late
         ),
-        Outcome(d.id, 1, Transition.CANCEL, error="cancelled"),
+        Outcome(d.id, 1, Transition.ABORT, error="cancelled"),
         Outcome(a.id, 1, Transition.COMPLETE, result="again"),  # already completed: refused
         Outcome(e.id, 1, Transition.RELEASE),
-        Outcome(e.id, 1, Transition.CANCEL),  # sees the release before it: queued, so allowed
+        Outcome(e.id, 1, Transition.ABORT),  # sees the release before it: queued, so refused
     ]
-    assert await store.finish_jobs(batch, late) == [True, True, True, True, False, True, True]
+    assert await store.finish_jobs(batch, late) == [True, True, True, True, False, True, False]
     got = {j.id: j for j in (await store.list_jobs(JobFilter(), 10, None)).jobs}
     assert got[a.id].status is JobStatus.COMPLETED and got[a.id].result == {"x": [1, None]}
     assert got[b.id].status is JobStatus.SCHEDULED and got[b.id].run_at == NOW + 5
     assert got[b.id].finished_at is None and got[b.id].traceback == "tb"
     assert got[c.id].status is JobStatus.SCHEDULED and got[c.id].lease_expires_at is None
     assert got[d.id].status is JobStatus.CANCELLED and got[d.id].finished_at == late
-    assert got[e.id].status is JobStatus.CANCELLED and got[e.id].attempts_used == 0
+    assert got[e.id].status is JobStatus.QUEUED and got[e.id].attempts_used == 0
 
 
 async def test_insert_is_all_or_nothing(store: Store) -> None:
@@ -384,3 +384,26 @@ async def test_oldest_first_listing_and_import_keep_whole_jobs(store: Store) -> 
         0
     ]
     assert await store.get_job(jobs[0].id) == originals[0]
+
+
+async def test_heartbeat_extends_only_the_runs_named(store: Store) -> None:
+    await store.insert_jobs([new_job(), new_job()], NOW)
+    kept, forgotten = await store.claim_jobs(["default"], "w1", 2, NOW, LEASE)
+    await store.heartbeat("w1", [JobRef(kept.id, 1)], NOW + 20, LEASE)
+    (expired,) = await store.expired_jobs(NOW + LEASE + 1, 10)
+    assert expired.id == forgotten.id  # a run the worker lost track of is left to expire
+
+
+async def test_heartbeat_tells_a_forgotten_worker_to_register_again(store: Store) -> None:
+    assert (await store.heartbeat("ghost", [], NOW, LEASE)).registered is False
+    info = WorkerInfo(
+        id="w1",
+        host="h",
+        pid=1,
+        queues=["default"],
+        concurrency=1,
+        started_at=NOW,
+        last_seen_at=NOW,
+    )
+    await store.register_worker(info)
+    assert (await store.heartbeat("w1", [], NOW, LEASE)).registered is True

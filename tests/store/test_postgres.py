@@ -14,6 +14,7 @@ import pytest
 from jobhandler.errors import StoreUnavailable
 from jobhandler.jobs import NewJob
 from jobhandler.store import migrations
+from jobhandler.store.base import JobRef
 from jobhandler.store.postgres import CLAIM_SQL, LISTENER_NAME, PostgresStore
 
 NOW = 1_900_000_000.0
@@ -253,7 +254,9 @@ async def test_lease_deadlines_follow_the_database_clock_not_a_drifted_host(
         (expired,) = await pg.expired_jobs(time.time() + LEASE + 5, 10)
         assert expired.id == claimed.id
         # Its heartbeats keep the lease alive on the same timeline.
-        await drifted.heartbeat("w1", [], slow_clock() + 60, LEASE)
+        await drifted.heartbeat(
+            "w1", [JobRef(claimed.id, claimed.attempt)], slow_clock() + 60, LEASE
+        )
         assert await pg.expired_jobs(time.time() + LEASE + 5, 10) == []
     finally:
         await drifted.close()

@@ -30,6 +30,7 @@ def test_only_a_user_retry_leaves_a_terminal_status() -> None:
 
 def test_worker_outcomes_start_from_processing() -> None:
     for t in (
+        Transition.ABORT,
         Transition.COMPLETE,
         Transition.FAIL,
         Transition.RETRY_LATER,
@@ -43,7 +44,8 @@ def test_worker_outcomes_start_from_processing() -> None:
 def test_cancel_and_claim_sources() -> None:
     assert can_apply(Transition.CANCEL, JobStatus.QUEUED)
     assert can_apply(Transition.CANCEL, JobStatus.SCHEDULED)
-    assert can_apply(Transition.CANCEL, JobStatus.PROCESSING)
+    assert not can_apply(Transition.CANCEL, JobStatus.PROCESSING)  # its worker stops it: ABORT
+    assert can_apply(Transition.ABORT, JobStatus.PROCESSING)
     assert not can_apply(Transition.CANCEL, JobStatus.COMPLETED)
     assert can_apply(Transition.CLAIM, JobStatus.SCHEDULED)
     assert not can_apply(Transition.CLAIM, JobStatus.PROCESSING)

@@ -37,6 +37,7 @@ class JobRef:
 class HeartbeatReply:
     lost: frozenset[str] = frozenset()  # no longer ours: stop the run and write nothing
     cancel: frozenset[str] = frozenset()  # someone asked to cancel: stop the run, end cancelled
+    registered: bool = True  # False: the registry forgot this worker (it was silent too long)
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,9 @@ def job_from_row(row: Row, loads: Callable[[Any], Any]) -> Job:
     )
 
 
-def heartbeat_reply(running: Sequence[JobRef], held: Sequence[Row]) -> HeartbeatReply:
+def heartbeat_reply(
+    running: Sequence[JobRef], held: Sequence[Row], registered: bool
+) -> HeartbeatReply:
     """Compare what a worker thinks it runs with the rows that still name it."""
     held_attempts = {r["id"]: (r["attempt"], bool(r["cancel_requested"])) for r in held}
     lost, cancel = set(), set()
@@ -80,7 +82,7 @@ def heartbeat_reply(running: Sequence[JobRef], held: Sequence[Row]) -> Heartbeat
             lost.add(ref.id)
         elif state[1]:
             cancel.add(ref.id)
-    return HeartbeatReply(lost=frozenset(lost), cancel=frozenset(cancel))
+    return HeartbeatReply(lost=frozenset(lost), cancel=frozenset(cancel), registered=registered)
 
 
 def list_query(

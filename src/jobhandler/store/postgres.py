@@ -86,7 +86,10 @@ LISTEN_BACKOFF = (0.1, 10.0)  # first and longest wait before reconnecting the l
 _WAITING = status_list(WAITING)
 _TERMINAL = status_list(TERMINAL)
 _CLAIMABLE = status_list(TRANSITIONS[Transition.CLAIM].sources)
-_CANCELLABLE = status_list(TRANSITIONS[Transition.CANCEL].sources)
+# A waiting job is cancelled at once; a running one is flagged for its worker to stop.
+_CANCELLABLE = status_list(
+    TRANSITIONS[Transition.CANCEL].sources | TRANSITIONS[Transition.ABORT].sources
+)
 _RETRYABLE = status_list(TRANSITIONS[Transition.RETRY].sources)
 _COMPLETED = status_list([JobStatus.COMPLETED])
 _FAILED = status_list(TERMINAL - {JobStatus.COMPLETED})
@@ -139,10 +142,16 @@ WHERE id = %(id)s AND attempt = %(attempt)s AND status = ANY(%(sources)s)
 HEARTBEAT_SQL = f"""
 WITH seen AS (
     UPDATE workers SET last_seen_at = %(now)s, running = %(running)s WHERE id = %(worker)s
+    RETURNING 1
+), held AS (
+    -- Only the runs the worker still has: a lease it lost track of must be left to expire.
+    UPDATE jobs SET lease_expires_at = %(lease_until)s
+    WHERE worker_id = %(worker)s AND status = {_RUNNING}
+      AND (id, attempt) IN (SELECT * FROM unnest(%(ids)s::text[], %(attempts)s::int[]))
+    RETURNING id, attempt, cancel_requested
 )
-UPDATE jobs SET lease_expires_at = %(lease_until)s
-WHERE worker_id = %(worker)s AND status = {_RUNNING}
-RETURNING id, attempt, cancel_requested
+SELECT (SELECT count(*) FROM seen) AS registered,
+       coalesce((SELECT jsonb_agg(held) FROM held), '[]'::jsonb) AS held
 """
 
 
@@ -466,8 +475,11 @@ class PostgresStore:
             "running": len(running),
             "worker": worker_id,
             "lease_until": await self._lease_time(now) + lease,
+            "ids": [r.id for r in running],
+            "attempts": [r.attempt for r in running],
         }
-        return heartbeat_reply(running, await self._fetchall(HEARTBEAT_SQL, params))
+        (row,) = await self._fetchall(HEARTBEAT_SQL, params)
+        return heartbeat_reply(running, row["held"], registered=row["registered"] == 1)
 
     async def cancel_requests(self, worker_id: str, running: Sequence[JobRef]) -> frozenset[str]:
         if not running:

@@ -54,7 +54,10 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 _WAITING = status_list(WAITING)
 _TERMINAL = status_list(TERMINAL)
 _CLAIMABLE = status_list(TRANSITIONS[Transition.CLAIM].sources)
-_CANCELLABLE = status_list(TRANSITIONS[Transition.CANCEL].sources)
+# A waiting job is cancelled at once; a running one is flagged for its worker to stop.
+_CANCELLABLE = status_list(
+    TRANSITIONS[Transition.CANCEL].sources | TRANSITIONS[Transition.ABORT].sources
+)
 _RETRYABLE = status_list(TRANSITIONS[Transition.RETRY].sources)
 _COMPLETED = status_list([JobStatus.COMPLETED])
 _FAILED = status_list(TERMINAL - {JobStatus.COMPLETED})
@@ -335,18 +338,22 @@ class SQLiteStore:
     async def heartbeat(
         self, worker_id: str, running: Sequence[JobRef], now: float, lease: float
     ) -> HeartbeatReply:
+        # Only the runs the worker still has: a lease it lost track of must be left to expire.
+        held = ", ".join(["(?, ?)"] * len(running))
+        extend = (
+            "UPDATE jobs SET lease_expires_at = ? WHERE worker_id = ? AND status = 'processing'"
+            f" AND (id, attempt) IN (VALUES {held}) RETURNING id, attempt, cancel_requested"
+        )
+        params = [now + lease, worker_id, *(v for r in running for v in (r.id, r.attempt))]
+
         def beat() -> HeartbeatReply:
             with self._write() as conn:
-                rows = conn.execute(
-                    "UPDATE jobs SET lease_expires_at = ? WHERE worker_id = ?"
-                    " AND status = 'processing' RETURNING id, attempt, cancel_requested",
-                    (now + lease, worker_id),
-                ).fetchall()
-                conn.execute(
+                rows = conn.execute(extend, params).fetchall() if running else []
+                seen = conn.execute(
                     "UPDATE workers SET last_seen_at = ?, running = ? WHERE id = ?",
                     (now, len(running), worker_id),
                 )
-            return heartbeat_reply(running, rows)
+            return heartbeat_reply(running, rows, registered=seen.rowcount == 1)
 
         return await self._run(beat)
 

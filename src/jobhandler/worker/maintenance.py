@@ -52,7 +52,7 @@ class Rescuer:
 
     def _outcome(self, job: Job, now: float) -> Outcome:
         if job.cancel_requested:
-            transition, error, when = Transition.CANCEL, "cancelled", None
+            transition, error, when = Transition.ABORT, "cancelled", None
         else:
             when = self._policy(job.task).decide(job, now)
             transition = Transition.RESCUE_FAIL if when is None else Transition.RESCUE

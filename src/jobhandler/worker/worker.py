@@ -66,6 +66,7 @@ class Worker:
         self._progress: dict[str, tuple[JobRef, Any]] = {}
         self._flush_wanted = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._started_at = 0.0
 
     @property
     def running_jobs(self) -> list[Job]:
@@ -81,18 +82,8 @@ class Worker:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         store = self.app.store
-        now = self.app.clock()
-        await store.register_worker(
-            WorkerInfo(
-                id=self.id,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                queues=self.queues,
-                concurrency=self.settings.concurrency,
-                started_at=now,
-                last_seen_at=now,
-            )
-        )
+        self._started_at = self.app.clock()
+        await self._register()
 
         def on_cancel(job_id: str) -> None:
             self._stop_run(job_id, StopReason.CANCEL)
@@ -211,7 +202,7 @@ class Worker:
         """What a run stopped on purpose ends as; None when it was lost, or not stopped by us."""
         job = entry.job
         if entry.stop_reason is StopReason.CANCEL:
-            return Outcome(job.id, job.attempt, Transition.CANCEL, error="cancelled")
+            return Outcome(job.id, job.attempt, Transition.ABORT, error="cancelled")
         if entry.stop_reason is StopReason.SHUTDOWN:
             return Outcome(job.id, job.attempt, Transition.RELEASE)
         return None
@@ -313,9 +304,26 @@ class Worker:
             except JobHandlerError as exc:
                 log.warning("%s failed: %s", getattr(action, "__name__", "service"), exc)
 
+    async def _register(self) -> None:
+        now = self.app.clock()
+        info = WorkerInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            concurrency=self.settings.concurrency,
+            started_at=self._started_at,
+            last_seen_at=now,
+            running=len(self._running),
+        )
+        await self.app.store.register_worker(info)
+
     async def _heartbeat(self) -> None:
         refs = [r.ref for r in self._running.values()]
         reply = await self.app.store.heartbeat(self.id, refs, self.app.clock(), self.settings.lease)
+        if not reply.registered:  # silent so long that the registry forgot us: back in it
+            log.warning("worker %s was forgotten by the registry; registering again", self.id)
+            await self._register()
         for ref in refs:
             if ref.id in reply.lost:
                 self._stop_run(ref.id, StopReason.LOST, ref.attempt)
