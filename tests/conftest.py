@@ -100,12 +100,15 @@ def wait_until(
 class Process:
     """A ``jobhandler`` command in a real child process, with its output in a log file."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+    ) -> None:
         self.log_path = log
         self._log = log.open("wb")
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "jobhandler.cli", *args],
             env=env,
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -130,8 +133,10 @@ class Process:
 
 
 class Server(Process):
-    def __init__(self, args: list[str], env: dict[str, str], log: Path, port: int) -> None:
-        super().__init__([*args, "--port", str(port)], env, log)
+    def __init__(
+        self, args: list[str], env: dict[str, str], log: Path, port: int, cwd: Path | None = None
+    ) -> None:
+        super().__init__([*args, "--port", str(port)], env, log, cwd)
         self.url = f"http://127.0.0.1:{port}"
 
     def wait_ready(self, timeout: float = 20.0) -> Server:
@@ -166,9 +171,13 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     """Start ``jobhandler`` commands as child processes; all are stopped after the test."""
     started: list[Process] = []
 
-    def start(args: list[str], env: dict[str, str], *, server: bool = False) -> Process:
+    def start(
+        args: list[str], env: dict[str, str], *, server: bool = False, cwd: Path | None = None
+    ) -> Process:
         log = tmp_path / f"proc-{len(started)}.log"
-        proc: Process = Server(args, env, log, free_port()) if server else Process(args, env, log)
+        proc: Process = (
+            Server(args, env, log, free_port(), cwd) if server else Process(args, env, log, cwd)
+        )
         started.append(proc)
         return proc
 

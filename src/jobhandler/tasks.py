@@ -107,8 +107,8 @@ class Task(Generic[P, R]):
             raise InvalidPayload(self.name, _field_errors(exc)) from None
 
     def dump_payload(self, value: Any) -> Any:
-        """Turn a Python payload (a model, a dataclass...) into JSON for submitting."""
-        return self._payload.dump_python(value, mode="json")
+        """Turn a Python payload (a model, a dataclass, or its JSON form) into JSON."""
+        return self._payload.dump_python(self.load_payload(value), mode="json")
 
     def dump_result(self, value: Any) -> Any:
         return self._result.dump_python(value, mode="json")
