@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,7 +20,9 @@ class Settings(BaseModel):
     port: int = 8080
     # Workers
     queues: tuple[str, ...] = ()  # empty: every queue the app's tasks use
-    concurrency: int = Field(default=10, ge=1)
+    concurrency: int = Field(default=100, ge=1)  # jobs one worker runs at once
+    # ... of which at most this many in child processes (isolation="process"): one per core.
+    process_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     poll_interval: float = Field(default=1.0, gt=0)  # the longest a worker waits before looking
     lease: float = Field(default=30.0, gt=0)
     heartbeat_interval: float = Field(default=10.0, gt=0)

@@ -63,6 +63,24 @@ _COMPLETED = status_list([JobStatus.COMPLETED])
 _FAILED = status_list(TERMINAL - {JobStatus.COMPLETED})
 
 
+def _finish_sql(transition: Transition) -> str:
+    """One outcome as one guarded UPDATE: the sources, the attempt, and the rescuer's guard."""
+    edge = TRANSITIONS[transition]
+    # Every transition takes the same parameters; a live one binds `now` and ignores it.
+    finished_at = "?" if edge.target in TERMINAL else "NULL + ?"
+    uncounted = "uncounted + 1" if transition is Transition.RELEASE else "uncounted"
+    return (
+        f"UPDATE jobs SET status = '{edge.target.value}', result = ?, error = ?, traceback = ?,"
+        f" run_at = coalesce(?, run_at), finished_at = {finished_at}, updated_at = ?,"
+        f" uncounted = {uncounted}, lease_expires_at = NULL"
+        f" WHERE id = ? AND attempt = ? AND status IN {status_list(edge.sources)}"
+        " AND (? IS NULL OR lease_expires_at < ?)"
+    )
+
+
+_FINISH_SQL = {transition: _finish_sql(transition) for transition in Transition}
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -309,30 +327,19 @@ class SQLiteStore:
         applied = []
         with self._write() as conn:
             for o in outcomes:
-                edge = TRANSITIONS[o.transition]
-                terminal = edge.target in TERMINAL
-                sql = (
-                    "UPDATE jobs SET status = ?, result = ?, error = ?, traceback = ?,"
-                    " run_at = coalesce(?, run_at), finished_at = ?, updated_at = ?,"
-                    " uncounted = uncounted + ?, lease_expires_at = NULL"
-                    f" WHERE id = ? AND attempt = ? AND status IN {status_list(edge.sources)}"
-                )
-                params: list[Any] = [
-                    edge.target.value,
+                params = (
                     None if o.result is None else _dumps(o.result),
                     o.error,
                     o.traceback,
                     o.run_at,
-                    now if terminal else None,
                     now,
-                    1 if o.transition is Transition.RELEASE else 0,
+                    now,
                     o.job_id,
                     o.attempt,
-                ]
-                if o.only_if_lease_expired_by is not None:
-                    sql += " AND lease_expires_at < ?"
-                    params.append(o.only_if_lease_expired_by)
-                applied.append(conn.execute(sql, params).rowcount == 1)
+                    o.only_if_lease_expired_by,
+                    o.only_if_lease_expired_by,
+                )
+                applied.append(conn.execute(_FINISH_SQL[o.transition], params).rowcount == 1)
         return applied
 
     async def heartbeat(

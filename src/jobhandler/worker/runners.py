@@ -37,9 +37,11 @@ class ChildFailed(Exception):
 
 
 class Runner:
-    def __init__(self, app_ref: str, cancel_grace: float) -> None:
+    def __init__(self, app_ref: str, cancel_grace: float, process_slots: int) -> None:
         self.app_ref = app_ref
         self.cancel_grace = cancel_grace
+        # Child processes cost a core and tens of MB each: they queue for a slot here.
+        self._process_slots = asyncio.Semaphore(process_slots)
 
     async def run(
         self, task: Task[Any, Any], payload: Any, ctx: JobContext, timeout: float | None
@@ -49,7 +51,8 @@ class Runner:
         Raises JobTimeout, CancelledError (when the run was stopped) or what the task raised.
         """
         if task.isolation == "process":
-            return await self._in_process(task, payload, ctx, timeout)  # the child dumps it
+            async with self._process_slots:
+                return await self._in_process(task, payload, ctx, timeout)  # the child dumps it
         if task.isolation == "thread":
             return task.dump_result(await self._in_thread(task, payload, ctx, timeout))
         return task.dump_result(await self._on_loop(task, payload, ctx, timeout))

@@ -58,7 +58,9 @@ class Worker:
         self.settings = settings
         self.queues = queues or list(settings.queues) or app.tasks.queues() or ["default"]
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.runner = Runner(settings.app, settings.thread_cancel_grace)
+        self.runner = Runner(
+            settings.app, settings.thread_cancel_grace, settings.process_concurrency
+        )
         self._running: dict[str, Running] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
