@@ -922,11 +922,24 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in text.split()]
 
 
+# Leaf frames where a thread only waits (py-spy does not always flag these as idle): a thread
+# pool's worker waiting for work, an Event.wait with a timeout, the event loop's select.
+WAITS = (
+    "Condition.wait (threading.py)",
+    "Event.wait (threading.py)",
+    "EpollSelector.select (selectors.py)",
+    "_worker (concurrent/futures/thread.py)",
+    "Thread._wait_for_tstate_lock (threading.py)",
+)
+
+
 @dataclass
 class Profile:
     samples: int = 0
     startup: int = 0  # samples inside imports: process start, left out of the percentages
+    waiting: int = 0  # samples whose leaf is a wait (WAITS), left out too
     own: dict[str, int] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)  # self samples by leaf line
     total: dict[str, int] = field(default_factory=dict)
 
     def add(self, path: Path) -> None:
@@ -940,8 +953,13 @@ class Profile:
             if any(f.startswith("_find_and_load ") for f in frames):
                 self.startup += count
                 continue
+            if frames[-1] in WAITS:
+                self.waiting += count
+                continue
             self.samples += count
             self.own[frames[-1]] = self.own.get(frames[-1], 0) + count
+            leaf = stack.split(";")[-1].strip()
+            self.lines[leaf] = self.lines.get(leaf, 0) + count
             for name in set(frames):
                 self.total[name] = self.total.get(name, 0) + count
 
@@ -952,6 +970,12 @@ class Profile:
             lines.append(
                 f"| `{name}` | {100 * own / self.samples:.1f} | {100 * tot / self.samples:.1f} |"
             )
+        return lines
+
+    def line_table(self, k: int) -> list[str]:
+        lines = ["| line | self % |", "|---|---|"]
+        for leaf in sorted(self.lines, key=lambda n: -self.lines[n])[:k]:
+            lines.append(f"| `{leaf}` | {100 * self.lines[leaf] / self.samples:.1f} |")
         return lines
 
     def top_self(self, k: int) -> list[str]:
@@ -978,8 +1002,9 @@ def profile(ours_python: str, n: int) -> int:
     bindir = Path(ours_python).parent
     text = [
         f"Profile: 2 `jobhandler worker` processes draining {n:,} no-op jobs on SQLite, each "
-        "under py-spy at 1000 Hz. Samples taken during imports (process start) are left out; "
-        "percentages are of the remaining samples of both processes.",
+        "under py-spy at 1000 Hz. Samples taken during imports (process start) and samples of "
+        "threads that only wait are left out; percentages are of the remaining samples of both "
+        "processes.",
         "",
     ]
     views = [
@@ -1053,7 +1078,8 @@ def profile(ours_python: str, n: int) -> int:
         text += [
             f"### {title}",
             "",
-            f"{prof.samples:,} samples ({prof.startup:,} more at start-up left out); drained in "
+            f"{prof.samples:,} samples ({prof.startup:,} more at start-up and {prof.waiting:,} "
+            "in plain waits (thread pool, Event.wait, select) left out); drained in "
             f"{elapsed:.1f}s including worker start ({n / elapsed:,.0f} jobs/s profiled).",
             "",
             "Top functions by self time:",
@@ -1063,6 +1089,10 @@ def profile(ours_python: str, n: int) -> int:
             "Our own functions by inclusive time:",
             "",
             *prof.table(prof.top_ours(12)),
+            "",
+            "Hottest lines (self time):",
+            "",
+            *prof.line_table(8),
             "",
         ]
         harness.log(f"profile view {view + 1}/2 done")
