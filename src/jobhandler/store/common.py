@@ -7,13 +7,26 @@ import binascii
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from jobhandler.jobs import Job, JobStatus
-from jobhandler.store.base import HeartbeatReply, JobFilter, JobRef, Page
+from jobhandler.jobs import TERMINAL, TRANSITIONS, WAITING, Job, JobStatus, Transition
+from jobhandler.store.base import HeartbeatReply, JobFilter, JobRef, Page, QueueStats, WorkerInfo
 
 
 def status_list(statuses: Iterable[JobStatus]) -> str:
     """``('queued', 'scheduled')``: written into the SQL, not bound, so partial indexes apply."""
     return "(" + ", ".join(f"'{s.value}'" for s in sorted(statuses)) + ")"
+
+
+# The status sets the stores' statements need, from the one state machine.
+WAITING_SQL = status_list(WAITING)
+TERMINAL_SQL = status_list(TERMINAL)
+CLAIMABLE_SQL = status_list(TRANSITIONS[Transition.CLAIM].sources)
+# A waiting job is cancelled at once; a running one is flagged for its worker to stop.
+CANCELLABLE_SQL = status_list(
+    TRANSITIONS[Transition.CANCEL].sources | TRANSITIONS[Transition.ABORT].sources
+)
+RETRYABLE_SQL = status_list(TRANSITIONS[Transition.RETRY].sources)
+COMPLETED_SQL = status_list([JobStatus.COMPLETED])
+FAILED_SQL = status_list(TERMINAL - {JobStatus.COMPLETED})
 
 
 def encode_cursor(seq: int) -> str:
@@ -137,3 +150,27 @@ def job_row(job: Job, dumps: Callable[[Any], Any]) -> tuple[Any, ...]:
         job.traceback, job.worker_id, job.lease_expires_at, job.cancel_requested,
         json_or_none(job.progress),
     )  # fmt: skip
+
+
+def worker_from_row(row: Row, loads: Callable[[Any], Any]) -> WorkerInfo:
+    return WorkerInfo(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        queues=loads(row["queues"]),
+        concurrency=row["concurrency"],
+        started_at=row["started_at"],
+        last_seen_at=row["last_seen_at"],
+        running=row["running"],
+    )
+
+
+QUEUE_COUNTS_SQL = "SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status"
+
+
+def queue_stats_of(rows: Iterable[Row]) -> list[QueueStats]:
+    """Rows of ``QUEUE_COUNTS_SQL`` as one entry per queue."""
+    by_queue: dict[str, dict[str, int]] = {}
+    for r in rows:
+        by_queue.setdefault(r["queue"], {})[r["status"]] = r["n"]
+    return [QueueStats(q, counts) for q, counts in sorted(by_queue.items())]

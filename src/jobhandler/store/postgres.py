@@ -44,9 +44,7 @@ from jobhandler.errors import InvalidTransition, JobNotFound, StoreUnavailable
 from jobhandler.jobs import (
     TERMINAL,
     TRANSITIONS,
-    WAITING,
     Job,
-    JobStatus,
     NewJob,
     Outcome,
     Transition,
@@ -61,13 +59,22 @@ from jobhandler.store.base import (
     WorkerInfo,
 )
 from jobhandler.store.common import (
+    CANCELLABLE_SQL,
+    CLAIMABLE_SQL,
+    COMPLETED_SQL,
+    FAILED_SQL,
     JOB_COLUMNS,
+    QUEUE_COUNTS_SQL,
+    RETRYABLE_SQL,
+    TERMINAL_SQL,
+    WAITING_SQL,
     heartbeat_reply,
     job_from_row,
     job_row,
     list_query,
     page_of,
-    status_list,
+    queue_stats_of,
+    worker_from_row,
 )
 
 log = logging.getLogger("jobhandler.store.postgres")
@@ -83,16 +90,6 @@ LISTENER_NAME = "jobhandler-listen"  # its application_name, unless the URL sets
 LISTEN_CHECK = 30.0  # seconds without a notification before the listener checks its connection
 LISTEN_BACKOFF = (0.1, 10.0)  # first and longest wait before reconnecting the listener
 
-_WAITING = status_list(WAITING)
-_TERMINAL = status_list(TERMINAL)
-_CLAIMABLE = status_list(TRANSITIONS[Transition.CLAIM].sources)
-# A waiting job is cancelled at once; a running one is flagged for its worker to stop.
-_CANCELLABLE = status_list(
-    TRANSITIONS[Transition.CANCEL].sources | TRANSITIONS[Transition.ABORT].sources
-)
-_RETRYABLE = status_list(TRANSITIONS[Transition.RETRY].sources)
-_COMPLETED = status_list([JobStatus.COMPLETED])
-_FAILED = status_list(TERMINAL - {JobStatus.COMPLETED})
 # Targets, from the state machine too, written in as literals.
 _RUNNING = f"'{TRANSITIONS[Transition.CLAIM].target.value}'"
 _CANCELLED = f"'{TRANSITIONS[Transition.CANCEL].target.value}'"
@@ -116,7 +113,7 @@ SELECT pg_notify('{SUBMIT_CHANNEL}', '')
 CLAIM_SQL = f"""
 WITH picked AS (
     SELECT seq FROM jobs
-    WHERE status IN {_CLAIMABLE} AND queue = ANY(%(queues)s) AND run_at <= %(now)s
+    WHERE status IN {CLAIMABLE_SQL} AND queue = ANY(%(queues)s) AND run_at <= %(now)s
     ORDER BY priority DESC, run_at, seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -170,10 +167,10 @@ FROM (SELECT count(*) FROM notified) AS notices LEFT JOIN updated ON true
 
 CANCEL_SQL = _act_sql(
     f"""UPDATE jobs SET
-        status = CASE WHEN status IN {_WAITING} THEN {_CANCELLED} ELSE status END,
-        finished_at = CASE WHEN status IN {_WAITING} THEN %(now)s ELSE finished_at END,
+        status = CASE WHEN status IN {WAITING_SQL} THEN {_CANCELLED} ELSE status END,
+        finished_at = CASE WHEN status IN {WAITING_SQL} THEN %(now)s ELSE finished_at END,
         cancel_requested = true, updated_at = %(now)s
-    WHERE id = %(id)s AND status IN {_CANCELLABLE}""",
+    WHERE id = %(id)s AND status IN {CANCELLABLE_SQL}""",
     f"SELECT pg_notify('{CANCEL_CHANNEL}', id) FROM updated WHERE status = {_RUNNING}",
 )
 
@@ -182,15 +179,15 @@ RETRY_SQL = _act_sql(
     f"""UPDATE jobs SET status = {_REQUEUED}, run_at = %(now)s, updated_at = %(now)s,
         uncounted = attempt, finished_at = NULL, result = NULL, error = NULL, traceback = NULL,
         cancel_requested = false, progress = NULL, lease_expires_at = NULL
-    WHERE id = %(id)s AND status IN {_RETRYABLE}""",
+    WHERE id = %(id)s AND status IN {RETRYABLE_SQL}""",
     f"SELECT pg_notify('{SUBMIT_CHANNEL}', '') FROM updated",
 )
 
 PRUNE_SQL = f"""
 DELETE FROM jobs WHERE seq IN (
     SELECT seq FROM jobs
-    WHERE (status IN {_COMPLETED} AND finished_at < %(completed_before)s)
-       OR (status IN {_FAILED} AND finished_at < %(failed_before)s)
+    WHERE (status IN {COMPLETED_SQL} AND finished_at < %(completed_before)s)
+       OR (status IN {FAILED_SQL} AND finished_at < %(failed_before)s)
     ORDER BY finished_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -402,7 +399,7 @@ class PostgresStore:
     async def delete_job(self, job_id: str) -> bool:
         async with self._connection() as conn:
             cur = await conn.execute(
-                f"DELETE FROM jobs WHERE id = %(id)s AND status IN {_TERMINAL}", {"id": job_id}
+                f"DELETE FROM jobs WHERE id = %(id)s AND status IN {TERMINAL_SQL}", {"id": job_id}
             )
             return cur.rowcount == 1
 
@@ -607,28 +604,10 @@ class PostgresStore:
 
     async def list_workers(self) -> list[WorkerInfo]:
         rows = await self._fetchall("SELECT * FROM workers ORDER BY started_at", {})
-        return [
-            WorkerInfo(
-                id=r["id"],
-                host=r["host"],
-                pid=r["pid"],
-                queues=r["queues"],
-                concurrency=r["concurrency"],
-                started_at=r["started_at"],
-                last_seen_at=r["last_seen_at"],
-                running=r["running"],
-            )
-            for r in rows
-        ]
+        return [worker_from_row(r, _identity) for r in rows]
 
     async def queue_stats(self) -> list[QueueStats]:
-        rows = await self._fetchall(
-            "SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status", {}
-        )
-        by_queue: dict[str, dict[str, int]] = {}
-        for r in rows:
-            by_queue.setdefault(r["queue"], {})[r["status"]] = r["n"]
-        return [QueueStats(q, counts) for q, counts in sorted(by_queue.items())]
+        return queue_stats_of(await self._fetchall(QUEUE_COUNTS_SQL, {}))
 
 
 def _call(callback: Callable[..., None], *args: Any) -> None:

@@ -22,9 +22,7 @@ from jobhandler.errors import InvalidTransition, JobNotFound, StoreUnavailable
 from jobhandler.jobs import (
     TERMINAL,
     TRANSITIONS,
-    WAITING,
     Job,
-    JobStatus,
     NewJob,
     Outcome,
     Transition,
@@ -39,28 +37,27 @@ from jobhandler.store.base import (
     WorkerInfo,
 )
 from jobhandler.store.common import (
+    CANCELLABLE_SQL,
+    CLAIMABLE_SQL,
+    COMPLETED_SQL,
+    FAILED_SQL,
     JOB_COLUMNS,
+    QUEUE_COUNTS_SQL,
+    RETRYABLE_SQL,
+    TERMINAL_SQL,
+    WAITING_SQL,
     heartbeat_reply,
     job_from_row,
     job_row,
     list_query,
     page_of,
+    queue_stats_of,
     status_list,
+    worker_from_row,
 )
 
 T = TypeVar("T")
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
-
-_WAITING = status_list(WAITING)
-_TERMINAL = status_list(TERMINAL)
-_CLAIMABLE = status_list(TRANSITIONS[Transition.CLAIM].sources)
-# A waiting job is cancelled at once; a running one is flagged for its worker to stop.
-_CANCELLABLE = status_list(
-    TRANSITIONS[Transition.CANCEL].sources | TRANSITIONS[Transition.ABORT].sources
-)
-_RETRYABLE = status_list(TRANSITIONS[Transition.RETRY].sources)
-_COMPLETED = status_list([JobStatus.COMPLETED])
-_FAILED = status_list(TERMINAL - {JobStatus.COMPLETED})
 
 
 def _finish_sql(transition: Transition) -> str:
@@ -266,7 +263,7 @@ class SQLiteStore:
         def delete() -> bool:
             with self._write() as conn:
                 cur = conn.execute(
-                    f"DELETE FROM jobs WHERE id = ? AND status IN {_TERMINAL}", (job_id,)
+                    f"DELETE FROM jobs WHERE id = ? AND status IN {TERMINAL_SQL}", (job_id,)
                 )
                 return cur.rowcount == 1
 
@@ -278,8 +275,8 @@ class SQLiteStore:
         # Bounded: one short write transaction per call, however much has piled up.
         sql = (
             "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
-            f" WHERE (status IN {_COMPLETED} AND finished_at < ?)"
-            f" OR (status IN {_FAILED} AND finished_at < ?)"
+            f" WHERE (status IN {COMPLETED_SQL} AND finished_at < ?)"
+            f" OR (status IN {FAILED_SQL} AND finished_at < ?)"
             " ORDER BY finished_at LIMIT ?)"
         )
         params = (now - completed_age, now - failed_age, limit)
@@ -304,7 +301,7 @@ class SQLiteStore:
             " lease_expires_at = ?, started_at = ?, updated_at = ?, cancel_requested = 0,"
             " progress = NULL"
             " WHERE seq IN (SELECT seq FROM jobs"
-            f" WHERE status IN {_CLAIMABLE} AND queue IN ({marks}) AND run_at <= ?"
+            f" WHERE status IN {CLAIMABLE_SQL} AND queue IN ({marks}) AND run_at <= ?"
             " ORDER BY priority DESC, run_at, seq LIMIT ?)"
             " RETURNING *"
         )
@@ -410,10 +407,10 @@ class SQLiteStore:
         # its worker (which stops the run and writes the cancelled outcome, fenced).
         sql = (
             "UPDATE jobs SET"
-            f" status = CASE WHEN status IN {_WAITING} THEN 'cancelled' ELSE status END,"
-            f" finished_at = CASE WHEN status IN {_WAITING} THEN ? ELSE finished_at END,"
+            f" status = CASE WHEN status IN {WAITING_SQL} THEN 'cancelled' ELSE status END,"
+            f" finished_at = CASE WHEN status IN {WAITING_SQL} THEN ? ELSE finished_at END,"
             " cancel_requested = 1, updated_at = ?"
-            f" WHERE id = ? AND status IN {_CANCELLABLE} RETURNING *"
+            f" WHERE id = ? AND status IN {CANCELLABLE_SQL} RETURNING *"
         )
 
         def cancel() -> Job:
@@ -431,7 +428,7 @@ class SQLiteStore:
             "UPDATE jobs SET status = 'queued', run_at = ?, updated_at = ?, uncounted = attempt,"
             " finished_at = NULL, result = NULL, error = NULL, traceback = NULL,"
             " cancel_requested = 0, progress = NULL, lease_expires_at = NULL"
-            f" WHERE id = ? AND status IN {_RETRYABLE} RETURNING *"
+            f" WHERE id = ? AND status IN {RETRYABLE_SQL} RETURNING *"
         )
 
         def retry() -> Job:
@@ -524,31 +521,13 @@ class SQLiteStore:
     async def list_workers(self) -> list[WorkerInfo]:
         def read() -> list[WorkerInfo]:
             rows = self._connection().execute("SELECT * FROM workers ORDER BY started_at")
-            return [
-                WorkerInfo(
-                    id=r["id"],
-                    host=r["host"],
-                    pid=r["pid"],
-                    queues=json.loads(r["queues"]),
-                    concurrency=r["concurrency"],
-                    started_at=r["started_at"],
-                    last_seen_at=r["last_seen_at"],
-                    running=r["running"],
-                )
-                for r in rows
-            ]
+            return [worker_from_row(r, json.loads) for r in rows]
 
         return await self._run(read)
 
     async def queue_stats(self) -> list[QueueStats]:
         def read() -> list[QueueStats]:
-            rows = self._connection().execute(
-                "SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status"
-            )
-            by_queue: dict[str, dict[str, int]] = {}
-            for r in rows:
-                by_queue.setdefault(r["queue"], {})[r["status"]] = r["n"]
-            return [QueueStats(q, counts) for q, counts in sorted(by_queue.items())]
+            return queue_stats_of(self._connection().execute(QUEUE_COUNTS_SQL))
 
         return await self._run(read)
 
