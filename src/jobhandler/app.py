@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from jobhandler.batching import GroupCommit
 from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound
@@ -19,7 +17,7 @@ from jobhandler.retry import RetryPolicy
 from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
 from jobhandler.store.base import JobFilter, Page, QueueStats, WorkerInfo
-from jobhandler.tasks import Isolation, Task, TaskOptions, TaskRegistry
+from jobhandler.tasks import Isolation, JobOptions, Task, TaskOptions, TaskRegistry
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -30,38 +28,17 @@ R = TypeVar("R")
 MAX_BATCH = 1000
 
 
-class SubmitRequest(BaseModel):
+class SubmitRequest(JobOptions):
     """One job to submit. ``task`` None means the app's default task."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    payload: Any = Field(None, description="the task's input, checked against its payload type")
-    task: str | None = Field(
-        None, min_length=1, max_length=200, description="the app's default task when absent"
+    payload: Any = Field(
+        default=None, description="the task's input, checked against its payload type"
     )
-    queue: str | None = Field(None, min_length=1, max_length=200)
-    priority: int | None = Field(None, ge=-1000, le=1000, description="higher runs first")
-    delay: float | None = Field(None, ge=0, le=10 * 365 * 86400, description="seconds until due")
-    run_at: datetime | float | None = Field(None, description="when due: RFC 3339 or epoch seconds")
-    max_attempts: int | None = Field(None, ge=1, le=1000)
-    timeout: float | None = Field(None, gt=0, description="seconds one run may take")
-
-    @model_validator(mode="after")
-    def _one_start_time(self) -> SubmitRequest:
-        if self.delay is not None and self.run_at is not None:
-            raise ValueError("give either delay or run_at, not both")
-        if isinstance(self.run_at, datetime) and self.run_at.tzinfo is None:
-            raise ValueError("run_at needs a time zone, for example 2030-01-01T00:00:00Z")
-        return self
-
-    def start_time(self, now: float) -> float:
-        if self.delay is not None:
-            return now + self.delay
-        if isinstance(self.run_at, datetime):
-            return self.run_at.timestamp()
-        if self.run_at is not None:
-            return float(self.run_at)
-        return now
+    task: str | None = Field(
+        default=None, min_length=1, max_length=200, description="the app's default task when absent"
+    )
 
 
 class App:
@@ -180,17 +157,7 @@ class App:
             message = "task is required: this app has no default task"
             raise InvalidJob(message, [{"loc": ["task"], "msg": message, "type": "missing"}])
         task = self.tasks.get(name)
-        opts = task.options
-        return NewJob(
-            id=str(uuid.uuid4()),
-            task=task.name,
-            queue=request.queue or opts.queue,
-            payload=task.validate_payload(request.payload),
-            priority=opts.priority if request.priority is None else request.priority,
-            max_attempts=request.max_attempts or opts.max_attempts,
-            timeout=request.timeout or opts.timeout,
-            run_at=request.start_time(now),
-        )
+        return task.new_job(task.validate_payload(request.payload), now, request)
 
     async def submit(
         self, request: SubmitRequest, *, connection: AsyncConnection[Any] | None = None
@@ -201,7 +168,7 @@ class App:
         is committed, or rolled back, with it.
         """
         now = self.clock()
-        (job,) = await self._insert([self.new_job(request, now)], now, connection)
+        (job,) = await self.insert_jobs([self.new_job(request, now)], now, connection)
         return job
 
     async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Job]:
@@ -218,11 +185,12 @@ class App:
                 errors.extend(exc.at("jobs", index))
         if errors:
             raise InvalidJob(f"{len(errors)} errors in the batch; nothing was stored", errors)
-        return await self._insert(new, now)
+        return await self.insert_jobs(new, now)
 
-    async def _insert(
+    async def insert_jobs(
         self, new: list[NewJob], now: float, connection: AsyncConnection[Any] | None = None
     ) -> list[Job]:
+        """Store checked jobs (from ``new_job`` or ``Task.new_job``) and wake local workers."""
         if connection is not None:  # the caller's transaction: theirs to commit
             jobs = await self.store.insert_jobs(new, now, connection)
         else:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
 import pydantic
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobhandler.context import JobContext
 from jobhandler.errors import InvalidPayload, UnknownTask
+from jobhandler.jobs import NewJob
 from jobhandler.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -34,6 +38,43 @@ class TaskOptions:
     priority: int = 0  # higher runs first
     isolation: Isolation | None = None  # None: "async" for async def, "thread" for def
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class JobOptions(BaseModel):
+    """Per-job overrides of a task's options; None keeps the task's own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    queue: str | None = Field(default=None, min_length=1, max_length=200)
+    priority: int | None = Field(default=None, ge=-1000, le=1000, description="higher runs first")
+    delay: float | None = Field(
+        default=None, ge=0, le=10 * 365 * 86400, description="seconds until due"
+    )
+    run_at: datetime | float | None = Field(
+        default=None, description="when due: RFC 3339 or epoch seconds"
+    )
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    timeout: float | None = Field(default=None, gt=0, description="seconds one run may take")
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> JobOptions:
+        if self.delay is not None and self.run_at is not None:
+            raise ValueError("give either delay or run_at, not both")
+        if isinstance(self.run_at, datetime) and self.run_at.tzinfo is None:
+            raise ValueError("run_at needs a time zone, for example 2030-01-01T00:00:00Z")
+        return self
+
+    def start_time(self, now: float) -> float:
+        if self.delay is not None:
+            return now + self.delay
+        if isinstance(self.run_at, datetime):
+            return self.run_at.timestamp()
+        if self.run_at is not None:
+            return float(self.run_at)
+        return now
+
+
+NO_OPTIONS = JobOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +117,13 @@ class Task(Generic[P, R]):
         self.fn = fn
         self.options = options
         self.signature = Signature.of(fn)
-        self._payload = pydantic.TypeAdapter(
-            self.signature.payload_type if self.signature.payload_type is not None else None
-        )
+        self._payload = pydantic.TypeAdapter(self._payload_type())
         self._result = pydantic.TypeAdapter(self.signature.result_type)
+        many: Any = list[self._payload_type()]  # type: ignore[misc]
+        self._payloads = pydantic.TypeAdapter(many)  # enqueue_many checks a list in one pass
+
+    def _payload_type(self) -> Any:
+        return self.signature.payload_type  # None (no payload) is a type pydantic knows too
 
     @property
     def isolation(self) -> Isolation:
@@ -126,42 +170,69 @@ class Task(Generic[P, R]):
 
     # -- submitting ----------------------------------------------------------------------
 
+    def new_job(self, payload: Any, now: float, options: JobOptions = NO_OPTIONS) -> NewJob:
+        """A job of this task to store; ``payload`` is already checked and in its JSON form."""
+        opts = self.options
+        return NewJob(
+            id=str(uuid.uuid4()),
+            task=self.name,
+            queue=options.queue or opts.queue,
+            payload=payload,
+            priority=opts.priority if options.priority is None else options.priority,
+            max_attempts=options.max_attempts or opts.max_attempts,
+            timeout=options.timeout or opts.timeout,
+            run_at=options.start_time(now),
+        )
+
     async def enqueue(
         self,
         payload: Any = None,
         *,
-        queue: str | None = None,
-        priority: int | None = None,
-        delay: float | None = None,
-        run_at: float | None = None,
-        max_attempts: int | None = None,
-        timeout: float | None = None,
         connection: AsyncConnection[Any] | None = None,
+        **options: Any,
     ) -> Job:
         """Submit one job of this task; returns it once it is committed.
 
-        With ``connection`` (PostgreSQL only: your open psycopg connection to the jobs
-        database) the job is written inside your current transaction instead: it exists, and
-        workers see it, only once you commit, and not at all if you roll back.
+        ``options`` override the task's: queue, priority, delay (s) or run_at, max_attempts,
+        timeout. With ``connection`` (PostgreSQL only: your open psycopg connection to the
+        jobs database) the job is written inside your current transaction instead: it
+        exists, and workers see it, only once you commit, and not at all if you roll back.
         """
-        from jobhandler.app import SubmitRequest
+        overrides = JobOptions(**options) if options else NO_OPTIONS
+        now = self.app.clock()
+        new = self.new_job(self.dump_payload(payload), now, overrides)
+        (job,) = await self.app.insert_jobs([new], now, connection)
+        return job
 
-        request = SubmitRequest(
-            task=self.name,
-            payload=self.dump_payload(payload),
-            queue=queue,
-            priority=priority,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            timeout=timeout,
-        )
-        return await self.app.submit(request, connection=connection)
+    async def enqueue_many(self, payloads: Sequence[Any], **options: Any) -> list[Job]:
+        """Submit many jobs of this task in one transaction, all or none.
+
+        The payloads are checked in one pass; an invalid one raises InvalidPayload naming its
+        index, and nothing is stored. ``options`` apply to every job.
+        """
+        try:
+            checked = self._payloads.dump_python(
+                self._payloads.validate_python(list(payloads)), mode="json"
+            )
+        except pydantic.ValidationError as exc:
+            raise InvalidPayload(self.name, _field_errors(exc, ["jobs"])) from None
+        overrides = JobOptions(**options) if options else NO_OPTIONS
+        now = self.app.clock()
+        return await self.app.insert_jobs([self.new_job(p, now, overrides) for p in checked], now)
 
 
-def _field_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
+def _field_errors(
+    exc: pydantic.ValidationError, prefix: Sequence[str | int] = ()
+) -> list[dict[str, Any]]:
+    """Errors with their place: ``payload`` and the field path (for a batch: jobs, index)."""
+
+    def place(loc: tuple[str | int, ...]) -> list[str | int]:
+        if prefix:  # a list of payloads: loc starts with the index
+            return [*prefix, loc[0], "payload", *loc[1:]]
+        return ["payload", *loc]
+
     return [
-        {"loc": ["payload", *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        {"loc": place(err["loc"]), "msg": err["msg"], "type": err["type"]}
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
 

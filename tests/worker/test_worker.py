@@ -8,10 +8,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from pydantic import BaseModel
+import pytest
+from pydantic import BaseModel, ValidationError
 
 from jobhandler import (
     App,
+    InvalidPayload,
     Job,
     JobContext,
     JobStatus,
@@ -224,3 +226,26 @@ async def test_finished_jobs_are_pruned_after_their_retention(database_url: str)
             assert time.monotonic() < deadline, "the completed job was never pruned"
             await asyncio.sleep(0.05)
         assert (await app.get_job(failed.id)).status is JobStatus.FAILED  # kept longer
+
+
+async def test_enqueue_many_is_checked_in_one_pass_and_all_or_nothing(database_url: str) -> None:
+    async with running(database_url) as app:
+        task = app.tasks.get("total")
+        with pytest.raises(InvalidPayload) as caught:
+            await task.enqueue_many([{"item": "a", "qty": 1}, {"item": "b", "qty": "many"}])
+        assert caught.value.errors[0]["loc"] == ["jobs", 1, "payload", "qty"]
+        assert (await app.list_jobs()).jobs == []
+        jobs = await task.enqueue_many([Order(item=f"i{n}", qty=n) for n in range(50)], priority=3)
+        assert all(j.priority == 3 and j.task == "total" for j in jobs)
+        done = [await app.wait_for_job(j.id, 20) for j in jobs]
+        assert [j.result for j in done] == [{f"i{n}": 2 * n} for n in range(50)]
+
+
+async def test_enqueue_options_are_checked(database_url: str) -> None:
+    async with running(database_url) as app:
+        task = app.tasks.get("total")
+        with pytest.raises(ValidationError):
+            await task.enqueue(Order(item="x", qty=1), max_attempts=0)
+        with pytest.raises(ValidationError):
+            await task.enqueue(Order(item="x", qty=1), delay=1, run_at=time.time())
+        assert (await app.list_jobs()).jobs == []
