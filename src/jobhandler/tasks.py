@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import typing
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobhandler.context import JobContext
 from jobhandler.errors import InvalidPayload, UnknownTask
-from jobhandler.jobs import NewJob
+from jobhandler.jobs import NewJob, new_job_id
 from jobhandler.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -174,7 +173,7 @@ class Task(Generic[P, R]):
         """A job of this task to store; ``payload`` is already checked and in its JSON form."""
         opts = self.options
         return NewJob(
-            id=str(uuid.uuid4()),
+            id=new_job_id(),
             task=self.name,
             queue=options.queue or opts.queue,
             payload=payload,

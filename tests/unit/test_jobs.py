@@ -49,3 +49,17 @@ def test_cancel_and_claim_sources() -> None:
     assert not can_apply(Transition.CANCEL, JobStatus.COMPLETED)
     assert can_apply(Transition.CLAIM, JobStatus.SCHEDULED)
     assert not can_apply(Transition.CLAIM, JobStatus.PROCESSING)
+
+
+def test_job_ids_are_uuid7_and_grow_with_time() -> None:
+    import time
+    import uuid
+
+    from jobhandler.jobs import new_job_id
+
+    first = new_job_id()
+    time.sleep(0.002)  # ids are ordered by their millisecond, so step past one
+    second = new_job_id()
+    assert uuid.UUID(first).version == 7 and uuid.UUID(first).variant == uuid.RFC_4122
+    assert first < second
+    assert len({new_job_id() for _ in range(10_000)}) == 10_000
