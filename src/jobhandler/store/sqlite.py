@@ -91,7 +91,7 @@ class SQLiteStore:
         *,
         busy_timeout: float = 10.0,
         synchronous: Synchronous = "FULL",
-        watch_interval: float = 0.002,
+        watch_interval: float = 0.001,
     ) -> None:
         self.path = path
         self.watch_interval = watch_interval
