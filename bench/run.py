@@ -1037,6 +1037,7 @@ def profile(ours_python: str, n: int) -> int:
                         "record",
                         "--rate",
                         "1000",
+                        "--nonblocking",  # do not pause the worker at each sample
                         "--format",
                         "raw",
                         *flags,

@@ -1,7 +1,7 @@
 """Job Handler (ours), through its public Python API, on SQLite or PostgreSQL.
 
 Submit one: ``await noop.enqueue(i)``. Bulk: ``app.submit_many`` (up to 1,000 per call).
-Workers: 2 ``jobhandler worker`` processes with their default concurrency (10 async slots).
+Workers: 2 ``jobhandler worker`` processes with their default concurrency.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from jobhandler.app import SubmitRequest
 from jobhandler.settings import Settings
 
 PACKAGE = "jobhandler"
-WORKERS = "2 `jobhandler worker` processes, default concurrency (10 async jobs each)"
+WORKERS = "2 `jobhandler worker` processes, default concurrency"
 
 app = App()
 
