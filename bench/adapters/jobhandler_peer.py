@@ -1,6 +1,6 @@
 """Job Handler (ours), through its public Python API, on SQLite or PostgreSQL.
 
-Submit one: ``await noop.enqueue(i)``. Bulk: ``app.submit_many`` (up to 1,000 per call).
+Submit one: ``await noop.enqueue(i)``. Bulk: ``await noop.enqueue_many(items)`` (1,000 per call).
 Workers: 2 ``jobhandler worker`` processes with their default concurrency.
 """
 
@@ -11,7 +11,6 @@ from typing import Any
 
 from bench.adapters.common import bin_path, env, record
 from jobhandler import App
-from jobhandler.app import SubmitRequest
 from jobhandler.settings import Settings
 
 PACKAGE = "jobhandler"
@@ -60,7 +59,7 @@ class Submitter:
         return await noop.enqueue(i)
 
     async def many(self, items: list[int]) -> Any:
-        return await app.submit_many([SubmitRequest(task="noop", payload=i) for i in items])
+        return await noop.enqueue_many(items)
 
     async def close(self) -> None:
         await self._stack.aclose()

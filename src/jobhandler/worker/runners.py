@@ -64,6 +64,8 @@ class Runner:
         coro = task.fn(*args, **kwargs)
         if not asyncio.iscoroutine(coro):  # a def marked isolation="async": run it inline
             return coro
+        if timeout is None:  # the common case, kept off the hot path
+            return await coro
         try:
             async with asyncio.timeout(timeout) as deadline:
                 return await coro
