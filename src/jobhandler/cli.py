@@ -66,6 +66,13 @@ def store_options(fn: F) -> F:
         type=click.Choice(["debug", "info", "warning", "error"]),
     )(fn)
     fn = _option(
+        "--listen/--no-listen",
+        env="LISTEN",
+        default=Settings().listen,
+        show_default=True,
+        help="PostgreSQL LISTEN/NOTIFY wake-ups; turn off behind a transaction-mode pooler.",
+    )(fn)
+    fn = _option(
         "--sqlite-synchronous",
         env="SQLITE_SYNCHRONOUS",
         default=Settings().sqlite_synchronous,
