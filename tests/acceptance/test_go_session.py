@@ -18,6 +18,13 @@ def curl(*args: str) -> tuple[int, dict | list]:  # type: ignore[type-arg]
     return int(code), json.loads(body)
 
 
+def create(server: Server, body: str) -> tuple[int, dict | list]:  # type: ignore[type-arg]
+    """The Go README's create request, as it is written there."""
+    return curl(
+        "-X", "POST", "-H", "Content-Type: application/json", "-d", body, f"{server.url}/jobs"
+    )
+
+
 def start(spawn: Callable[..., Process], sqlite_url: str, delay: str | None) -> Server:
     env = test_env(sqlite_url)
     if delay is None:
@@ -33,15 +40,7 @@ def test_readme_session_with_the_default_delay(
     spawn: Callable[..., Process], sqlite_url: str
 ) -> None:
     server = start(spawn, sqlite_url, delay=None)
-    code, job = curl(
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        '{"payload":"hello"}',
-        f"{server.url}/jobs",
-    )
+    code, job = create(server, '{"payload":"hello"}')
     assert code == 201 and job["status"] == "queued" and job["id"]  # type: ignore[index]
     job_id = job["id"]  # type: ignore[index]
     submitted = time.monotonic()
@@ -66,23 +65,13 @@ def test_readme_session_with_the_default_delay(
     code, missing = curl(f"{server.url}/jobs/no-such-id")
     assert code == 404 and missing == {**missing, "error": "job not found"}  # type: ignore[dict-item]
 
-    code, bad = curl(
-        "-X", "POST", "-H", "Content-Type: application/json", "-d", "{}", f"{server.url}/jobs"
-    )
+    code, bad = create(server, "{}")
     assert code == 400 and "payload" in bad["error"]  # type: ignore[index]
 
 
 def test_cancelling_a_processing_job(spawn: Callable[..., Process], sqlite_url: str) -> None:
     server = start(spawn, sqlite_url, delay="30")
-    _, job = curl(
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        '{"payload":"hello"}',
-        f"{server.url}/jobs",
-    )
+    _, job = create(server, '{"payload":"hello"}')
     job_id = job["id"]  # type: ignore[index]
     wait_until(lambda: curl(f"{server.url}/jobs/{job_id}")[1]["status"] == "processing")  # type: ignore[index]
     code, cancelled = curl("-X", "POST", f"{server.url}/jobs/{job_id}/cancel")
@@ -93,17 +82,7 @@ def test_cancelling_a_processing_job(spawn: Callable[..., Process], sqlite_url: 
 
 def test_short_delay_like_the_go_tests(spawn: Callable[..., Process], sqlite_url: str) -> None:
     server = start(spawn, sqlite_url, delay="0.01")
-    ids = [
-        curl(
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            json.dumps({"payload": word}),
-            f"{server.url}/jobs",
-        )[1]["id"]  # type: ignore[index]
-        for word in ("abc", "racecar", "")
-    ]
+    words = ("abc", "racecar", "")
+    ids = [create(server, json.dumps({"payload": w}))[1]["id"] for w in words]  # type: ignore[index]
     results = [curl(f"{server.url}/jobs/{i}?wait=10")[1]["result"] for i in ids]  # type: ignore[index]
     assert results == ["cba", "racecar", ""]
