@@ -59,7 +59,7 @@ class App:
         self._on_submit: list[Callable[[], None]] = []
         self._on_cancel: list[Callable[[str], None]] = []
         self._finished = asyncio.Event()
-        self._group_commit = GroupCommit(self._insert_now)
+        self._group_commit = GroupCommit(self._write)
 
     # -- registering tasks -----------------------------------------------------------------
 
@@ -168,7 +168,7 @@ class App:
         is committed, or rolled back, with it.
         """
         now = self.clock()
-        (job,) = await self.insert_jobs([self.new_job(request, now)], now, connection)
+        (job,) = await self.insert_jobs([self.new_job(request, now)], connection)
         return job
 
     async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Job]:
@@ -185,22 +185,24 @@ class App:
                 errors.extend(exc.at("jobs", index))
         if errors:
             raise InvalidJob(f"{len(errors)} errors in the batch; nothing was stored", errors)
-        return await self.insert_jobs(new, now)
+        return await self.insert_jobs(new)
 
     async def insert_jobs(
-        self, new: list[NewJob], now: float, connection: AsyncConnection[Any] | None = None
+        self, new: list[NewJob], connection: AsyncConnection[Any] | None = None
     ) -> list[Job]:
         """Store checked jobs (from ``new_job`` or ``Task.new_job``) and wake local workers."""
         if connection is not None:  # the caller's transaction: theirs to commit
-            jobs = await self.store.insert_jobs(new, now, connection)
+            jobs = await self._write(new, connection)
         else:
             jobs = await self._group_commit.submit(new)
         for wake in self._on_submit:
             wake()
         return jobs
 
-    async def _insert_now(self, new: list[NewJob]) -> list[Job]:
-        return await self.store.insert_jobs(new, self.clock())
+    async def _write(
+        self, new: list[NewJob], connection: AsyncConnection[Any] | None = None
+    ) -> list[Job]:
+        return await self.store.insert_jobs(new, self.clock(), connection)
 
     async def get_job(self, job_id: str) -> Job:
         job = await self.store.get_job(job_id)

@@ -200,7 +200,7 @@ class Task(Generic[P, R]):
         overrides = JobOptions(**options) if options else NO_OPTIONS
         now = self.app.clock()
         new = self.new_job(self.dump_payload(payload), now, overrides)
-        (job,) = await self.app.insert_jobs([new], now, connection)
+        (job,) = await self.app.insert_jobs([new], connection)
         return job
 
     async def enqueue_many(self, payloads: Sequence[Any], **options: Any) -> list[Job]:
@@ -217,7 +217,7 @@ class Task(Generic[P, R]):
             raise InvalidPayload(self.name, _field_errors(exc, ["jobs"])) from None
         overrides = JobOptions(**options) if options else NO_OPTIONS
         now = self.app.clock()
-        return await self.app.insert_jobs([self.new_job(p, now, overrides) for p in checked], now)
+        return await self.app.insert_jobs([self.new_job(p, now, overrides) for p in checked])
 
 
 def _field_errors(
