@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from jobhandler.app import App, load_app
 from jobhandler.client import DEFAULT_URL, Call, Calls, Client, ClientError, ServerUnreachable
 from jobhandler.errors import StoreUnavailable
-from jobhandler.settings import Settings
+from jobhandler.settings import Settings, scrub_environment
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -152,9 +152,54 @@ def worker_options(fn: F) -> F:
     return fn
 
 
+def http_options(fn: F) -> F:
+    """The API server's limits and access rules (see docs/security.md)."""
+    defaults = Settings()
+    for name, kind, help_text in (
+        ("max-body-bytes", click.IntRange(min=1), "Larger request bodies get 413."),
+        ("max-payload-bytes", click.IntRange(min=1), "Larger payloads (as JSON) get 422."),
+        ("max-json-depth", click.IntRange(1, 1000), "Deeper nesting in a body gets 422."),
+        ("max-page-bytes", click.IntRange(min=1024), "A list page ends early past this size."),
+        ("max-connections", click.IntRange(min=1), "Concurrent connections; more get 503."),
+        ("keep-alive", click.FloatRange(min=0.1), "Seconds an idle connection stays open."),
+    ):
+        field = name.replace("-", "_")
+        fn = _option(
+            f"--{name}",
+            env=field.upper(),
+            default=getattr(defaults, field),
+            show_default=True,
+            type=kind,
+            help=help_text,
+        )(fn)
+    fn = _option(
+        "--allowed-hosts",
+        env="ALLOWED_HOSTS",
+        default="",
+        help="Comma-separated Host names the API answers (default: the loopback names when"
+        " bound to loopback, any otherwise).",
+    )(fn)
+    fn = _option(
+        "--cors-origins",
+        env="CORS_ORIGINS",
+        default="",
+        help="Comma-separated browser origins allowed to call the API (default: none).",
+    )(fn)
+    fn = _option(
+        "--insecure-no-auth",
+        env="INSECURE_NO_AUTH",
+        is_flag=True,
+        help="Serve on a non-loopback address although the store holds no API token.",
+    )(fn)
+    return fn
+
+
 def url_option(fn: F) -> F:
     fn = _option(
         "--url", env="URL", default=DEFAULT_URL, show_default=True, help="The Job Handler server."
+    )(fn)
+    fn = _option(
+        "--token", env="TOKEN", default=None, help="An API token (sent as a Bearer token)."
     )(fn)
     fn = _option(
         "-o",
@@ -175,15 +220,13 @@ def configure_logging(settings: Settings) -> None:
 
 
 def build_settings(**values: Any) -> Settings:
-    queues = values.pop("queues", "")
-    if queues:
-        values["queues"] = tuple(q.strip() for q in queues.split(",") if q.strip())
     values["app"] = values.pop("app_ref")
     try:
         settings = Settings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
         fail(f"{'.'.join(map(str, first['loc']))}: {first['msg'].removeprefix('Value error, ')}")
+    scrub_environment()
     configure_logging(settings)
     return settings
 
@@ -222,14 +265,7 @@ def main() -> None:
     "--port", env="PORT", default=Settings().port, show_default=True, type=click.IntRange(0, 65535)
 )
 @_option("--no-worker", env="NO_WORKER", is_flag=True, help="Serve the API only.")
-@_option(
-    "--max-body-bytes",
-    env="MAX_BODY_BYTES",
-    default=Settings().max_body_bytes,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Larger request bodies get 413.",
-)
+@http_options
 def serve(no_worker: bool, **options: Any) -> None:
     """Serve the HTTP API, with a worker in the same process unless --no-worker."""
     run_process(build_settings(**options), http=True, worker=not no_worker)
@@ -318,8 +354,8 @@ def store_copy(source_url: str, target_url: str) -> None:
     click.echo(f"copied {copied} jobs from {source_url} to {target_url}")
 
 
-def _call(url: str, call: Call) -> Any:
-    with Client(url) as client:
+def _call(url: str, token: str | None, call: Call) -> Any:
+    with Client(url, token=token) as client:
         try:
             return client.send(call)
         except ServerUnreachable as exc:
@@ -387,15 +423,16 @@ def submit(
     wait: bool,
     wait_timeout: float,
     url: str,
+    token: str | None,
     output: str,
     **options: Any,
 ) -> None:
     """Submit a job of TASK with a JSON PAYLOAD (use - to read it from stdin)."""
-    job = _call(url, Calls.submit(task, _parse_payload(payload), **options))
+    job = _call(url, token, Calls.submit(task, _parse_payload(payload), **options))
     if not wait:
         click.echo(json.dumps(job, indent=2) if output == "json" else job["id"])
         return
-    with Client(url) as client:
+    with Client(url, token=token) as client:
         try:
             job = client.wait(job["id"], wait_timeout)
         except ClientError as exc:
@@ -429,18 +466,19 @@ def jobs_list(
     task: str | None,
     limit: int,
     url: str,
+    token: str | None,
     output: str,
 ) -> None:
     """List jobs, newest first."""
-    _print(_call(url, Calls.list(list(statuses), queue, task, limit)), output)
+    _print(_call(url, token, Calls.list(list(statuses), queue, task, limit)), output)
 
 
 def _job_action(name: str, make: Callable[[str], Call], help_text: str) -> None:
     @jobs.command(name, help=help_text)
     @click.argument("job_id")
     @url_option
-    def action(job_id: str, url: str, output: str) -> None:
-        result = _call(url, make(job_id))
+    def action(job_id: str, url: str, token: str | None, output: str) -> None:
+        result = _call(url, token, make(job_id))
         if result is None:  # only delete answers with no body
             click.echo(f"deleted {job_id}")
         else:
@@ -455,27 +493,29 @@ _job_action("delete", Calls.delete, "Delete a finished job.")
 
 @main.command()
 @url_option
-def tasks(url: str, output: str) -> None:
+def tasks(url: str, token: str | None, output: str) -> None:
     """List the server's tasks."""
     _print(
-        _call(url, Calls.tasks()), output, ("name", "queue", "max_attempts", "timeout", "isolation")
+        _call(url, token, Calls.tasks()),
+        output,
+        ("name", "queue", "max_attempts", "timeout", "isolation"),
     )
 
 
 @main.command()
 @url_option
-def queues(url: str, output: str) -> None:
+def queues(url: str, token: str | None, output: str) -> None:
     """Job counts by queue and status."""
-    rows = [{"queue": q["queue"], **q["counts"]} for q in _call(url, Calls.queues())]
+    rows = [{"queue": q["queue"], **q["counts"]} for q in _call(url, token, Calls.queues())]
     statuses = ("queued", "scheduled", "processing", "completed", "failed", "cancelled")
     _print(rows, output, ("queue", *statuses))
 
 
 @main.command()
 @url_option
-def healthcheck(url: str, output: str) -> None:
+def healthcheck(url: str, token: str | None, output: str) -> None:
     """Exit 0 when the server and its store answer, 3 otherwise."""
-    _print(_call(url, Calls.ready()), output)
+    _print(_call(url, token, Calls.ready()), output)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,10 @@ class Calls:
         return Call("GET", "/readyz")
 
 
+def _auth_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _decode(response: httpx.Response) -> Any:
     if response.status_code == 204:
         return None
@@ -131,9 +135,11 @@ def _request_args(call: Call) -> dict[str, Any]:
 class Client:
     """``Client(url).send(Calls.submit("reverse", "abc"))``; or the shortcuts below."""
 
-    def __init__(self, url: str = DEFAULT_URL, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, timeout: float = 10.0, *, token: str | None = None
+    ) -> None:
         self.url = url
-        self._http = httpx.Client(base_url=url, timeout=timeout)
+        self._http = httpx.Client(base_url=url, timeout=timeout, headers=_auth_headers(token))
 
     def send(self, call: Call) -> Any:
         try:
@@ -168,9 +174,11 @@ class Client:
 class AsyncClient:
     """The same calls for asyncio code: ``await AsyncClient(url).send(Calls.get(id))``."""
 
-    def __init__(self, url: str = DEFAULT_URL, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, timeout: float = 10.0, *, token: str | None = None
+    ) -> None:
         self.url = url
-        self._http = httpx.AsyncClient(base_url=url, timeout=timeout)
+        self._http = httpx.AsyncClient(base_url=url, timeout=timeout, headers=_auth_headers(token))
 
     async def send(self, call: Call) -> Any:
         try:

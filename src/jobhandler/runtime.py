@@ -42,6 +42,8 @@ async def run(app: App, settings: Settings, *, http: bool, worker: bool) -> None
                 port=settings.port,
                 log_level="warning",
                 lifespan="on",
+                limit_concurrency=settings.max_connections,
+                timeout_keep_alive=int(max(1, settings.keep_alive)),
                 loop="asyncio",
             )
             server = _Server(config)

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 
-from jobhandler.settings import Settings
+from jobhandler.settings import Settings, scrub_environment
 
 log = logging.getLogger("jobhandler.supervisor")
 
@@ -74,6 +74,7 @@ def child_main() -> None:
     from jobhandler.cli import configure_logging, run_process
 
     settings = Settings.model_validate_json(os.environ[SETTINGS_VARIABLE])
+    scrub_environment()
     configure_logging(settings)
     run_process(settings, http=False, worker=True)
 

@@ -16,42 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobhandler.app import MAX_BATCH, App, SubmitRequest
 from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound, StoreUnavailable
+from jobhandler.http.problems import Problem, problem_response
 from jobhandler.http.schemas import JobOut, TaskOut, job_out, queue_out, task_out, worker_out
 from jobhandler.jobs import JobStatus
 from jobhandler.settings import Settings
 from jobhandler.store.base import JobFilter
 
-PROBLEM = "application/problem+json"
 CANCEL_WAIT = 5.0  # how long a cancel of a running job waits for its worker to stop it
-
-
-class Problem(Exception):
-    """An RFC 9457 problem; the message is also under ``error``, as the Go service had it."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.extra = extra
-
-
-def problem_response(status: int, message: str, **extra: Any) -> JSONResponse:
-    titles = {
-        400: "Bad Request",
-        404: "Not Found",
-        409: "Conflict",
-        413: "Content Too Large",
-        422: "Unprocessable Content",
-        503: "Service Unavailable",
-    }
-    body = {
-        "type": "about:blank",
-        "title": titles.get(status, "Error"),
-        "status": status,
-        "detail": message,
-        "error": message,
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
 def create_app(app: App, settings: Settings | None = None) -> FastAPI:
