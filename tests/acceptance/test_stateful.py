@@ -1,4 +1,5 @@
-"""A Hypothesis state machine drives a real SQLite store the way workers, rescuers and users do.
+"""A Hypothesis state machine drives a real store (SQLite, then PostgreSQL) the way workers,
+rescuers and users do.
 
 Steps: submit, claim, heartbeat, the outcomes a worker writes (complete, fail, retry later,
 cancel, release at shutdown), a user's cancel and retry, the clock moving on, and the rescuer
@@ -19,13 +20,15 @@ import asyncio
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from jobhandler import App, Settings
 from jobhandler.errors import InvalidTransition
@@ -42,8 +45,8 @@ from jobhandler.jobs import (
 from jobhandler.retry import RetryPolicy
 from jobhandler.store import Store
 from jobhandler.store.base import JobFilter, JobRef
-from jobhandler.store.sqlite import SQLiteStore
 from jobhandler.worker.maintenance import WORKER_LOST, Rescuer
+from tests.conftest import fresh_pg_database
 
 T = TypeVar("T")
 
@@ -80,11 +83,24 @@ class Expected:
         return self.status is PROCESSING and self.worker_id == worker and self.attempt == attempt
 
 
+@contextmanager
+def sqlite_database() -> Iterator[str]:
+    folder = tempfile.mkdtemp(prefix="jh-stateful-")
+    try:
+        yield f"sqlite:///{folder}/j.db"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class StoreMachine(RuleBasedStateMachine):
+    # Each example gets an empty database of its own from this.
+    database: Callable[[], AbstractContextManager[str]] = sqlite_database
+
     def __init__(self) -> None:
         super().__init__()
         self.now = START
-        self.dir = tempfile.mkdtemp(prefix="jh-stateful-")
+        self.database_cm = type(self).database()
+        database_url = self.database_cm.__enter__()
         self.app = App(clock=lambda: self.now)
 
         @self.app.task(name="t", retry=BACKOFF)
@@ -92,7 +108,7 @@ class StoreMachine(RuleBasedStateMachine):
             """Never run here: registered so the rescuer knows the task's retry policy."""
 
         self.runner = asyncio.Runner()
-        self.connected = self.app.connected(Settings(database_url=f"sqlite:///{self.dir}/j.db"))
+        self.connected = self.app.connected(Settings(database_url=database_url))
         self.runner.run(self.connected.__aenter__())
         self.rescuer = Rescuer(self.app, self.app.settings)
         self.model: dict[str, Expected] = {}
@@ -103,13 +119,11 @@ class StoreMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.runner.run(self.connected.__aexit__(None, None, None))
         self.runner.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.database_cm.__exit__(None, None, None)
 
     @property
-    def store(self) -> SQLiteStore:
-        store = self.app.store
-        assert isinstance(store, SQLiteStore)
-        return store
+    def store(self) -> Store:
+        return self.app.store
 
     def run(self, coro: Any) -> Any:
         return self.runner.run(coro)
@@ -343,13 +357,24 @@ class StoreMachine(RuleBasedStateMachine):
         self.retried = set()
 
 
-StoreMachine.TestCase.settings = settings(
+MACHINE_SETTINGS = settings(
     max_examples=100,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestStoreStateMachine = StoreMachine.TestCase
+
+
+def test_state_machine_on_sqlite() -> None:
+    run_state_machine_as_test(StoreMachine, settings=MACHINE_SETTINGS)
+
+
+@pytest.mark.postgres
+def test_state_machine_on_postgres() -> None:
+    class PostgresMachine(StoreMachine):
+        database = staticmethod(fresh_pg_database)
+
+    run_state_machine_as_test(PostgresMachine, settings=MACHINE_SETTINGS)
 
 
 async def test_stale_cancel_cannot_undo_a_user_retry(store: Store) -> None:
