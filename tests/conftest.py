@@ -105,6 +105,11 @@ def wait_until(
     raise AssertionError(f"condition not met within {timeout}s: {condition}")
 
 
+# `python -m` would put the working directory on the path; the console script, as users run it,
+# does not, so tests run the script.
+COMMAND = [str(Path(sys.executable).with_name("jobhandler"))]
+
+
 class Process:
     """A ``jobhandler`` command in a real child process, with its output in a log file."""
 
@@ -114,7 +119,7 @@ class Process:
         self.log_path = log
         self._log = log.open("wb")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "jobhandler.cli", *args],
+            [*COMMAND, *args],
             env=env,
             cwd=cwd,
             stdout=self._log,

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from jobhandler.errors import JobHandlerError
 from jobhandler.store import Store
 from jobhandler.store.base import JobFilter
 
 
-class TransferRefused(Exception):
-    pass
+class TransferRefused(JobHandlerError):
+    """The copy would not be safe or not be whole; nothing was copied."""
 
 
 async def copy_jobs(
-    source: Store, target: Store, now: float, live_within: float, batch: int = 1000
+    source: Store,
+    target: Store,
+    now: float,
+    live_within: float,
+    on_progress: Callable[[int], None] | None = None,
+    batch: int = 1000,
 ) -> int:
     """Copy all jobs, oldest first, keeping ids, statuses, attempts and results.
 
@@ -31,6 +39,8 @@ async def copy_jobs(
         if page.jobs:
             await target.import_jobs(page.jobs)
             copied += len(page.jobs)
+            if on_progress is not None:
+                on_progress(copied)
         if page.next_cursor is None:
             return copied
         cursor = page.next_cursor

@@ -101,3 +101,28 @@ def test_help_lists_env_vars() -> None:
     shown = cli("serve", "--help").stdout
     for name in ("JOBHANDLER_DATABASE_URL", "JOBHANDLER_PORT", "JOBHANDLER_CONCURRENCY"):
         assert name in shown
+
+
+def test_job_timeout_run_at_and_a_wait_that_runs_out(server: Server) -> None:
+    shown = cli(
+        "submit", "reverse", '"abc"', "--timeout", "7", "--run-at", "2031-01-01T00:00:00Z",
+        "--url", server.url, "-o", "json",
+    )  # fmt: skip
+    job = json.loads(shown.stdout)
+    assert job["timeout"] == 7 and job["run_at"].startswith("2031-01-01T00:00:00")
+    assert job["status"] == "scheduled"
+    waited = cli(
+        "submit", "reverse", '"abc"', "--delay", "3600", "--wait", "--wait-timeout", "0.5",
+        "--url", server.url,
+    )  # fmt: skip
+    assert waited.returncode == 4, waited.stderr
+    assert "still scheduled after 0.5s" in waited.stderr and waited.stderr.count("\n") == 1
+
+
+def test_store_copy_refuses_a_source_that_does_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    result = cli(
+        "store", "copy", "--from", f"sqlite:///{missing}", "--to", f"sqlite:///{tmp_path / 'b.db'}"
+    )
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert result.stderr.count("\n") == 1 and not missing.exists()

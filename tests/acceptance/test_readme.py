@@ -21,9 +21,10 @@ def test_readme_python_example(spawn: Callable[..., Process], tmp_path: Path) ->
     task_module, submitter = python_blocks()[:2]
     (tmp_path / "myapp.py").write_text(task_module)
     (tmp_path / "submit.py").write_text(submitter)
-    env = test_env("sqlite:///jobhandler.db", PYTHONPATH=str(tmp_path), JOBHANDLER_APP="myapp:app")
+    # As a user runs it: the README's command in the folder with myapp.py, no PYTHONPATH.
+    env = test_env("sqlite:///jobhandler.db", PYTHONPATH="")
     # The README uses ./jobhandler.db, relative to where things run.
-    server = spawn(["serve"], env, server=True, cwd=tmp_path)
+    server = spawn(["serve", "--app", "myapp:app"], env, server=True, cwd=tmp_path)
     assert isinstance(server, Server)
     server.wait_ready()
     done = subprocess.run(
