@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from pydantic import ConfigDict, Field
 
 from jobhandler.batching import GroupCommit
-from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound
+from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound, StoreUnavailable
 from jobhandler.jobs import Job, JobStatus, NewJob
 from jobhandler.retry import RetryPolicy
 from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
 from jobhandler.store.base import JobFilter, Page, QueueStats, WorkerInfo
 from jobhandler.tasks import Isolation, JobOptions, Task, TaskOptions, TaskRegistry
+from jobhandler.tokens import Scope, TokenInfo, new_token
+from jobhandler.validation import NAME_MAX_LENGTH, NAME_PATTERN
+from jobhandler.waiting import JobWatch
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -37,7 +40,11 @@ class SubmitRequest(JobOptions):
         default=None, description="the task's input, checked against its payload type"
     )
     task: str | None = Field(
-        default=None, min_length=1, max_length=200, description="the app's default task when absent"
+        default=None,
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        pattern=NAME_PATTERN,
+        description="the app's default task when absent",
     )
 
 
@@ -58,8 +65,12 @@ class App:
         # In-process signals: a worker in this process wakes at once instead of polling.
         self._on_submit: list[Callable[[], None]] = []
         self._on_cancel: list[Callable[[str], None]] = []
-        self._finished = asyncio.Event()
-        self._group_commit = GroupCommit(self._write)
+        # Requests waiting for jobs to finish: woken by this process's workers, or by one
+        # shared read of every waited job a few times a second.
+        self._watch = JobWatch(lambda ids: self.store.job_statuses(ids))
+        # A lost store fails every submit in a merged write; any other error is retried one
+        # submit at a time, so a bad row fails only its own request.
+        self._group_commit = GroupCommit(self._write, fail_all=(StoreUnavailable,))
 
     # -- registering tasks -----------------------------------------------------------------
 
@@ -143,10 +154,10 @@ class App:
         self._on_cancel.append(callback)
         return lambda: self._on_cancel.remove(callback)
 
-    def notify_finished(self) -> None:
-        """Called by a worker in this process after it wrote outcomes: wakes waiting readers."""
-        finished, self._finished = self._finished, asyncio.Event()
-        finished.set()
+    def notify_finished(self, job_ids: Iterable[str] | None = None) -> None:
+        """Called by a worker in this process after it wrote outcomes: wakes the requests
+        waiting for those jobs (for every job when ``job_ids`` is None)."""
+        self._watch.wake(job_ids)
 
     # -- the service -----------------------------------------------------------------------
 
@@ -213,24 +224,30 @@ class App:
     async def list_jobs(
         self, where: JobFilter | None = None, limit: int = 100, cursor: str | None = None
     ) -> Page:
-        return await self.store.list_jobs(where or JobFilter(), limit, cursor)
+        """Up to ``limit`` jobs, newest first; fewer when they would pass the settings'
+        ``max_page_bytes`` (see ``Store.list_jobs``)."""
+        return await self.store.list_jobs(
+            where or JobFilter(), limit, cursor, max_bytes=self.settings.max_page_bytes
+        )
 
     async def wait_for_job(self, job_id: str, timeout: float) -> Job:
         """The job once it is terminal, or as it stands after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        while True:
-            finished = self._finished  # taken before the read, so no wake-up is missed
-            job = await self.get_job(job_id)
-            remaining = deadline - time.monotonic()
-            if job.status.terminal or remaining <= 0:
-                return job
-            # A worker in another process gives no signal: poll, but not slower than 4x/s.
-            with suppress(TimeoutError):
-                await asyncio.wait_for(finished.wait(), min(remaining, 0.25))
+        with self._watch.watching(job_id) as woken:  # before the read: no wake-up is missed
+            while True:
+                woken.clear()
+                job = await self.get_job(job_id)
+                remaining = deadline - time.monotonic()
+                if job.status.terminal or remaining <= 0:
+                    return job
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), remaining)
 
     async def cancel_job(self, job_id: str, wait: float = 0.0) -> Job:
         """Cancel a job; a processing one is stopped by its worker, waited for up to ``wait`` s."""
         job = await self.store.request_cancel(job_id, self.clock())
+        if job.status.terminal:
+            self._watch.wake([job_id])
         if job.status is JobStatus.PROCESSING:
             for notify in self._on_cancel:
                 notify(job_id)
@@ -254,6 +271,30 @@ class App:
 
     async def queue_stats(self) -> list[QueueStats]:
         return await self.store.queue_stats()
+
+    # -- API tokens ------------------------------------------------------------------------
+
+    async def create_token(self, scope: str, name: str | None = None) -> tuple[TokenInfo, str]:
+        """Make and store a token; the token itself is returned here and nowhere else.
+
+        Raises ValueError for a bad scope or name, tokens.DuplicateToken for a taken name.
+        """
+        info, token = new_token(scope, name, self.clock())
+        await self.store.add_token(info)
+        return info, token
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        return await self.store.list_tokens()
+
+    async def revoke_token(self, name: str) -> bool:
+        return await self.store.revoke_token(name)
+
+    async def token_scopes(self) -> dict[str, Scope]:
+        """Every token's hash and scope (empty: the API is open)."""
+        return await self.store.token_scopes()
+
+    async def touch_tokens(self, hashes: Sequence[str]) -> None:
+        await self.store.touch_tokens(hashes, self.clock())
 
 
 def load_app(ref: str) -> App:

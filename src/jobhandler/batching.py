@@ -4,6 +4,11 @@ While one insert is in flight, later submits wait in line; when it commits, ever
 queued meanwhile goes out as the next single insert. A lone submit goes straight through, so
 this adds no latency when there is no concurrency, and under load a commit (an fsync) is paid
 once per batch instead of once per job.
+
+Members stay isolated: when a merged write fails, nothing of it was stored (it is one
+transaction), and each member is written again on its own, so a row that fails at write time
+fails only its own caller. Errors listed in ``fail_all`` (a lost store) fail every member at once:
+writing them one by one would only fail again, slower.
 """
 
 from __future__ import annotations
@@ -17,8 +22,13 @@ Out = TypeVar("Out")
 
 
 class GroupCommit(Generic[In, Out]):
-    def __init__(self, write: Callable[[list[In]], Awaitable[list[Out]]]) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[In]], Awaitable[list[Out]]],
+        fail_all: tuple[type[Exception], ...] = (),
+    ) -> None:
         self._write = write
+        self._fail_all = fail_all
         self._waiting: list[tuple[list[In], asyncio.Future[list[Out]]]] = []
         self._busy = False
 
@@ -44,18 +54,43 @@ class GroupCommit(Generic[In, Out]):
 
     async def _write_batch(self, batch: list[tuple[list[In], asyncio.Future[list[Out]]]]) -> None:
         try:
-            results = await self._write([item for items, _ in batch for item in items])
+            try:
+                results = await self._write([item for items, _ in batch for item in items])
+            except Exception as exc:
+                if len(batch) == 1 or isinstance(exc, self._fail_all):
+                    raise
+                await self._write_each(batch)
+            else:
+                start = 0
+                for items, done in batch:
+                    if not done.done():
+                        done.set_result(results[start : start + len(items)])
+                    start += len(items)
         except BaseException as exc:
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
+            _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
-        else:
-            start = 0
-            for items, done in batch:
-                if not done.done():
-                    done.set_result(results[start : start + len(items)])
-                start += len(items)
         finally:
             self._flush_waiting()
+
+    async def _write_each(self, batch: list[tuple[list[In], asyncio.Future[list[Out]]]]) -> None:
+        """After a merged write failed: each member alone, so only the bad ones fail."""
+        for items, done in batch:
+            if done.done():  # its caller went away
+                continue
+            try:
+                results = await self._write(items)
+            except Exception as exc:
+                if isinstance(exc, self._fail_all):
+                    raise  # the rest would fail the same way: _write_batch fails them all
+                if not done.done():
+                    done.set_exception(exc)
+            else:
+                if not done.done():
+                    done.set_result(results)
+
+
+def _fail(batch: list[tuple[list[In], asyncio.Future[list[Out]]]], exc: BaseException) -> None:
+    for _, done in batch:
+        if not done.done():
+            done.set_exception(exc)

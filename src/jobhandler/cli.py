@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 the job failed or was cancelled (``submit --wait``), or a forced stop;
 2 bad usage or input (the server answered 4xx); 3 the server or its store could not be reached
-(or answered 5xx).
+(or answered 5xx); 4 ``submit --wait`` gave up before the job finished.
 """
 
 from __future__ import annotations
@@ -10,21 +10,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from jobhandler.app import App, load_app
-from jobhandler.client import DEFAULT_URL, Call, Calls, Client, ClientError, ServerUnreachable
+from jobhandler.client import (
+    DEFAULT_URL,
+    TERMINAL,
+    Call,
+    Calls,
+    Client,
+    ClientError,
+    ServerUnreachable,
+)
 from jobhandler.errors import StoreUnavailable
+from jobhandler.redact import install_log_redaction, redact
 from jobhandler.settings import Settings, scrub_environment
+from jobhandler.tokens import SCOPES
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_WAIT_TIMEOUT = 4
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -213,6 +226,8 @@ def url_option(fn: F) -> F:
 
 
 def configure_logging(settings: Settings) -> None:
+    # Before any handler exists: every record, uvicorn's included, has its passwords hidden.
+    install_log_redaction()
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
@@ -232,6 +247,10 @@ def build_settings(**values: Any) -> Settings:
 
 
 def load(settings: Settings) -> App:
+    # Like uvicorn and celery: `--app myapp:app` finds myapp.py in the current directory. The
+    # console script, unlike `python -m`, does not put it on the path by itself.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return load_app(settings.app)
     except (ImportError, ValueError) as exc:
@@ -239,13 +258,15 @@ def load(settings: Settings) -> App:
 
 
 def run_process(settings: Settings, *, http: bool, worker: bool) -> None:
-    from jobhandler.runtime import run
+    from jobhandler.runtime import PublicBindRefused, run
 
     app = load(settings)
     try:
         asyncio.run(run(app, settings, http=http, worker=worker))
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_UNREACHABLE)
+    except PublicBindRefused as exc:  # serve on a network address, and no token to guard it
+        fail(str(exc))
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -313,7 +334,7 @@ def migrate(**options: Any) -> None:
         asyncio.run(apply())
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_UNREACHABLE)
-    click.echo(f"migrated {settings.database_url}")
+    click.echo(f"migrated {redact(settings.database_url)}")
 
 
 @main.group()
@@ -328,30 +349,63 @@ def store_copy(source_url: str, target_url: str) -> None:
     """Copy every job (queued work and history) from one store into another."""
     import time
 
-    from jobhandler.store import open_store
+    from jobhandler.store import open_store, sqlite_path
     from jobhandler.transfer import TransferRefused, copy_jobs
 
     source_settings = build_settings(database_url=source_url, app_ref=Settings().app)
     target_settings = build_settings(database_url=target_url, app_ref=Settings().app)
+    is_file = "://" not in source_url or source_url.startswith("sqlite:")
+    if is_file and not os.path.exists(sqlite_path(source_url)):
+        fail(f"the source store {sqlite_path(source_url)} does not exist")
 
-    async def copy() -> int:
+    async def copy(progress: CopyProgress) -> int:
         source, target = open_store(source_settings), open_store(target_settings)
         try:
             await source.migrate()
             await target.migrate()
             live_within = 3 * max(source_settings.lease, source_settings.heartbeat_interval)
-            return await copy_jobs(source, target, time.time(), live_within)
+            total = sum(sum(q.counts.values()) for q in await source.queue_stats())
+            progress.start(total)
+            return await copy_jobs(source, target, time.time(), live_within, progress.advance)
         finally:
             await source.close()
             await target.close()
 
     try:
-        copied = asyncio.run(copy())
+        with CopyProgress() as progress:
+            copied = asyncio.run(copy(progress))
     except TransferRefused as exc:
         fail(f"refused: {exc}", EXIT_FAILED)
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_UNREACHABLE)
-    click.echo(f"copied {copied} jobs from {source_url} to {target_url}")
+    click.echo(f"copied {copied} jobs")
+
+
+class CopyProgress:
+    """A progress bar on stderr while a copy runs, when stderr is a terminal; nothing otherwise."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True) if sys.stderr.isatty() else None
+        self._task: Any = None
+
+    def __enter__(self) -> CopyProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def start(self, total: int) -> None:
+        if self._bar is not None:
+            self._task = self._bar.add_task("copying jobs", total=total)
+
+    def advance(self, copied: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=copied)
 
 
 def _call(url: str, token: str | None, call: Call) -> Any:
@@ -406,16 +460,20 @@ def _cell(value: Any) -> str:
 @click.argument("payload", required=False)
 @click.option("--wait", is_flag=True, help="Wait for the job to finish and print its result.")
 @click.option(
-    "--timeout",
-    "wait_timeout",
+    "--wait-timeout",
     default=300.0,
     show_default=True,
-    help="With --wait: give up after this many seconds (exit 1).",
+    type=click.FloatRange(min=0),
+    help=f"With --wait: give up after this many seconds (exit {EXIT_WAIT_TIMEOUT}).",
 )
 @click.option("--queue")
 @click.option("--priority", type=int)
 @click.option("--delay", type=click.FloatRange(min=0), help="Seconds before the job is due.")
+@click.option("--run-at", help="When the job is due, RFC 3339 (2030-01-01T09:00:00Z).")
 @click.option("--max-attempts", type=click.IntRange(min=1))
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds one run may take."
+)
 @url_option
 def submit(
     task: str,
@@ -435,18 +493,19 @@ def submit(
     with Client(url, token=token) as client:
         try:
             job = client.wait(job["id"], wait_timeout)
+        except ServerUnreachable as exc:
+            fail(str(exc), EXIT_UNREACHABLE)
         except ClientError as exc:
-            fail(str(exc), EXIT_UNREACHABLE if isinstance(exc, ServerUnreachable) else EXIT_FAILED)
+            fail(str(exc), EXIT_USAGE if exc.status < 500 else EXIT_UNREACHABLE)
     if output == "json":
         click.echo(json.dumps(job, indent=2))
     elif job["status"] == "completed":
         result = job["result"]
         click.echo(result if isinstance(result, str) else json.dumps(result))
+    if job["status"] not in TERMINAL:
+        fail(f"job {job['id']} still {job['status']} after {wait_timeout:g}s", EXIT_WAIT_TIMEOUT)
     if job["status"] != "completed":
-        fail(
-            f"job {job['id']} {job['status']}: {job.get('error') or 'not finished in time'}",
-            EXIT_FAILED,
-        )
+        fail(f"job {job['id']} {job['status']}: {job.get('error')}", EXIT_FAILED)
 
 
 @main.group()
@@ -516,6 +575,86 @@ def queues(url: str, token: str | None, output: str) -> None:
 def healthcheck(url: str, token: str | None, output: str) -> None:
     """Exit 0 when the server and its store answer, 3 otherwise."""
     _print(_call(url, token, Calls.ready()), output)
+
+
+# -- API tokens --------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+@main.group()
+def token() -> None:
+    """Create, list and revoke API tokens; the store keeps only their hashes.
+
+    Once the store holds any token, every route but /healthz and /readyz needs one. A running
+    server sees a new or revoked token within about a second.
+    """
+
+
+def _with_app(options: dict[str, Any], use: Callable[[App], Awaitable[T]]) -> T:
+    """Run ``use`` against the store the options name, as ``migrate`` does: no server needed."""
+    settings = build_settings(**options)
+
+    async def run() -> T:
+        async with App().connected(settings) as app:
+            return await use(app)
+
+    try:
+        return asyncio.run(run())
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
+
+
+@token.command("create")
+@click.option(
+    "--scope",
+    required=True,
+    type=click.Choice(SCOPES),
+    help="read: every GET; submit: submit jobs and see them and the tasks; admin: everything.",
+)
+@click.option("--name", help="What to list and revoke it by (default: SCOPE-<random>).")
+@store_options
+def token_create(scope: str, name: str | None, **options: Any) -> None:
+    """Create a token. It is printed once, as the last line, and cannot be shown again."""
+    try:
+        info, secret = _with_app(options, lambda app: app.create_token(scope, name))
+    except ValueError as exc:  # a bad or taken name
+        fail(str(exc))
+    click.echo(f"created {info.scope} token {info.name!r}; it is shown only this once:")
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("-o", "--output", default="table", type=click.Choice(["table", "json"]))
+@store_options
+def token_list(output: str, **options: Any) -> None:
+    """List tokens: names, scopes and when they were made and last used (never the tokens)."""
+    rows = [
+        {
+            "name": t.name,
+            "scope": t.scope,
+            "created_at": _utc(t.created_at),
+            "last_used_at": _utc(t.last_used_at),
+        }
+        for t in _with_app(options, lambda app: app.list_tokens())
+    ]
+    _print(rows, output, ("name", "scope", "created_at", "last_used_at"))
+
+
+@token.command("revoke")
+@click.argument("name")
+@store_options
+def token_revoke(name: str, **options: Any) -> None:
+    """Delete the token NAME; servers refuse it within about a second."""
+    if not _with_app(options, lambda app: app.revoke_token(name)):
+        fail(f"no token named {name!r}")
+    click.echo(f"revoked token {name!r}")
+
+
+def _utc(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobhandler.redact import redact
+
 
 class JobHandlerError(Exception):
     """Base of every error the service raises on purpose."""
@@ -53,6 +55,11 @@ class InvalidPayload(InvalidJob):
 class StoreUnavailable(JobHandlerError):
     """The store could not be reached; the operation did not happen."""
 
+    def __init__(self, message: str) -> None:
+        # Driver messages may quote the connection string; this one is shown to API clients
+        # (503) and logged, so its password goes here, where every such message is made.
+        super().__init__(redact(message))
+
 
 class RetryLater(Exception):
     """Raise from a task to run it again after ``delay`` seconds (it still uses up an attempt)."""
@@ -64,3 +71,18 @@ class RetryLater(Exception):
 
 class PermanentFailure(Exception):
     """Raise from a task to fail the job at once, without any further attempt."""
+
+
+class InvalidResult(PermanentFailure):
+    """A run returned (or reported as progress) a value that is not storable JSON.
+
+    It fails the job at once, with this message: storing the value would break every read of
+    the job, and running the task again would most likely return the same value.
+    """
+
+    def __init__(self, task: str, problem: dict[str, Any]) -> None:
+        where = ".".join(str(p) for p in problem["loc"])
+        super().__init__(
+            f"task {task!r} gave a value that is not storable JSON: {where}: {problem['msg']}"
+        )
+        self.problem = problem

@@ -13,12 +13,17 @@ import uvicorn
 
 from jobhandler.app import App
 from jobhandler.http import create_app
+from jobhandler.http.auth import is_loopback
 from jobhandler.settings import Settings
 from jobhandler.worker import Worker
 
 log = logging.getLogger("jobhandler")
 
 EXIT_FORCED = 1
+
+
+class PublicBindRefused(Exception):
+    """``serve`` on a network address with no API token in the store: the reason, one line."""
 
 
 class _Server(uvicorn.Server):
@@ -33,6 +38,8 @@ async def run(app: App, settings: Settings, *, http: bool, worker: bool) -> None
     """Serve and/or work until SIGTERM or SIGINT; a second signal exits at once."""
     loop = asyncio.get_running_loop()
     async with app.connected(settings):
+        if http:
+            await _refuse_open_network_bind(app, settings)
         the_worker = Worker(app, settings) if worker else None
         server = None
         if http:
@@ -85,3 +92,20 @@ async def _serve(server: _Server, settings: Settings, worker: Worker | None) -> 
             worker.stop()  # the API went away (a signal, or it could not bind): stop working too
     if not server.started:
         raise SystemExit(f"could not serve on {settings.host}:{settings.port}")
+
+
+async def _refuse_open_network_bind(app: App, settings: Settings) -> None:
+    """An API reachable from the network must not be open to anyone who finds the port."""
+    if is_loopback(settings.host) or await app.token_scopes():
+        return
+    if settings.insecure_no_auth:
+        log.warning(
+            "serving on %s with no API token: anyone who reaches the port can list, submit,"
+            " cancel and delete jobs (--insecure-no-auth)",
+            settings.host,
+        )
+        return
+    raise PublicBindRefused(
+        f"refusing to serve on {settings.host} with no API token in the store: create one with"
+        " `jobhandler token create --scope admin`, bind to 127.0.0.1, or pass --insecure-no-auth"
+    )

@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, ParamSpec, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticSerializationError
 
 from jobhandler.context import JobContext
-from jobhandler.errors import InvalidPayload, UnknownTask
+from jobhandler.errors import InvalidPayload, InvalidResult, UnknownTask
 from jobhandler.jobs import NewJob, new_job_id
 from jobhandler.retry import RetryPolicy
+from jobhandler.validation import (
+    MAX_AHEAD,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    RUN_AT_RANGE,
+    JsonLimits,
+    check_name,
+    compact_json,
+    json_errors,
+    run_at_problem,
+)
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -44,23 +64,52 @@ class JobOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    queue: str | None = Field(default=None, min_length=1, max_length=200)
+    queue: str | None = Field(
+        default=None, min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN
+    )
     priority: int | None = Field(default=None, ge=-1000, le=1000, description="higher runs first")
     delay: float | None = Field(
-        default=None, ge=0, le=10 * 365 * 86400, description="seconds until due"
+        default=None, ge=0, le=MAX_AHEAD, allow_inf_nan=False, description="seconds until due"
     )
-    run_at: datetime | float | None = Field(
-        default=None, description="when due: RFC 3339 or epoch seconds"
+    run_at: datetime | Annotated[float, Field(allow_inf_nan=False)] | None = Field(
+        default=None, description=f"when due: RFC 3339 or epoch seconds, {RUN_AT_RANGE}"
     )
     max_attempts: int | None = Field(default=None, ge=1, le=1000)
-    timeout: float | None = Field(default=None, gt=0, description="seconds one run may take")
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_AHEAD,
+        allow_inf_nan=False,
+        description="seconds one run may take",
+    )
+
+    @field_validator("priority", "delay", "run_at", "max_attempts", "timeout", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic would take true as 1 and "5" as 5: the JSON Schema says a number, and a
+        # client that sends anything else has made a mistake.
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not a number")
+        if info.field_name == "run_at" and isinstance(value, str):
+            if not _RFC3339_START.match(value):
+                raise ValueError("RFC 3339 text, such as 2030-01-01T00:00:00Z, or a number")
+        elif isinstance(value, str):
+            raise ValueError("a number, written without quotes")
+        return value
+
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_in_range(cls, value: datetime | float | None) -> datetime | float | None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("run_at needs a time zone, for example 2030-01-01T00:00:00Z")
+        if value is not None and (problem := run_at_problem(value)):
+            raise ValueError(f"run_at {problem}")
+        return value
 
     @model_validator(mode="after")
     def _one_start_time(self) -> JobOptions:
         if self.delay is not None and self.run_at is not None:
             raise ValueError("give either delay or run_at, not both")
-        if isinstance(self.run_at, datetime) and self.run_at.tzinfo is None:
-            raise ValueError("run_at needs a time zone, for example 2030-01-01T00:00:00Z")
         return self
 
     def start_time(self, now: float) -> float:
@@ -74,6 +123,13 @@ class JobOptions(BaseModel):
 
 
 NO_OPTIONS = JobOptions()
+_RFC3339_START = re.compile(r"\d{4}-\d\d-\d\d[Tt]")
+
+
+def _integral_float(error: Any) -> bool:
+    """An error only because an integer came written as a float, such as 3.0."""
+    given = error.get("input")
+    return error["type"] == "int_type" and isinstance(given, float) and given.is_integer()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +168,10 @@ class Task(Generic[P, R]):
 
     def __init__(self, app: App, name: str, fn: Callable[P, R], options: TaskOptions) -> None:
         self.app = app
-        self.name = name
+        self.name = check_name(name, "task")
         self.fn = fn
         self.options = options
+        check_name(options.queue, "queue")
         self.signature = Signature.of(fn)
         self._payload = pydantic.TypeAdapter(self._payload_type())
         self._result = pydantic.TypeAdapter(self.signature.result_type)
@@ -140,7 +197,7 @@ class Task(Generic[P, R]):
 
     def validate_payload(self, raw: Any) -> Any:
         """Check a JSON-shaped payload and return it normalised to JSON (what the store keeps)."""
-        return self._payload.dump_python(self.load_payload(raw), mode="json")
+        return self.dump_payload(raw)
 
     def load_payload(self, raw: Any) -> Any:
         """Turn a stored JSON payload into the Python value the function takes."""
@@ -150,11 +207,35 @@ class Task(Generic[P, R]):
             raise InvalidPayload(self.name, _field_errors(exc)) from None
 
     def dump_payload(self, value: Any) -> Any:
-        """Turn a Python payload (a model, a dataclass, or its JSON form) into JSON."""
-        return self._payload.dump_python(self.load_payload(value), mode="json")
+        """Turn a Python payload (a model, a dataclass, or its JSON form) into checked JSON.
+
+        The value is checked before pydantic sees it (depth, NaN: pydantic would turn a NaN
+        under ``Any`` into null) and its JSON form after (what a model held), by the same rules.
+        """
+        limits = self.json_limits()
+        if errors := json_errors(value, ["payload"], limits, strict=False):
+            raise InvalidPayload(self.name, errors)
+        dumped = self._payload.dump_python(_read(self._payload, value, self.name), mode="json")
+        if errors := json_errors(dumped, ["payload"], limits):
+            raise InvalidPayload(self.name, errors)
+        return dumped
 
     def dump_result(self, value: Any) -> Any:
-        return self._result.dump_python(value, mode="json")
+        """A run's return value as JSON; InvalidResult (the run fails) if it breaks the rules."""
+        limits = self.json_limits()
+        problems = json_errors(value, ["result"], limits, strict=False)
+        try:
+            dumped = None if problems else self._result.dump_python(value, mode="json")
+        except PydanticSerializationError as exc:
+            problems = [{"loc": ["result"], "msg": str(exc), "type": "json_type"}]
+        problems = problems or json_errors(dumped, ["result"], limits)
+        if problems:
+            raise InvalidResult(self.name, problems[0])
+        return dumped
+
+    def json_limits(self) -> JsonLimits:
+        settings = self.app.settings
+        return JsonLimits(settings.max_json_depth, settings.max_payload_bytes)
 
     def payload_schema(self) -> dict[str, Any]:
         return self._payload.json_schema()
@@ -197,7 +278,7 @@ class Task(Generic[P, R]):
         jobs database) the job is written inside your current transaction instead: it
         exists, and workers see it, only once you commit, and not at all if you roll back.
         """
-        overrides = JobOptions(**options) if options else NO_OPTIONS
+        overrides = job_options(options)
         now = self.app.clock()
         new = self.new_job(self.dump_payload(payload), now, overrides)
         (job,) = await self.app.insert_jobs([new], connection)
@@ -209,15 +290,53 @@ class Task(Generic[P, R]):
         The payloads are checked in one pass; an invalid one raises InvalidPayload naming its
         index, and nothing is stored. ``options`` apply to every job.
         """
-        try:
-            checked = self._payloads.dump_python(
-                self._payloads.validate_python(list(payloads)), mode="json"
-            )
-        except pydantic.ValidationError as exc:
-            raise InvalidPayload(self.name, _field_errors(exc, ["jobs"])) from None
-        overrides = JobOptions(**options) if options else NO_OPTIONS
+        payloads, limits = list(payloads), self.json_limits()
+        if errors := _each_json_errors(payloads, limits, strict=False):
+            raise InvalidPayload(self.name, errors)
+        read = _read(self._payloads, payloads, self.name, ["jobs"])
+        checked = self._payloads.dump_python(read, mode="json")
+        if errors := _each_json_errors(checked, limits, strict=True):
+            raise InvalidPayload(self.name, errors)
+        overrides = job_options(options)
         now = self.app.clock()
         return await self.app.insert_jobs([self.new_job(p, now, overrides) for p in checked])
+
+
+def _read(
+    adapter: pydantic.TypeAdapter[Any], value: Any, task: str, prefix: Sequence[str] = ()
+) -> Any:
+    """A submitted payload (or list of them) as the function's type, by its JSON Schema's rules.
+
+    A JSON value is read as JSON, strictly: ``true`` is no number and ``"5"`` no integer, as
+    the published schema says. Only an integral float for an integer (``3.0``), which JSON
+    Schema counts as an integer, is let through. Anything else (a model instance from Python
+    code) is read by pydantic's usual rules.
+    """
+    try:
+        try:
+            text = compact_json(value)
+        except (TypeError, ValueError):
+            return adapter.validate_python(value)
+        try:
+            return adapter.validate_json(text, strict=True)
+        except pydantic.ValidationError as exc:
+            if not all(_integral_float(e) for e in exc.errors(include_url=False)):
+                raise
+        return adapter.validate_python(value)
+    except pydantic.ValidationError as exc:
+        raise InvalidPayload(task, _field_errors(exc, prefix)) from None
+
+
+def job_options(options: dict[str, Any]) -> JobOptions:
+    """Per-job options given to ``enqueue`` as keywords (pydantic's ValidationError if bad)."""
+    return JobOptions(**options) if options else NO_OPTIONS
+
+
+def _each_json_errors(payloads: list[Any], limits: JsonLimits, strict: bool) -> list[Any]:
+    for index, payload in enumerate(payloads):
+        if errors := json_errors(payload, ["jobs", index, "payload"], limits, strict=strict):
+            return errors
+    return []
 
 
 def _field_errors(

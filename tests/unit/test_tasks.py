@@ -68,7 +68,7 @@ def test_options_and_isolation() -> None:
     ("task", "raw", "stored"),
     [
         ("send", {"to": "a@b"}, {"to": "a@b", "retries": 0}),
-        ("area", {"x": 2, "y": "3"}, {"x": 2, "y": 3}),
+        ("area", {"x": 2, "y": 3.0}, {"x": 2, "y": 3}),
         ("rate", {"title": "Up", "year": 2009}, {"title": "Up", "year": 2009}),
         ("words", ["a", "b"], ["a", "b"]),
         ("nothing", None, None),

@@ -9,20 +9,89 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import pydantic
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobhandler.app import MAX_BATCH, App, SubmitRequest
-from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound, StoreUnavailable
-from jobhandler.http.problems import Problem, problem_response
+from jobhandler.errors import InvalidJob, JobNotFound
+from jobhandler.http.auth import install_access_control
+from jobhandler.http.openapi import (
+    EVERY,
+    STORE,
+    BatchOut,
+    HealthOut,
+    QueueOut,
+    ReadyOut,
+    WorkerOut,
+    batch_schema,
+    job_links,
+    problems,
+    submit_schema,
+)
+from jobhandler.http.problems import Problem, install_error_handlers
 from jobhandler.http.schemas import JobOut, TaskOut, job_out, queue_out, task_out, worker_out
 from jobhandler.jobs import JobStatus
 from jobhandler.settings import Settings
 from jobhandler.store.base import JobFilter
+from jobhandler.store.common import CURSOR_PATTERN
+from jobhandler.validation import FILTER_MAX_LENGTH, filter_error, is_job_id
 
 CANCEL_WAIT = 5.0  # how long a cancel of a running job waits for its worker to stop it
+
+
+# Checked by the handler (a 422 or 400 with a clear message); declared here for the description.
+FilterText = Annotated[
+    str | None,
+    Query(json_schema_extra={"pattern": "^[^\\u0000]*$", "maxLength": FILTER_MAX_LENGTH}),
+]
+Cursor = Annotated[
+    str | None,
+    Query(
+        description="from the `next` link of the previous page",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+    ),
+]
+
+
+def _refuse_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity``: Python's JSON reader takes them, JSON does not."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body: bytes, max_depth: int) -> Any:
+    """A request body as JSON: 400 if it is not standard JSON, 422 if it nests too deep."""
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:  # the parser's own limit, far past any payload we would take
+        message = f"request body nests deeper than {max_depth} levels"
+        raise Problem(
+            422, message, errors=[{"loc": [], "msg": message, "type": "json_too_deep"}]
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, f"request body is not valid JSON: {_first_line(exc)}") from None
+
+
+def check_filters(**filters: str | None) -> None:
+    """``?queue=`` and ``?task=``: text a store can compare (no NUL, valid Unicode), or 422."""
+    errors = [
+        problem
+        for name, value in filters.items()
+        if value is not None and (problem := filter_error(value, ["query", name])) is not None
+    ]
+    if errors:
+        first = errors[0]
+        raise Problem(422, f"{'.'.join(map(str, first['loc']))}: {first['msg']}", errors=errors)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def job_id_param(job_id: str) -> str:
+    """A job id from the path; one that cannot be a job's is not found without asking a store."""
+    if not is_job_id(job_id):
+        raise JobNotFound(job_id)
+    return job_id
 
 
 def create_app(app: App, settings: Settings | None = None) -> FastAPI:
@@ -46,7 +115,8 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    _install_error_handlers(api)
+    install_error_handlers(api)
+    install_access_control(api, app, settings)
 
     async def read_json(request: Request) -> Any:
         declared = request.headers.get("content-length")
@@ -57,10 +127,7 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
             body += chunk
             if len(body) > settings.max_body_bytes:
                 raise Problem(413, f"request body is over {settings.max_body_bytes} bytes")
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise Problem(400, "request body is not valid JSON") from None
+        return parse_json(bytes(body), settings.max_json_depth)
 
     def submit_request(body: Any, where: list[str | int]) -> SubmitRequest:
         if not isinstance(body, dict) or "payload" not in body:
@@ -84,7 +151,7 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
     job_body = {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": SubmitRequest.model_json_schema()}},
+            "content": {"application/json": {"schema": submit_schema(app)}},
         }
     }
 
@@ -94,6 +161,11 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
         response_model=JobOut,
         openapi_extra=job_body,
         summary="Submit a job",
+        operation_id="createJob",
+        responses={
+            201: {"description": "the job, committed", "links": job_links()},
+            **problems(*STORE, 413, 415, 422),
+        },
     )
     async def create_job(request: Request) -> Response:
         job = await app.submit(submit_request(await read_json(request), []))
@@ -102,29 +174,18 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
     batch_body = {
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["jobs"],
-                        "properties": {
-                            "jobs": {
-                                "type": "array",
-                                "maxItems": MAX_BATCH,
-                                "items": SubmitRequest.model_json_schema(),
-                            }
-                        },
-                    }
-                }
-            },
+            "content": {"application/json": {"schema": batch_schema(app, MAX_BATCH)}},
         }
     }
 
     @api.post(
         "/jobs/batch",
         status_code=201,
+        response_model=BatchOut,
         openapi_extra=batch_body,
         summary="Submit up to 1,000 jobs, all or none",
+        operation_id="createJobs",
+        responses=problems(*STORE, 413, 415, 422),
     )
     async def create_jobs(request: Request) -> Response:
         body = await read_json(request)
@@ -142,7 +203,7 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
                 )
                 continue
             try:  # name every bad job in one answer, not only those of the first kind
-                app.new_job(requests[-1], 0.0)
+                app.new_job(requests[-1], app.clock())
             except InvalidJob as exc:
                 errors.extend(exc.at("jobs", index))
         if errors:
@@ -152,15 +213,22 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
         jobs = await app.submit_many(requests)
         return JSONResponse({"jobs": [job_out(j) for j in jobs]}, status_code=201)
 
-    @api.get("/jobs", response_model=list[JobOut], summary="List jobs, newest first")
+    @api.get(
+        "/jobs",
+        response_model=list[JobOut],
+        summary="List jobs, newest first",
+        operation_id="listJobs",
+        responses=problems(*STORE, 422),
+    )
     async def list_jobs(
         request: Request,
         status: Annotated[list[JobStatus] | None, Query()] = None,
-        queue: str | None = None,
-        task: str | None = None,
+        queue: FilterText = None,
+        task: FilterText = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: str | None = None,
+        cursor: Cursor = None,
     ) -> Response:
+        check_filters(queue=queue, task=task)
         where = JobFilter(statuses=frozenset(status or ()), queue=queue, task=task)
         try:
             page = await app.list_jobs(where, limit, cursor)
@@ -173,9 +241,15 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
             headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
         return JSONResponse([job_out(j) for j in page.jobs], headers=headers)
 
-    @api.get("/jobs/{job_id}", response_model=JobOut, summary="Get a job")
+    @api.get(
+        "/jobs/{job_id}",
+        response_model=JobOut,
+        summary="Get a job",
+        operation_id="getJob",
+        responses=problems(*STORE, 404, 422),
+    )
     async def get_job(
-        job_id: str,
+        job_id: Annotated[str, Depends(job_id_param)],
         wait: Annotated[
             float, Query(ge=0, le=60, description="seconds to hold until terminal")
         ] = 0,
@@ -187,81 +261,91 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
         "/jobs/{job_id}/cancel",
         response_model=JobOut,
         summary="Cancel a job",
-        responses={202: {"description": "running; its worker has been asked to stop it"}},
+        operation_id="cancelJob",
+        responses={
+            202: {
+                "description": "running; its worker has been asked to stop it",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/JobOut"}}
+                },
+            },
+            **problems(*STORE, 404, 409, 415, 422),
+        },
     )
-    async def cancel_job(job_id: str) -> Response:
+    async def cancel_job(job_id: Annotated[str, Depends(job_id_param)]) -> Response:
         job = await app.cancel_job(job_id, wait=CANCEL_WAIT)
         return JSONResponse(job_out(job), status_code=200 if job.status.terminal else 202)
 
     @api.post(
-        "/jobs/{job_id}/retry", response_model=JobOut, summary="Run a failed or cancelled job again"
+        "/jobs/{job_id}/retry",
+        response_model=JobOut,
+        summary="Run a failed or cancelled job again",
+        operation_id="retryJob",
+        responses=problems(*STORE, 404, 409, 415, 422),
     )
-    async def retry_job(job_id: str) -> Response:
+    async def retry_job(job_id: Annotated[str, Depends(job_id_param)]) -> Response:
         return JSONResponse(job_out(await app.retry_job(job_id)))
 
-    @api.delete("/jobs/{job_id}", status_code=204, summary="Delete a finished job")
-    async def delete_job(job_id: str) -> Response:
+    @api.delete(
+        "/jobs/{job_id}",
+        status_code=204,
+        summary="Delete a finished job",
+        operation_id="deleteJob",
+        responses=problems(*STORE, 404, 409, 415, 422),
+    )
+    async def delete_job(job_id: Annotated[str, Depends(job_id_param)]) -> Response:
         await app.delete_job(job_id)
         return Response(status_code=204)
 
-    @api.get("/tasks", response_model=list[TaskOut], summary="Registered tasks and their schemas")
+    @api.get(
+        "/tasks",
+        response_model=list[TaskOut],
+        summary="Registered tasks and their schemas",
+        operation_id="listTasks",
+        responses=problems(*EVERY),
+    )
     async def list_tasks() -> Response:
         return JSONResponse([task_out(t) for t in app.tasks])
 
-    @api.get("/queues", summary="Job counts by queue and status")
+    @api.get(
+        "/queues",
+        response_model=list[QueueOut],
+        summary="Job counts by queue and status",
+        operation_id="listQueues",
+        responses=problems(*STORE),
+    )
     async def list_queues() -> Response:
         return JSONResponse([queue_out(q) for q in await app.queue_stats()])
 
-    @api.get("/workers", summary="Live workers")
+    @api.get(
+        "/workers",
+        response_model=list[WorkerOut],
+        summary="Live workers",
+        operation_id="listWorkers",
+        responses=problems(*STORE),
+    )
     async def list_workers() -> Response:
         return JSONResponse([worker_out(w) for w in await app.workers()])
 
-    @api.get("/healthz", summary="Liveness: the process answers")
+    @api.get(
+        "/healthz",
+        response_model=HealthOut,
+        summary="Liveness: the process answers",
+        operation_id="healthz",
+        responses=problems(400, 500),
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/readyz", summary="Readiness: the store answers")
+    @api.get(
+        "/readyz",
+        response_model=ReadyOut,
+        summary="Readiness: the store answers",
+        operation_id="readyz",
+        responses=problems(400, 500, 503),
+    )
     async def readyz() -> dict[str, str]:
         await app.store.ping()
         return {"status": "ready"}
 
     return api
-
-
-def _install_error_handlers(api: FastAPI) -> None:
-    async def problem(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Problem)
-        return problem_response(exc.status, str(exc), **exc.extra)
-
-    async def not_found(_: Request, exc: Exception) -> Response:
-        return problem_response(404, str(exc))
-
-    async def conflict(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, InvalidTransition)
-        return problem_response(409, str(exc), job_status=exc.status)
-
-    async def unprocessable(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, InvalidJob)
-        return problem_response(422, str(exc), errors=exc.errors)
-
-    async def unavailable(_: Request, exc: Exception) -> Response:
-        return problem_response(503, f"store unavailable: {exc}")
-
-    async def bad_parameters(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        message = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
-        return problem_response(422, message, errors=errors)
-
-    async def http_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        return problem_response(exc.status_code, str(exc.detail))
-
-    api.add_exception_handler(Problem, problem)
-    api.add_exception_handler(JobNotFound, not_found)
-    api.add_exception_handler(InvalidTransition, conflict)
-    api.add_exception_handler(InvalidJob, unprocessable)
-    api.add_exception_handler(StoreUnavailable, unavailable)
-    api.add_exception_handler(RequestValidationError, bad_parameters)
-    api.add_exception_handler(StarletteHTTPException, http_error)

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound, StoreUnavailable
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger("jobhandler.http")
+# RFC 9110's names where they differ from the older ones Python knows.
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
 
 
 class Problem(Exception):
@@ -18,21 +31,96 @@ class Problem(Exception):
         self.extra = extra
 
 
-def problem_response(status: int, message: str, **extra: Any) -> JSONResponse:
-    titles = {
-        400: "Bad Request",
-        404: "Not Found",
-        409: "Conflict",
-        413: "Content Too Large",
-        422: "Unprocessable Content",
-        503: "Service Unavailable",
-    }
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM
+
+    def render(self, content: Any) -> bytes:
+        # ASCII escapes: a field name echoed from a request may hold a lone surrogate, which
+        # could not be encoded as UTF-8; escaped, the answer is still valid JSON.
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def problem_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    try:
+        title = _TITLES.get(status) or HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
     body = {
         "type": "about:blank",
-        "title": titles.get(status, "Error"),
+        "title": title,
         "status": status,
         "detail": message,
         "error": message,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(api: FastAPI) -> None:
+    """Every error as problem JSON: those the service raises on purpose, and any other."""
+
+    async def problem(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc.status, str(exc), **exc.extra)
+
+    async def not_found(_: Request, exc: Exception) -> Response:
+        return problem_response(404, str(exc))
+
+    async def conflict(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, InvalidTransition)
+        return problem_response(409, str(exc), job_status=exc.status)
+
+    async def unprocessable(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, InvalidJob)
+        return problem_response(422, str(exc), errors=exc.errors)
+
+    async def unavailable(_: Request, exc: Exception) -> Response:
+        log.warning("store unavailable: %s", exc)  # the details stay in the server's log
+        return problem_response(503, "store unavailable")
+
+    async def internal(request: Request, exc: Exception) -> Response:
+        # A bug: its traceback goes to the log, never to the client (it can show internals).
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return problem_response(500, "internal error")
+
+    async def bad_parameters(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        message = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+        return problem_response(422, message, errors=errors)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(exc.status_code, str(exc.detail), headers=headers)
+
+    api.add_exception_handler(Problem, problem)
+    api.add_exception_handler(JobNotFound, not_found)
+    api.add_exception_handler(InvalidTransition, conflict)
+    api.add_exception_handler(InvalidJob, unprocessable)
+    api.add_exception_handler(StoreUnavailable, unavailable)
+    api.add_exception_handler(RequestValidationError, bad_parameters)
+    api.add_exception_handler(StarletteHTTPException, http_error)
+    api.add_exception_handler(Exception, internal)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (Starlette names only the first route's).
+
+    A fixed path wins over a pattern that also matches it: ``/jobs/batch`` is not a job id.
+    """
+    matching = [
+        route
+        for route in request.app.router.routes
+        if route.matches(request.scope)[0] is not Match.NONE
+    ]
+    fixed = [route for route in matching if not getattr(route, "param_convertors", None)]
+    methods: set[str] = set()
+    for route in fixed or matching:
+        methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,10 @@ from pydantic import BaseModel
 from jobhandler.jobs import Job, JobStatus
 from jobhandler.store.base import QueueStats, WorkerInfo
 from jobhandler.tasks import Task
+
+# Whether this request may see tracebacks (they can show internals): set per request by the
+# access control middleware, False for a submit-only token; True for an open server.
+SHOW_TRACEBACKS: ContextVar[bool] = ContextVar("jobhandler_show_tracebacks", default=True)
 
 
 def rfc3339(ts: float | None) -> str | None:
@@ -62,7 +67,7 @@ def job_out(job: Job) -> dict[str, Any]:
         "run_at": rfc3339(job.run_at),
         "started_at": rfc3339(job.started_at),
         "finished_at": rfc3339(job.finished_at),
-        "traceback": job.traceback,
+        "traceback": job.traceback if SHOW_TRACEBACKS.get() else None,
         "worker_id": job.worker_id,
         "progress": job.progress,
         "cancel_requested": job.cancel_requested,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jobhandler.jobs import Job, JobStatus, NewJob, Outcome
+from jobhandler.tokens import Scope, TokenInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +83,23 @@ class Store(Protocol):
     async def get_job(self, job_id: str) -> Job | None: ...
 
     async def list_jobs(
-        self, where: JobFilter, limit: int, cursor: str | None, oldest_first: bool = False
+        self,
+        where: JobFilter,
+        limit: int,
+        cursor: str | None,
+        oldest_first: bool = False,
+        max_bytes: int | None = None,
     ) -> Page:
-        """Newest first (or oldest first), keyset-paginated."""
+        """Newest first (or oldest first), keyset-paginated.
+
+        ``max_bytes``: the page also ends early, before the job that would take the text of
+        the jobs' large columns (payload, result, error, traceback, progress) past this many
+        bytes, counting ``common.ITEM_OVERHEAD`` for each job; it always holds at least one.
+        Rows past that are never read whole.
+        """
+
+    async def job_statuses(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """The status of each of these jobs that exists, in one cheap read (for waiters)."""
 
     async def import_jobs(self, jobs: Sequence[Job]) -> None:
         """Insert whole jobs as they stand in another store (statuses, attempts, results)."""
@@ -147,3 +162,20 @@ class Store(Protocol):
     async def list_workers(self) -> list[WorkerInfo]: ...
 
     async def queue_stats(self) -> list[QueueStats]: ...
+
+    # -- API tokens (only hashes are stored) -------------------------------------------------
+
+    async def add_token(self, token: TokenInfo) -> None:
+        """Store a new token. Raises tokens.DuplicateToken when its name is taken."""
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        """Every token, oldest first."""
+
+    async def revoke_token(self, name: str) -> bool:
+        """Delete the token of that name; False when there is none."""
+
+    async def token_scopes(self) -> dict[str, Scope]:
+        """Every token's hash and scope: small, read whole by the API's short-lived cache."""
+
+    async def touch_tokens(self, hashes: Sequence[str], now: float) -> None:
+        """Record that these tokens were used at ``now``."""

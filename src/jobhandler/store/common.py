@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -30,19 +28,26 @@ FAILED_SQL = status_list(TERMINAL - {JobStatus.COMPLETED})
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+    """The position after which the next page starts: a job's ``seq``, in decimal."""
+    return str(seq)
 
 
 def decode_cursor(cursor: str) -> int:
-    """The position a cursor stands for; ValueError when it was not made by ``encode_cursor``."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        if prefix != "seq":
-            raise ValueError
-        return int(number)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValueError("invalid cursor") from None
+    """The position a cursor stands for; ValueError when it is not one.
+
+    Only plain ASCII digits within a 64-bit integer: both stores can compare that, and nothing
+    else (SQLite fails on a larger number, PostgreSQL on text).
+    """
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > len(str(MAX_SEQ)):
+        raise ValueError("invalid cursor")
+    seq = int(cursor)
+    if seq > MAX_SEQ:
+        raise ValueError("invalid cursor")
+    return seq
+
+
+MAX_SEQ = 2**63 - 1  # the largest seq a store can hold (a 64-bit integer)
+CURSOR_PATTERN = "^[0-9]{1,18}$"  # what the API describes: always below MAX_SEQ
 
 
 class Row(Protocol):
@@ -99,9 +104,17 @@ def heartbeat_reply(
 
 
 def list_query(
-    where: JobFilter, limit: int, cursor: str | None, oldest_first: bool, mark: Callable[[str], str]
+    where: JobFilter,
+    limit: int,
+    cursor: str | None,
+    oldest_first: bool,
+    mark: Callable[[str], str],
+    columns: str = "*",
 ) -> tuple[str, dict[str, Any]]:
-    """The SELECT behind ``list_jobs``; ``mark`` writes a named parameter in the dialect's style."""
+    """The SELECT behind ``list_jobs``; ``mark`` writes a named parameter in the dialect's style.
+
+    ``columns``: what to read of each row (``seq`` and a size, for a page bounded in bytes).
+    """
     clauses: list[str] = []
     params: dict[str, Any] = {"limit": limit + 1}
     if where.statuses:
@@ -113,7 +126,7 @@ def list_query(
     if cursor is not None:
         clauses.append(f"seq {'>' if oldest_first else '<'} {mark('cursor')}")
         params["cursor"] = decode_cursor(cursor)
-    sql = "SELECT * FROM jobs"
+    sql = f"SELECT {columns} FROM jobs"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT {mark('limit')}"
@@ -126,6 +139,59 @@ def page_of(rows: Sequence[Row], limit: int, to_job: Callable[[Any], Job]) -> Pa
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
     return Page([to_job(r) for r in rows], next_cursor)
+
+
+# -- pages bounded in bytes -------------------------------------------------------------------
+#
+# A page of big jobs must not be read whole into memory to find out that it is too big. So a
+# listing is two reads: first each candidate's ``seq`` and the byte length of its large columns
+# (computed by the database, read lazily and abandoned once the budget is spent), then the whole
+# rows of only those that fit.
+
+# The columns whose size varies without bound; the others are short (names are limited).
+SIZED_COLUMNS = ("payload", "result", "error", "traceback", "progress")
+# What a job's JSON takes besides those columns' text: the id, names, timestamps, field names
+# (about 500 bytes); rounded up, so the page's real size stays under its budget.
+ITEM_OVERHEAD = 1024
+
+
+def size_sql(byte_length: Callable[[str], str]) -> str:
+    """The expression of a row's size; ``byte_length`` is the dialect's byte length of a column
+    as text (NULL for NULL)."""
+    return " + ".join(f"coalesce({byte_length(c)}, 0)" for c in SIZED_COLUMNS)
+
+
+class PageBudget:
+    """Picks the rows of a page from (``seq``, ``size``) rows, newest first, as they are read.
+
+    A page holds at most ``limit`` rows and ends early, before the row that would take it past
+    ``max_bytes``; it always holds at least one row, so a listing always moves on.
+    """
+
+    def __init__(self, limit: int, max_bytes: int) -> None:
+        self.limit = limit
+        self.max_bytes = max_bytes
+        self.seqs: list[int] = []
+        self.used = 0
+        self.more = False  # a row was left out: the page has a next one
+
+    def take(self, row: Row) -> bool:
+        """Count one row in; False once the page is full (read no further rows)."""
+        size = int(row["size"]) + ITEM_OVERHEAD
+        if len(self.seqs) >= self.limit or (self.seqs and self.used + size > self.max_bytes):
+            self.more = True
+            return False
+        self.seqs.append(int(row["seq"]))
+        self.used += size
+        return True
+
+    def page(self, rows: Iterable[Row], to_job: Callable[[Any], Job]) -> Page:
+        """The page from the whole rows of ``self.seqs``, read in any order. A row deleted
+        between the two reads is left out; the cursor still moves past it."""
+        by_seq = {r["seq"]: r for r in rows}
+        jobs = [to_job(by_seq[seq]) for seq in self.seqs if seq in by_seq]
+        next_cursor = encode_cursor(self.seqs[-1]) if self.more and self.seqs else None
+        return Page(jobs, next_cursor)
 
 
 # Every column of a job, in the order ``job_row`` gives them (for copying whole jobs).

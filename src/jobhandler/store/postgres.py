@@ -45,6 +45,7 @@ from jobhandler.jobs import (
     TERMINAL,
     TRANSITIONS,
     Job,
+    JobStatus,
     NewJob,
     Outcome,
     Transition,
@@ -68,14 +69,17 @@ from jobhandler.store.common import (
     RETRYABLE_SQL,
     TERMINAL_SQL,
     WAITING_SQL,
+    PageBudget,
     heartbeat_reply,
     job_from_row,
     job_row,
     list_query,
     page_of,
     queue_stats_of,
+    size_sql,
     worker_from_row,
 )
+from jobhandler.tokens import DuplicateToken, Scope, TokenInfo, as_scope
 
 log = logging.getLogger("jobhandler.store.postgres")
 
@@ -193,6 +197,15 @@ DELETE FROM jobs WHERE seq IN (
     FOR UPDATE SKIP LOCKED
 )
 """
+
+
+def _mark(name: str) -> str:
+    return f"%({name})s"
+
+
+# A page's candidates: position and size only (the JSON's and text's length in bytes).
+_SIZED = f"seq, {size_sql(lambda column: f'octet_length({column}::text)')} AS size"
+PAGE_FETCH = 16  # candidates fetched per round trip while a bounded page is read
 
 
 def _identity(value: Any) -> Any:
@@ -385,10 +398,37 @@ class PostgresStore:
         return self._job(rows[0]) if rows else None
 
     async def list_jobs(
-        self, where: JobFilter, limit: int, cursor: str | None, oldest_first: bool = False
+        self,
+        where: JobFilter,
+        limit: int,
+        cursor: str | None,
+        oldest_first: bool = False,
+        max_bytes: int | None = None,
     ) -> Page:
-        sql, params = list_query(where, limit, cursor, oldest_first, lambda name: f"%({name})s")
-        return page_of(await self._fetchall(sql, params), limit, self._job)
+        if max_bytes is None:
+            sql, params = list_query(where, limit, cursor, oldest_first, _mark)
+            return page_of(await self._fetchall(sql, params), limit, self._job)
+        sizes, params = list_query(where, limit, cursor, oldest_first, _mark, _SIZED)
+        budget = PageBudget(limit, max_bytes)
+        async with self._connection() as conn, conn.transaction():
+            # A server-side cursor, fetched a few rows at a time: the database computes sizes
+            # only as far as the page goes, and both reads see one snapshot.
+            async with conn.cursor(name="jobhandler_page") as candidates:
+                candidates.itersize = PAGE_FETCH
+                await candidates.execute(sizes, params)
+                async for row in candidates:
+                    if not budget.take(row):
+                        break
+            cur = await conn.execute(
+                "SELECT * FROM jobs WHERE seq = ANY(%(seqs)s)", {"seqs": budget.seqs}
+            )
+            return budget.page(await cur.fetchall(), self._job)
+
+    async def job_statuses(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        rows = await self._fetchall(
+            "SELECT id, status FROM jobs WHERE id = ANY(%(ids)s)", {"ids": list(job_ids)}
+        )
+        return {r["id"]: JobStatus(r["status"]) for r in rows}
 
     async def import_jobs(self, jobs: Sequence[Job]) -> None:
         marks = ", ".join(["%s"] * len(JOB_COLUMNS))
@@ -608,6 +648,48 @@ class PostgresStore:
 
     async def queue_stats(self) -> list[QueueStats]:
         return queue_stats_of(await self._fetchall(QUEUE_COUNTS_SQL, {}))
+
+    # -- API tokens ------------------------------------------------------------------------
+
+    async def add_token(self, token: TokenInfo) -> None:
+        try:
+            await self._fetchall(
+                "INSERT INTO tokens (name, scope, hash, created_at)"
+                " VALUES (%(name)s, %(scope)s, %(hash)s, %(created_at)s) RETURNING name",
+                {
+                    "name": token.name,
+                    "scope": token.scope,
+                    "hash": token.hash,
+                    "created_at": token.created_at,
+                },
+            )
+        except psycopg.errors.UniqueViolation:
+            raise DuplicateToken(f"a token named {token.name!r} exists already") from None
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        rows = await self._fetchall("SELECT * FROM tokens ORDER BY created_at, name", {})
+        return [
+            TokenInfo(
+                r["name"], as_scope(r["scope"]), r["hash"], r["created_at"], r["last_used_at"]
+            )
+            for r in rows
+        ]
+
+    async def revoke_token(self, name: str) -> bool:
+        rows = await self._fetchall(
+            "DELETE FROM tokens WHERE name = %(name)s RETURNING name", {"name": name}
+        )
+        return len(rows) == 1
+
+    async def token_scopes(self) -> dict[str, Scope]:
+        rows = await self._fetchall("SELECT hash, scope FROM tokens", {})
+        return {r["hash"]: as_scope(r["scope"]) for r in rows}
+
+    async def touch_tokens(self, hashes: Sequence[str], now: float) -> None:
+        await self._fetchall(
+            "UPDATE tokens SET last_used_at = %(now)s WHERE hash = ANY(%(hashes)s) RETURNING 1",
+            {"now": now, "hashes": list(hashes)},
+        )
 
 
 def _call(callback: Callable[..., None], *args: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -23,6 +24,7 @@ from jobhandler.jobs import (
     TERMINAL,
     TRANSITIONS,
     Job,
+    JobStatus,
     NewJob,
     Outcome,
     Transition,
@@ -46,15 +48,18 @@ from jobhandler.store.common import (
     RETRYABLE_SQL,
     TERMINAL_SQL,
     WAITING_SQL,
+    PageBudget,
     heartbeat_reply,
     job_from_row,
     job_row,
     list_query,
     page_of,
     queue_stats_of,
+    size_sql,
     status_list,
     worker_from_row,
 )
+from jobhandler.tokens import DuplicateToken, Scope, TokenInfo, as_scope
 
 T = TypeVar("T")
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -80,6 +85,35 @@ _FINISH_SQL = {transition: _finish_sql(transition) for transition in Transition}
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _mark(name: str) -> str:
+    return f":{name}"
+
+
+# A page's candidates: position and size only (the text's length in bytes, computed by SQLite).
+_SIZED = f"seq, {size_sql(lambda column: f'length(CAST({column} AS BLOB))')} AS size"
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (0600), whatever the umask.
+
+    SQLite itself creates files 0644 (it even chmods them so), and gives the -wal and -shm
+    files the database file's mode: so a file made 0600 here keeps all three private. An
+    existing file keeps the mode its owner gave it.
+    """
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # no such directory, no permission...: sqlite3.connect reports it
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have taken bits away; never added any
+    finally:
+        os.close(fd)
 
 
 class SQLiteStore:
@@ -111,6 +145,7 @@ class SQLiteStore:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
+            _create_private(self.path)
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=0
             )
@@ -238,13 +273,47 @@ class SQLiteStore:
         return await self._run(read)
 
     async def list_jobs(
-        self, where: JobFilter, limit: int, cursor: str | None, oldest_first: bool = False
+        self,
+        where: JobFilter,
+        limit: int,
+        cursor: str | None,
+        oldest_first: bool = False,
+        max_bytes: int | None = None,
     ) -> Page:
-        sql, params = list_query(where, limit, cursor, oldest_first, lambda name: f":{name}")
+        if max_bytes is None:
+            sql, params = list_query(where, limit, cursor, oldest_first, _mark)
 
-        def read() -> Page:
-            rows = self._connection().execute(sql, params).fetchall()
-            return page_of(rows, limit, self._job)
+            def read() -> Page:
+                rows = self._connection().execute(sql, params).fetchall()
+                return page_of(rows, limit, self._job)
+
+            return await self._run(read)
+        sizes, params = list_query(where, limit, cursor, oldest_first, _mark, _SIZED)
+        budget = PageBudget(limit, max_bytes)
+
+        def read_bounded() -> Page:
+            conn = self._connection()
+            candidates = conn.execute(sizes, params)
+            try:
+                for row in candidates:  # stepped lazily: SQLite stops where the page does
+                    if not budget.take(row):
+                        break
+            finally:
+                candidates.close()  # ends its read snapshot now, not when it is collected
+            marks = ",".join("?" * len(budget.seqs))
+            rows = conn.execute(f"SELECT * FROM jobs WHERE seq IN ({marks})", budget.seqs)
+            return budget.page(rows, self._job)
+
+        return await self._run(read_bounded)
+
+    async def job_statuses(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        ids = _dumps(list(job_ids))  # one parameter however many ids (SQLite caps their count)
+
+        def read() -> dict[str, JobStatus]:
+            rows = self._connection().execute(
+                "SELECT id, status FROM jobs WHERE id IN (SELECT value FROM json_each(?))", (ids,)
+            )
+            return {r["id"]: JobStatus(r["status"]) for r in rows}
 
         return await self._run(read)
 
@@ -530,6 +599,56 @@ class SQLiteStore:
             return queue_stats_of(self._connection().execute(QUEUE_COUNTS_SQL))
 
         return await self._run(read)
+
+    # -- API tokens ------------------------------------------------------------------------
+
+    async def add_token(self, token: TokenInfo) -> None:
+        def write() -> None:
+            try:
+                with self._write() as conn:
+                    conn.execute(
+                        "INSERT INTO tokens (name, scope, hash, created_at) VALUES (?,?,?,?)",
+                        (token.name, token.scope, token.hash, token.created_at),
+                    )
+            except sqlite3.IntegrityError:
+                raise DuplicateToken(f"a token named {token.name!r} exists already") from None
+
+        await self._run(write)
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        def read() -> list[TokenInfo]:
+            rows = self._connection().execute("SELECT * FROM tokens ORDER BY created_at, name")
+            return [
+                TokenInfo(
+                    r["name"], as_scope(r["scope"]), r["hash"], r["created_at"], r["last_used_at"]
+                )
+                for r in rows
+            ]
+
+        return await self._run(read)
+
+    async def revoke_token(self, name: str) -> bool:
+        def delete() -> bool:
+            with self._write() as conn:
+                return conn.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount == 1
+
+        return await self._run(delete)
+
+    async def token_scopes(self) -> dict[str, Scope]:
+        def read() -> dict[str, Scope]:
+            rows = self._connection().execute("SELECT hash, scope FROM tokens")
+            return {r["hash"]: as_scope(r["scope"]) for r in rows}
+
+        return await self._run(read)
+
+    async def touch_tokens(self, hashes: Sequence[str], now: float) -> None:
+        def write() -> None:
+            with self._write() as conn:
+                conn.executemany(
+                    "UPDATE tokens SET last_used_at = ? WHERE hash = ?", [(now, h) for h in hashes]
+                )
+
+        await self._run(write)
 
 
 def _statements(script: str) -> list[str]:

@@ -19,6 +19,7 @@ from typing import IO, Any
 from jobhandler.app import load_app
 from jobhandler.context import JobContext
 from jobhandler.errors import PermanentFailure, RetryLater
+from jobhandler.redact import install_log_redaction
 
 
 def exit_with_parent(interval: float = 0.2) -> None:
@@ -37,6 +38,7 @@ def exit_with_parent(interval: float = 0.2) -> None:
 def main(argv: list[str]) -> int:
     app_ref, task_name = argv
     exit_with_parent()
+    install_log_redaction()  # what the task logs reaches the worker's log: no passwords in it
     report_stream: IO[str] = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr
 

@@ -21,11 +21,19 @@ from typing import Any
 
 from jobhandler.app import App
 from jobhandler.context import JobContext
-from jobhandler.errors import JobHandlerError, PermanentFailure, RetryLater, StoreUnavailable
+from jobhandler.errors import (
+    InvalidResult,
+    JobHandlerError,
+    PermanentFailure,
+    RetryLater,
+    StoreUnavailable,
+)
 from jobhandler.jobs import Job, Outcome, Transition
+from jobhandler.redact import clean
 from jobhandler.retry import RetryPolicy
 from jobhandler.settings import Settings
 from jobhandler.store.base import JobRef, WorkerInfo
+from jobhandler.validation import JsonLimits, json_errors
 from jobhandler.worker.maintenance import Pruner, Rescuer
 from jobhandler.worker.runners import ChildFailed, JobTimeout, Runner
 
@@ -247,6 +255,12 @@ class Worker:
         entry.run.cancel()
 
     def _record_progress(self, job_id: str, attempt: int, value: Any) -> None:
+        # Checked here, in the task's own call: a value no store can write fails the run with
+        # a clear error (InvalidResult), instead of failing the batched write of every job.
+        limits = JsonLimits(self.settings.max_json_depth, self.settings.max_payload_bytes)
+        if problems := json_errors(value, ["progress"], limits):
+            entry = self._running.get(job_id)
+            raise InvalidResult(entry.job.task if entry else job_id, problems[0])
         loop = self._loop
         if loop is None:
             return
@@ -289,7 +303,7 @@ class Worker:
                             outcome.attempt,
                             outcome.transition,
                         )
-                self.app.notify_finished()
+                self.app.notify_finished(o.job_id for o in outcomes)
         except BaseException:
             self._outcomes[:0] = outcomes  # keep them for the next try
             raise
@@ -341,14 +355,25 @@ class Worker:
 
 
 class _Failure:
-    """The outcome of a failed run: retried by the policy, or failed for good."""
+    """The outcome of a failed run: retried by the policy, or failed for good.
+
+    Every error and traceback passes through ``clean`` here: task text may quote the store URL
+    (shown over the API, so its password goes), or hold NUL or lone surrogates (which a store
+    cannot write, and which would fail the whole completion batch).
+    """
 
     def __init__(self, job: Job, clock: Callable[[], float]) -> None:
         self.job = job
         self.clock = clock
 
     def permanently(self, error: str, trace: str) -> Outcome:
-        return Outcome(self.job.id, self.job.attempt, Transition.FAIL, error=error, traceback=trace)
+        return Outcome(
+            self.job.id,
+            self.job.attempt,
+            Transition.FAIL,
+            error=clean(error),
+            traceback=clean(trace),
+        )
 
     def retry_at(self, error: str, trace: str, when: float) -> Outcome:
         if not self.job.attempts_left:
@@ -357,8 +382,8 @@ class _Failure:
             self.job.id,
             self.job.attempt,
             Transition.RETRY_LATER,
-            error=error,
-            traceback=trace,
+            error=clean(error),
+            traceback=clean(trace),
             run_at=when,
         )
 

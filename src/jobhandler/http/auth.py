@@ -1,0 +1,301 @@
+"""Who may call the API: Host names, bearer tokens and scopes, cross-site requests, JSON bodies.
+
+One pure ASGI middleware checks every HTTP request, cheapest and most general check first:
+
+1. ``Host`` must be an allowed name (400): a server bound to loopback answers only to the
+   loopback names, so a DNS-rebinding page cannot read it. Health checks skip this, for probes
+   that address the server by IP.
+2. Once the store holds any token, a request needs ``Authorization: Bearer <token>`` (401) of a
+   scope that allows it (403). ``/healthz`` and ``/readyz`` stay open.
+3. A state-changing request from a browser page of another origin is refused (403, CSRF), even
+   with no body: only the server's own origin and ``cors_origins`` may send one.
+4. A state-changing request with a body must say ``Content-Type: application/json`` (415), so a
+   plain HTML form or a "simple" cross-site request cannot carry one.
+
+Tokens are looked up in a cache that reads every token's hash and scope from the store at most
+once per ``TOKEN_CACHE_SECONDS``: a request costs no store query, and a new or revoked token
+takes effect within that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from jobhandler.errors import StoreUnavailable
+from jobhandler.http.problems import problem_response
+from jobhandler.http.schemas import SHOW_TRACEBACKS
+from jobhandler.settings import Settings
+from jobhandler.tokens import PUBLIC_PATHS, allows, hash_token, shows_tracebacks
+from jobhandler.tokens import Scope as TokenScope
+
+if TYPE_CHECKING:
+    from jobhandler.app import App
+
+log = logging.getLogger("jobhandler.http.auth")
+
+TOKEN_CACHE_SECONDS = 1.0  # the longest a new or revoked token waits to take effect
+TOUCH_INTERVAL = 60.0  # last_used_at is written at most this often, not on every request
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SECURITY_SCHEME = "bearerAuth"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address reaches only this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(value: str) -> str:
+    """The name part of a Host header or an allowed-hosts entry, lower case, without the port."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[: value.find("]") + 1] or value
+    if value.count(":") > 1:  # a bare IPv6 address in an allowed-hosts entry
+        return f"[{value}]"
+    return value.partition(":")[0]
+
+
+def allowed_host_names(settings: Settings) -> frozenset[str] | None:
+    """The Host names the API answers; None for any."""
+    if "*" in settings.allowed_hosts:
+        return None
+    if settings.allowed_hosts:
+        return frozenset(host_name(h) for h in settings.allowed_hosts)
+    return LOOPBACK_NAMES if is_loopback(settings.host) else None
+
+
+class TokenCache:
+    """Every token's hash and scope, read from the store at most once per ``ttl`` seconds."""
+
+    def __init__(
+        self,
+        load: Callable[[], Awaitable[dict[str, TokenScope]]],
+        touch: Callable[[Sequence[str]], Awaitable[None]],
+        ttl: float = TOKEN_CACHE_SECONDS,
+    ) -> None:
+        self._load, self._touch, self._ttl = load, touch, ttl
+        self._scopes: dict[str, TokenScope] = {}
+        self._failure: str | None = None  # why the last read failed
+        self._expires = float("-inf")
+        self._lock = asyncio.Lock()
+        self._touched: dict[str, float] = {}  # token hash → when its use was last written
+        self._writes: set[asyncio.Task[None]] = set()
+
+    async def scopes(self) -> dict[str, TokenScope]:
+        """Token hash → scope; empty while the store holds no token (the API is open)."""
+        if time.monotonic() >= self._expires:
+            async with self._lock:  # a burst of requests at expiry makes one read, not one each
+                if time.monotonic() >= self._expires:
+                    await self._refresh()
+        if self._failure is not None:
+            raise StoreUnavailable(self._failure)  # a new one: a re-raised one keeps growing
+        return self._scopes
+
+    async def _refresh(self) -> None:
+        try:
+            self._scopes, self._failure = await self._load(), None
+        except StoreUnavailable as exc:
+            # Fail closed (503), and remember it for the ttl too: while the store is away,
+            # requests must not queue on the lock behind one slow connect attempt each.
+            self._scopes, self._failure = {}, str(exc)
+        self._expires = time.monotonic() + self._ttl
+
+    def used(self, token_hash: str) -> None:
+        """Note a token's use in the store, in the background and at most once a minute."""
+        now = time.monotonic()
+        if now - self._touched.get(token_hash, float("-inf")) < TOUCH_INTERVAL:
+            return
+        self._touched[token_hash] = now  # only known tokens get here: the dict stays small
+        write = asyncio.get_running_loop().create_task(self._record_use(token_hash))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+
+    async def _record_use(self, token_hash: str) -> None:
+        try:
+            await self._touch([token_hash])
+        except Exception as exc:  # only bookkeeping (and maybe racing shutdown): never fatal
+            log.warning("could not record token use: %s", exc)
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    wanted = (b"host", b"authorization", b"origin", b"content-type", b"content-length")
+    found = {name: value for name, value in scope["headers"] if name in wanted}
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding":
+            found[name] = value
+    return found
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _has_body(headers: dict[bytes, bytes]) -> bool:
+    length = headers.get(b"content-length", b"").strip()
+    chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+    return chunked or (length.isdigit() and int(length) > 0)
+
+
+def _without_default_port(netloc: str) -> str:
+    return netloc.removesuffix(":80").removesuffix(":443")
+
+
+class AccessControl:
+    """The checks of this module, as pure ASGI middleware (no per-request task or copy)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tokens: TokenCache,
+        allowed_hosts: frozenset[str] | None,
+        cors_origins: frozenset[str],
+    ) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.allowed_hosts = allowed_hosts
+        self.cors_origins = cors_origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            refusal, token_scope = await self._check(scope)
+        except StoreUnavailable as exc:
+            refusal, token_scope = problem_response(503, f"store unavailable: {exc}"), None
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        shown = SHOW_TRACEBACKS.set(shows_tracebacks(token_scope))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            SHOW_TRACEBACKS.reset(shown)
+
+    async def _check(self, scope: Scope) -> tuple[Response | None, TokenScope | None]:
+        """A refusal, or None and the caller's token scope (None on an open server)."""
+        path: str = scope["path"]
+        if path in PUBLIC_PATHS:
+            return None, None
+        method: str = scope["method"]
+        headers = _headers(scope)
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.allowed_hosts is not None and host_name(host) not in self.allowed_hosts:
+            return problem_response(400, "this server does not answer to that Host name"), None
+        token_scope, refusal = await self._authenticate(headers, method, path)
+        if refusal is not None:
+            return refusal, None
+        if method in STATE_CHANGING:
+            origin = headers.get(b"origin")
+            if origin is not None and not self._same_site(origin.decode("latin-1"), host):
+                return problem_response(403, "cross-origin requests may not change state"), None
+            if _has_body(headers) and not _is_json(
+                headers.get(b"content-type", b"").decode("latin-1")
+            ):
+                return problem_response(415, "the request body must be application/json"), None
+        return None, token_scope
+
+    async def _authenticate(
+        self, headers: dict[bytes, bytes], method: str, path: str
+    ) -> tuple[TokenScope | None, Response | None]:
+        known = await self.tokens.scopes()
+        if not known:
+            return None, None  # no token in the store: the API is open, as it always was
+        kind, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        if kind.lower() != "bearer" or not token.strip():
+            return None, _unauthorized("an API token is required: Authorization: Bearer <token>")
+        token_hash = hash_token(token.strip())
+        token_scope = known.get(token_hash)
+        if token_scope is None:
+            return None, _unauthorized("the API token is not valid", invalid=True)
+        self.tokens.used(token_hash)
+        if not allows(token_scope, method, path):
+            return None, problem_response(
+                403, f"a {token_scope} token may not {method} {path}", scope=token_scope
+            )
+        return token_scope, None
+
+    def _same_site(self, origin: str, host: str) -> bool:
+        origin = origin.strip().lower().rstrip("/")
+        if origin in self.cors_origins or "*" in self.cors_origins:
+            return True
+        netloc = origin.partition("://")[2]
+        return bool(netloc) and _without_default_port(netloc) == _without_default_port(
+            host.strip().lower()
+        )
+
+
+def _unauthorized(message: str, *, invalid: bool = False) -> Response:
+    response = problem_response(401, message)
+    response.headers["WWW-Authenticate"] = (
+        'Bearer error="invalid_token"' if invalid else 'Bearer realm="jobhandler"'
+    )
+    return response
+
+
+def install_access_control(api: FastAPI, app: App, settings: Settings) -> None:
+    """Put the access checks (and CORS, when origins are set) in front of every route."""
+    api.add_middleware(
+        AccessControl,
+        tokens=TokenCache(app.token_scopes, app.touch_tokens),
+        allowed_hosts=allowed_host_names(settings),
+        cors_origins=frozenset(o.lower().rstrip("/") for o in settings.cors_origins),
+    )
+    if settings.cors_origins:
+        # Added last, so it runs first: a preflight carries no token and is answered here.
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Location", "Link"],
+            max_age=600,
+        )
+    _declare_bearer(api)
+
+
+def _declare_bearer(api: FastAPI) -> None:
+    """The bearer scheme in the OpenAPI description: required once the store holds a token."""
+    build = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is not None:
+            return api.openapi_schema
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[SECURITY_SCHEME] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (`jobhandler token create`). Required on every route"
+            " but /healthz and /readyz once the store holds any token; until then the API is"
+            " open.",
+        }
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                if isinstance(operation, dict):
+                    # `{}` as an alternative: a server with no token yet takes requests without.
+                    operation["security"] = (
+                        [] if path in PUBLIC_PATHS else [{SECURITY_SCHEME: []}, {}]
+                    )
+        api.openapi_schema = schema
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,66 @@
+"""Schemathesis against a live `jobhandler serve`, on SQLite and on PostgreSQL: finds nothing.
+
+Every check runs (``--checks all``: no 5xx, statuses, content types, headers and bodies as the
+OpenAPI description declares them, schema-valid data accepted and invalid data refused, Allow
+on 405, ...), in every phase, the stateful one included: it follows the description's links
+from a created job to getting, cancelling, retrying and deleting it. A fixed seed and
+deterministic generation make each run the same; few examples keep it near a minute per store.
+
+The server runs ``tests/apps/fuzzapp.py``: payloads of every kind of type (str, float, models,
+a dataclass, none), tasks that finish at once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import Process, Server, test_env
+
+# ``wait`` holds a request up to 60 s while a job is not finished (a job scheduled years ahead,
+# or in a queue no worker serves, never is): a long poll's length is nothing to fuzz, and would
+# make the run last hours. It is fixed at 0 here; tests/http/test_api.py checks its bounds.
+CONFIG = """
+[[operations]]
+include-operation-id = "getJob"
+parameters = { "query.wait" = 0 }
+"""
+
+
+def test_schemathesis_finds_nothing(
+    spawn: Callable[..., Process], database_url: str, tmp_path: Path
+) -> None:
+    server = spawn(["serve", "--app", "fuzzapp:app"], test_env(database_url), server=True)
+    assert isinstance(server, Server)
+    server.wait_ready()
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
+    command = [
+        str(Path(sys.executable).parent / "schemathesis"),
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        f"{server.url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        "15",
+        "--seed",
+        "8",
+        "--generation-deterministic",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "15",
+        "--output-truncate",
+        "false",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False
+    )
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, f"{report}\n--- server log ---\n{server.output()[-5000:]}"
+    assert "Traceback" not in server.output()
