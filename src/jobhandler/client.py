@@ -9,13 +9,14 @@ from typing import Any
 
 import httpx
 
+from jobhandler.errors import JobHandlerError
 from jobhandler.jobs import TERMINAL as TERMINAL_STATUSES
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
-class ClientError(Exception):
+class ClientError(JobHandlerError):
     """The server answered with an error; ``status`` and the problem ``body`` say which."""
 
     def __init__(self, status: int, message: str, body: Any = None) -> None:

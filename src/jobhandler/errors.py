@@ -1,4 +1,8 @@
-"""Exceptions the service raises to its frontends, and the two a task may raise to steer retries."""
+"""Exceptions the service raises to its frontends, and the two a task may raise to steer retries.
+
+Every exception class of the package derives from ``JobHandlerError``, so a caller can catch
+all of them, and only them, with one clause.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from jobhandler.redact import redact
 
 
 class JobHandlerError(Exception):
-    """Base of every error the service raises on purpose."""
+    """Base of every error the package raises on purpose."""
 
 
 class JobNotFound(JobHandlerError):
@@ -52,6 +56,10 @@ class InvalidPayload(InvalidJob):
         super().__init__(f"invalid payload for task {task!r}: {where}: {first['msg']}", errors)
 
 
+class DuplicateJob(JobHandlerError):
+    """A job with that id exists already; nothing of the submit was stored."""
+
+
 class StoreUnavailable(JobHandlerError):
     """The store could not be reached; the operation did not happen."""
 
@@ -61,7 +69,7 @@ class StoreUnavailable(JobHandlerError):
         super().__init__(redact(message))
 
 
-class RetryLater(Exception):
+class RetryLater(JobHandlerError):
     """Raise from a task to run it again after ``delay`` seconds (it still uses up an attempt)."""
 
     def __init__(self, delay: float, message: str = "retry requested") -> None:
@@ -69,7 +77,7 @@ class RetryLater(Exception):
         self.delay = delay
 
 
-class PermanentFailure(Exception):
+class PermanentFailure(JobHandlerError):
     """Raise from a task to fail the job at once, without any further attempt."""
 
 

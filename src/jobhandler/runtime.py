@@ -12,6 +12,7 @@ from collections.abc import Generator
 import uvicorn
 
 from jobhandler.app import App
+from jobhandler.errors import JobHandlerError
 from jobhandler.http import create_app
 from jobhandler.http.auth import is_loopback
 from jobhandler.settings import Settings
@@ -22,7 +23,7 @@ log = logging.getLogger("jobhandler")
 EXIT_FORCED = 1
 
 
-class PublicBindRefused(Exception):
+class PublicBindRefused(JobHandlerError):
     """``serve`` on a network address with no API token in the store: the reason, one line."""
 
 

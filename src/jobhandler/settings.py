@@ -1,11 +1,41 @@
-"""Settings, read once at start (flags and ``JOBHANDLER_*`` variables) and passed explicitly."""
+"""Settings, read once at start (flags and ``JOBHANDLER_*`` variables) and passed explicitly.
+
+Each setting is declared here once: its type, default, bounds and description, and (in an
+``Option`` beside its type) which commands take it. The CLI generates its options from this,
+so a flag, its variable, its bounds and its ``--help`` line cannot drift from the setting.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.fields import FieldInfo
+
+PREFIX = "JOBHANDLER_"
+
+# Which commands take a setting: "store" every command that opens the store (serve, worker,
+# migrate, token ...); "worker" serve and worker (serve runs a worker too); "serve" serve only.
+Group = Literal["store", "worker", "serve"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a setting is given on the command line: ``Annotated`` metadata of its field."""
+
+    group: Group
+    flag: str | None = None  # default: --field-name
+    default_shown: str | None = None  # for a default that is empty, or computed where it runs
+
+
+STORE, WORKER, SERVE = Option("store"), Option("worker"), Option("serve")
+
+
+def variable(name: str) -> str:
+    """The environment variable of the setting ``name``."""
+    return PREFIX + name.upper()
 
 
 class Settings(BaseModel):
@@ -13,42 +43,113 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    database_url: str = "sqlite:///jobhandler.db"
-    app: str = "jobhandler.demo:app"  # module:attribute of the App, also used by process runners
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    host: str = "127.0.0.1"
-    port: int = 8080
+    database_url: Annotated[str, Option("store", flag="--database")] = Field(
+        default="sqlite:///jobhandler.db",
+        description="sqlite:///FILE or postgresql://user@host/db.",
+    )
+    app: Annotated[str, STORE] = Field(
+        default="jobhandler.demo:app",
+        description="The App to load, as module:attribute (child processes load it too).",
+    )
+    log_level: Annotated[Literal["debug", "info", "warning", "error"], STORE] = Field(
+        default="info", description="The least severe log records shown."
+    )
+    host: Annotated[str, SERVE] = Field(
+        default="127.0.0.1", description="The address serve listens on."
+    )
+    port: Annotated[int, SERVE] = Field(
+        default=8080, ge=0, le=65535, description="The port it listens on."
+    )
     # Workers
-    queues: tuple[str, ...] = ()  # empty: every queue the app's tasks use
-    concurrency: int = Field(default=100, ge=1)  # jobs one worker runs at once
-    # ... of which at most this many in child processes (isolation="process"): one per core.
-    process_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    poll_interval: float = Field(default=1.0, gt=0)  # the longest a worker waits before looking
-    lease: float = Field(default=30.0, gt=0)
-    heartbeat_interval: float = Field(default=10.0, gt=0)
-    cancel_check_interval: float = Field(default=0.5, gt=0)
-    rescue_interval: float = Field(default=5.0, gt=0)
-    shutdown_timeout: float = Field(default=30.0, ge=0)
-    prune_interval: float = Field(default=60.0, gt=0)
-    keep_completed: float = Field(default=7 * 86400, ge=0)  # seconds a completed job is kept
-    keep_failed: float = Field(default=30 * 86400, ge=0)  # ... and a failed or cancelled one
-    thread_cancel_grace: float = Field(default=1.0, ge=0)
-    completion_flush_interval: float = Field(default=0.005, ge=0)
+    queues: Annotated[
+        tuple[str, ...], Option("worker", default_shown="every queue of the tasks")
+    ] = Field(default=(), description="Comma-separated queues the worker serves.")
+    concurrency: Annotated[int, WORKER] = Field(
+        default=100, ge=1, description="Jobs one worker runs at once."
+    )
+    process_concurrency: Annotated[int, Option("worker", default_shown="one per core")] = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description='Of those, the most run at once in child processes (isolation="process").',
+    )
+    poll_interval: Annotated[float, WORKER] = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds an idle worker waits at most before it looks for jobs.",
+    )
+    lease: Annotated[float, WORKER] = Field(
+        default=30.0, gt=0, description="Seconds a claim lasts without a heartbeat."
+    )
+    heartbeat_interval: Annotated[float, WORKER] = Field(
+        default=10.0, gt=0, description="Seconds between a worker's lease renewals."
+    )
+    cancel_check_interval: Annotated[float, WORKER] = Field(
+        default=0.5, gt=0, description="Seconds between a worker's looks for cancel requests."
+    )
+    rescue_interval: Annotated[float, WORKER] = Field(
+        default=5.0, gt=0, description="Seconds between looks for expired leases."
+    )
+    shutdown_timeout: Annotated[float, WORKER] = Field(
+        default=30.0, ge=0, description="Seconds running jobs get to finish on SIGTERM."
+    )
+    prune_interval: Annotated[float, WORKER] = Field(
+        default=60.0, gt=0, description="Seconds between prunes of old finished jobs."
+    )
+    keep_completed: Annotated[float, WORKER] = Field(
+        default=7 * 86400, ge=0, description="Seconds a completed job is kept before it is pruned."
+    )
+    keep_failed: Annotated[float, WORKER] = Field(
+        default=30 * 86400, ge=0, description="Seconds a failed or cancelled job is kept."
+    )
+    thread_cancel_grace: Annotated[float, WORKER] = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds a stopped thread or process run gets before it is let go.",
+    )
+    completion_flush_interval: Annotated[float, WORKER] = Field(
+        default=0.005, ge=0, description="Seconds finished jobs wait to be written in one batch."
+    )
     # HTTP: limits on what one request may send or cost (docs/security.md)
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
-    max_payload_bytes: int = Field(default=1024 * 1024, ge=1)  # a payload as compact JSON
-    max_json_depth: int = Field(default=64, ge=1, le=1000)  # nesting of a payload or body
-    max_page_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # a list page ends early
-    max_connections: int = Field(default=1000, ge=1)  # concurrent; more get 503
-    keep_alive: float = Field(default=5.0, gt=0)  # seconds an idle connection is kept open
+    max_body_bytes: Annotated[int, SERVE] = Field(
+        default=1024 * 1024, ge=1, description="Larger request bodies get 413."
+    )
+    max_payload_bytes: Annotated[int, SERVE] = Field(
+        default=1024 * 1024, ge=1, description="Larger payloads (as compact JSON) get 422."
+    )
+    max_json_depth: Annotated[int, SERVE] = Field(
+        default=64, ge=1, le=1000, description="Deeper nesting in a payload or body gets 422."
+    )
+    max_page_bytes: Annotated[int, SERVE] = Field(
+        default=4 * 1024 * 1024, ge=1024, description="A list page ends early past this size."
+    )
+    max_connections: Annotated[int, SERVE] = Field(
+        default=1000, ge=1, description="Concurrent connections; more get 503."
+    )
+    keep_alive: Annotated[float, SERVE] = Field(
+        default=5.0, gt=0, description="Seconds an idle connection stays open."
+    )
     # HTTP: who may reach the API
-    insecure_no_auth: bool = False  # allow a non-loopback bind with no token in the store
-    allowed_hosts: tuple[str, ...] = ()  # empty: the loopback names when bound to loopback
-    cors_origins: tuple[str, ...] = ()  # origins allowed to call the API from a browser
+    insecure_no_auth: Annotated[bool, SERVE] = Field(
+        default=False, description="Serve on a non-loopback address with no API token in the store."
+    )
+    allowed_hosts: Annotated[
+        tuple[str, ...], Option("serve", default_shown="loopback names if bound to loopback")
+    ] = Field(default=(), description="Comma-separated Host names the API answers (else any).")
+    cors_origins: Annotated[tuple[str, ...], Option("serve", default_shown="none")] = Field(
+        default=(), description="Comma-separated browser origins allowed to call the API."
+    )
     # Stores
-    migrate_on_start: bool = True
-    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
-    listen: bool = True  # PostgreSQL LISTEN/NOTIFY wake-ups; off behind transaction poolers
+    migrate_on_start: Annotated[bool, WORKER] = Field(
+        default=True, description="Create or upgrade the store's schema as the process starts."
+    )
+    sqlite_synchronous: Annotated[Literal["OFF", "NORMAL", "FULL", "EXTRA"], STORE] = Field(
+        default="FULL",
+        description="SQLite durability: FULL survives power loss, NORMAL only crashes.",
+    )
+    listen: Annotated[bool, STORE] = Field(
+        default=True,
+        description="PostgreSQL LISTEN/NOTIFY wake-ups; off behind transaction poolers.",
+    )
 
     @field_validator("allowed_hosts", "cors_origins", "queues", mode="before")
     @classmethod
@@ -69,9 +170,45 @@ class Settings(BaseModel):
         return url
 
 
+@dataclass(frozen=True)
+class Declared:
+    """One setting as declared: what the CLI (and its docs) are generated from."""
+
+    name: str
+    field: FieldInfo
+    option: Option
+
+    @property
+    def flag(self) -> str:
+        return self.option.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def variable(self) -> str:
+        return variable(self.name)
+
+    @property
+    def default(self) -> Any:
+        return self.field.get_default(call_default_factory=False)
+
+
+def declared(model: type[BaseModel] = Settings) -> list[Declared]:
+    """Every setting, in declaration order. Each must say how the command line takes it."""
+    found = []
+    for name, field in model.model_fields.items():
+        options = [m for m in field.metadata if isinstance(m, Option)]
+        if len(options) != 1:
+            raise TypeError(f"setting {name!r} needs one Option (its commands) beside its type")
+        if field.default_factory is not None and options[0].default_shown is None:
+            raise TypeError(f"setting {name!r}: say in default_shown what its default will be")
+        found.append(Declared(name, field, options[0]))
+    return found
+
+
 # Variables that hold secrets: a process drops them from its environment once it has read its
 # settings, so task code and the child processes it starts never see them.
-SECRET_VARIABLES = ("JOBHANDLER_DATABASE_URL", "JOBHANDLER_TOKEN", "JOBHANDLER_SETTINGS_JSON")
+TOKEN_VARIABLE = PREFIX + "TOKEN"  # the API token client commands send
+SETTINGS_JSON_VARIABLE = PREFIX + "SETTINGS_JSON"  # a supervisor's Settings, for its children
+SECRET_VARIABLES = (variable("database_url"), TOKEN_VARIABLE, SETTINGS_JSON_VARIABLE)
 
 
 def scrub_environment() -> None:

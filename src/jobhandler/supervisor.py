@@ -15,11 +15,11 @@ import signal
 import sys
 import time
 
-from jobhandler.settings import Settings, scrub_environment
+from jobhandler.process import configure_logging, run_process
+from jobhandler.settings import SETTINGS_JSON_VARIABLE, Settings, scrub_environment
 
 log = logging.getLogger("jobhandler.supervisor")
 
-SETTINGS_VARIABLE = "JOBHANDLER_SETTINGS_JSON"
 RESTART_BACKOFF_MAX = 10.0
 
 
@@ -47,7 +47,7 @@ async def supervise(settings: Settings, processes: int) -> int:
                 sys.executable,
                 "-m",
                 "jobhandler.supervisor",
-                env={**os.environ, SETTINGS_VARIABLE: settings.model_dump_json()},
+                env={**os.environ, SETTINGS_JSON_VARIABLE: settings.model_dump_json()},
             )
             children[slot] = child
             log.info("worker process %d started (pid %d)", slot, child.pid)
@@ -71,9 +71,7 @@ async def supervise(settings: Settings, processes: int) -> int:
 
 def child_main() -> None:
     """One supervised worker process: the Settings come from the supervisor as JSON."""
-    from jobhandler.cli import configure_logging, run_process
-
-    settings = Settings.model_validate_json(os.environ[SETTINGS_VARIABLE])
+    settings = Settings.model_validate_json(os.environ[SETTINGS_JSON_VARIABLE])
     scrub_environment()
     configure_logging(settings)
     run_process(settings, http=False, worker=True)

@@ -8,7 +8,7 @@ import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
 
 import pydantic
 from pydantic import (
@@ -40,8 +40,8 @@ from jobhandler.validation import (
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
-    from jobhandler.app import App
     from jobhandler.jobs import Job
+    from jobhandler.settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -163,10 +163,23 @@ class Signature:
         )
 
 
+class TaskOwner(Protocol):
+    """What a task needs from its App: declared here, as the App imports tasks and not back."""
+
+    clock: Callable[[], float]
+
+    @property
+    def settings(self) -> Settings: ...
+
+    async def insert_jobs(
+        self, new: list[NewJob], connection: AsyncConnection[Any] | None = None
+    ) -> list[Job]: ...
+
+
 class Task(Generic[P, R]):
     """A registered task. Call it to run the function directly; ``enqueue`` to submit a job."""
 
-    def __init__(self, app: App, name: str, fn: Callable[P, R], options: TaskOptions) -> None:
+    def __init__(self, app: TaskOwner, name: str, fn: Callable[P, R], options: TaskOptions) -> None:
         self.app = app
         self.name = check_name(name, "task")
         self.fn = fn

@@ -1,0 +1,5 @@
+"""``python -m jobhandler.cli``: the same command as the ``jobhandler`` script."""
+
+from jobhandler.cli import main
+
+main()

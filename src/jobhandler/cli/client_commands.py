@@ -1,0 +1,196 @@
+"""Commands that talk to a running server over HTTP: submit, jobs, tasks, queues, healthcheck."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from jobhandler.cli.output import show
+from jobhandler.client import (
+    DEFAULT_URL,
+    TERMINAL,
+    Call,
+    Calls,
+    Client,
+    ClientError,
+    ServerUnreachable,
+)
+from jobhandler.process import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_WAIT_TIMEOUT, fail
+from jobhandler.settings import PREFIX, TOKEN_VARIABLE
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def server_options(fn: F) -> F:
+    """Where the server is, the token to show it, and how to print its answer."""
+    fn = click.option(
+        "-o",
+        "--output",
+        envvar=PREFIX + "OUTPUT",
+        show_envvar=True,
+        default="table",
+        show_default=True,
+        type=click.Choice(["table", "json"]),
+    )(fn)
+    fn = click.option(
+        "--token",
+        envvar=TOKEN_VARIABLE,
+        show_envvar=True,
+        default=None,
+        help="An API token (sent as a Bearer token).",
+    )(fn)
+    return click.option(
+        "--url",
+        envvar=PREFIX + "URL",
+        show_envvar=True,
+        default=DEFAULT_URL,
+        show_default=True,
+        help="The Job Handler server.",
+    )(fn)
+
+
+def call(url: str, token: str | None, request: Call) -> Any:
+    with Client(url, token=token) as client:
+        return _answer(lambda: client.send(request))
+
+
+def _answer(send: Callable[[], Any]) -> Any:
+    """What the server answered; an error is one line, exit 3 if unreachable or 5xx, else 2."""
+    try:
+        return send()
+    except ServerUnreachable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
+    except ClientError as exc:
+        fail(str(exc), EXIT_USAGE if exc.status < 500 else EXIT_UNREACHABLE)
+
+
+def _parse_payload(text: str | None) -> Any:
+    if text is None:
+        return None
+    if text == "-":
+        text = sys.stdin.read()
+    try:
+        return json.loads(text)
+    except ValueError:
+        fail(f"PAYLOAD must be JSON; to send a string, quote it: '\"{text}\"'")
+
+
+@click.command()
+@click.argument("task")
+@click.argument("payload", required=False)
+@click.option("--wait", is_flag=True, help="Wait for the job to finish and print its result.")
+@click.option(
+    "--wait-timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help=f"With --wait: give up after this many seconds (exit {EXIT_WAIT_TIMEOUT}).",
+)
+@click.option("--queue")
+@click.option("--priority", type=int)
+@click.option("--delay", type=click.FloatRange(min=0), help="Seconds before the job is due.")
+@click.option("--run-at", help="When the job is due, RFC 3339 (2030-01-01T09:00:00Z).")
+@click.option("--max-attempts", type=click.IntRange(min=1))
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds one run may take."
+)
+@server_options
+def submit(
+    task: str,
+    payload: str | None,
+    wait: bool,
+    wait_timeout: float,
+    url: str,
+    token: str | None,
+    output: str,
+    **options: Any,
+) -> None:
+    """Submit a job of TASK with a JSON PAYLOAD (use - to read it from stdin)."""
+    job = call(url, token, Calls.submit(task, _parse_payload(payload), **options))
+    if not wait:
+        click.echo(json.dumps(job, indent=2) if output == "json" else job["id"])
+        return
+    with Client(url, token=token) as client:
+        job = _answer(lambda: client.wait(job["id"], wait_timeout))
+    if output == "json":
+        click.echo(json.dumps(job, indent=2))
+    elif job["status"] == "completed":
+        result = job["result"]
+        click.echo(result if isinstance(result, str) else json.dumps(result))
+    if job["status"] not in TERMINAL:
+        fail(f"job {job['id']} still {job['status']} after {wait_timeout:g}s", EXIT_WAIT_TIMEOUT)
+    if job["status"] != "completed":
+        fail(f"job {job['id']} {job['status']}: {job.get('error')}", EXIT_FAILED)
+
+
+@click.group()
+def jobs() -> None:
+    """List, inspect and steer jobs."""
+
+
+@jobs.command("list")
+@click.option("--status", "statuses", multiple=True, help="Repeat for several.")
+@click.option("--queue")
+@click.option("--task")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@server_options
+def jobs_list(
+    statuses: tuple[str, ...],
+    queue: str | None,
+    task: str | None,
+    limit: int,
+    url: str,
+    token: str | None,
+    output: str,
+) -> None:
+    """List jobs, newest first."""
+    show(call(url, token, Calls.list(list(statuses), queue, task, limit)), output)
+
+
+def _job_action(name: str, make: Callable[[str], Call], help_text: str) -> None:
+    @jobs.command(name, help=help_text)
+    @click.argument("job_id")
+    @server_options
+    def action(job_id: str, url: str, token: str | None, output: str) -> None:
+        result = call(url, token, make(job_id))
+        if result is None:  # only delete answers with no body
+            click.echo(f"deleted {job_id}")
+        else:
+            show(result, output)
+
+
+_job_action("get", Calls.get, "Show one job.")
+_job_action("cancel", Calls.cancel, "Cancel a job (a running one is stopped).")
+_job_action("retry", Calls.retry, "Run a failed or cancelled job again.")
+_job_action("delete", Calls.delete, "Delete a finished job.")
+
+
+@click.command()
+@server_options
+def tasks(url: str, token: str | None, output: str) -> None:
+    """List the server's tasks."""
+    columns = ("name", "queue", "max_attempts", "timeout", "isolation")
+    show(call(url, token, Calls.tasks()), output, columns)
+
+
+@click.command()
+@server_options
+def queues(url: str, token: str | None, output: str) -> None:
+    """Job counts by queue and status."""
+    rows = [{"queue": q["queue"], **q["counts"]} for q in call(url, token, Calls.queues())]
+    statuses = ("queued", "scheduled", "processing", "completed", "failed", "cancelled")
+    show(rows, output, ("queue", *statuses))
+
+
+@click.command()
+@server_options
+def healthcheck(url: str, token: str | None, output: str) -> None:
+    """Exit 0 when the server and its store answer, 3 otherwise."""
+    show(call(url, token, Calls.ready()), output)
+
+
+COMMANDS = (submit, jobs, tasks, queues, healthcheck)

@@ -1,0 +1,107 @@
+"""Commands that work on a store directly, with no server: migrate, store copy."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from jobhandler.cli.options import build_settings, setting_options
+from jobhandler.errors import StoreUnavailable
+from jobhandler.process import EXIT_FAILED, EXIT_UNREACHABLE, fail
+from jobhandler.redact import redact
+from jobhandler.store import open_store, sqlite_path
+from jobhandler.transfer import TransferRefused, copy_jobs
+
+
+@click.command()
+@setting_options("store")
+def migrate(**options: Any) -> None:
+    """Create or upgrade the store's schema."""
+    settings = build_settings(options)
+
+    async def apply() -> None:
+        store = open_store(settings)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(apply())
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
+    click.echo(f"migrated {redact(settings.database_url)}")
+
+
+@click.group()
+def store() -> None:
+    """Operate on stores directly."""
+
+
+@store.command("copy")
+@click.option("--from", "source_url", required=True, help="The store to copy from.")
+@click.option("--to", "target_url", required=True, help="An empty store to copy into.")
+def store_copy(source_url: str, target_url: str) -> None:
+    """Copy every job (queued work and history) from one store into another."""
+    source_settings = build_settings({"database_url": source_url})
+    target_settings = build_settings({"database_url": target_url})
+    is_file = "://" not in source_url or source_url.startswith("sqlite:")
+    if is_file and not os.path.exists(sqlite_path(source_url)):
+        fail(f"the source store {sqlite_path(source_url)} does not exist")
+
+    async def copy(progress: CopyProgress) -> int:
+        source, target = open_store(source_settings), open_store(target_settings)
+        try:
+            await source.migrate()
+            await target.migrate()
+            live_within = 3 * max(source_settings.lease, source_settings.heartbeat_interval)
+            total = sum(sum(q.counts.values()) for q in await source.queue_stats())
+            progress.start(total)
+            return await copy_jobs(source, target, time.time(), live_within, progress.advance)
+        finally:
+            await source.close()
+            await target.close()
+
+    try:
+        with CopyProgress() as progress:
+            copied = asyncio.run(copy(progress))
+    except TransferRefused as exc:
+        fail(f"refused: {exc}", EXIT_FAILED)
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
+    click.echo(f"copied {copied} jobs")
+
+
+class CopyProgress:
+    """A progress bar on stderr while a copy runs, when stderr is a terminal; nothing otherwise."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True) if sys.stderr.isatty() else None
+        self._task: Any = None
+
+    def __enter__(self) -> CopyProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def start(self, total: int) -> None:
+        if self._bar is not None:
+            self._task = self._bar.add_task("copying jobs", total=total)
+
+    def advance(self, copied: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=copied)
+
+
+COMMANDS = (migrate, store)

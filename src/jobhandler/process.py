@@ -1,0 +1,68 @@
+"""What every ``jobhandler`` process does around its work: logging, loading the App, exit codes.
+
+The CLI and the supervisor's child processes both start here, so neither imports the other.
+
+Exit codes: 0 success; 1 the job failed or was cancelled (``submit --wait``), or a forced stop;
+2 bad usage or input (the server answered 4xx); 3 the server or its store could not be reached
+(or answered 5xx); 4 ``submit --wait`` gave up before the job finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from typing import NoReturn
+
+import click
+
+from jobhandler.app import App, load_app
+from jobhandler.errors import StoreUnavailable
+from jobhandler.redact import install_log_redaction
+from jobhandler.settings import Settings
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_WAIT_TIMEOUT = 4
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """End the process with one line on stderr."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def configure_logging(settings: Settings) -> None:
+    # Before any handler exists: every record, uvicorn's included, has its passwords hidden.
+    install_log_redaction()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+
+
+def load(settings: Settings) -> App:
+    # Like uvicorn and celery: `--app myapp:app` finds myapp.py in the current directory. The
+    # console script, unlike `python -m`, does not put it on the path by itself.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return load_app(settings.app)
+    except (ImportError, ValueError) as exc:
+        fail(f"cannot load the app {settings.app!r}: {exc}")
+
+
+def run_process(settings: Settings, *, http: bool, worker: bool) -> None:
+    """Serve and/or work until stopped; a reason it cannot start is one line and an exit code."""
+    # Imported here: the server and the worker are more to load than a client command needs.
+    from jobhandler.runtime import PublicBindRefused, run
+
+    app = load(settings)
+    try:
+        asyncio.run(run(app, settings, http=http, worker=worker))
+    except StoreUnavailable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
+    except PublicBindRefused as exc:  # serve on a network address, and no token to guard it
+        fail(str(exc))
