@@ -1,18 +1,101 @@
-"""Small services every worker runs beside its claim loop."""
+"""Maintenance: rescue and prune, run by one elected worker at a time.
+
+Every worker campaigns for the "maintenance" role (worker/leader.py); only the leader runs
+these services, so a fleet of workers does not scan for expired leases and old jobs N times
+over. Each service is also safe should two run at once (a leader that stalled past its lease):
+rescue outcomes are fenced, and prune deletes only what is past retention either way.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from jobhandler.app import App
-from jobhandler.errors import UnknownTask
+from jobhandler.errors import JobHandlerError, UnknownTask
 from jobhandler.jobs import Job, Outcome, Transition
 from jobhandler.retry import RetryPolicy
 from jobhandler.settings import Settings
+from jobhandler.worker.leader import Elector
 
 log = logging.getLogger("jobhandler.rescuer")
 
 WORKER_LOST = "worker lost"
+ROLE = "maintenance"
+
+Action = Callable[[], Awaitable[object]]
+
+
+async def every(interval: float, action: Action, *, kick: asyncio.Event | None = None) -> None:
+    """Run ``action`` every ``interval`` seconds (at once when ``kick`` is set) until cancelled.
+
+    A failure of the store is logged and tried again next time; a bug is not caught here.
+    """
+    while True:
+        if kick is None:
+            await asyncio.sleep(interval)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(kick.wait(), interval)
+            kick.clear()
+        try:
+            await action()
+        except JobHandlerError as exc:
+            logging.getLogger("jobhandler.worker").warning(
+                "%s failed: %s", getattr(action, "__qualname__", "service"), exc
+            )
+
+
+class Maintenance:
+    """The leader-only services of one worker, and its campaign to be the leader."""
+
+    def __init__(self, app: App, settings: Settings, holder: str) -> None:
+        self._kicks = [asyncio.Event(), asyncio.Event()]
+        self.elector = Elector(
+            app.store,
+            ROLE,
+            holder,
+            ttl=settings.lease,
+            clock=app.clock,
+            # Ask as often as the rescuer looks: a dead leader's orphans wait no longer
+            # for a new leader than they would for the rescuer's next look.
+            campaign_every=settings.rescue_interval,
+            on_elected=self._kick_all,
+        )
+        self._services: list[tuple[float, Action]] = [
+            (settings.rescue_interval, Rescuer(app, settings).run_once),
+            (settings.prune_interval, Pruner(app, settings).run_once),
+        ]
+
+    async def run(self) -> None:
+        """Campaign, and serve while leading, until cancelled; ``resign()`` afterwards."""
+        loops = [asyncio.create_task(self.elector.run())]
+        for (interval, action), kick in zip(self._services, self._kicks, strict=True):
+            loops.append(asyncio.create_task(every(interval, self._if_leading(action), kick=kick)))
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+
+    async def resign(self) -> None:
+        await self.elector.resign()
+
+    def _kick_all(self) -> None:
+        """A new leader rescues at once: the old one may have died with jobs to rescue."""
+        for kick in self._kicks:
+            kick.set()
+
+    def _if_leading(self, action: Action) -> Action:
+        async def run() -> None:
+            if self.elector.leading:
+                await action()
+
+        run.__qualname__ = getattr(action, "__qualname__", "service")
+        return run
 
 
 class Rescuer:

@@ -1,0 +1,83 @@
+"""The completer: writes outcomes and progress in batches, each write fenced by attempt.
+
+Group commit, with no timer: a write goes out as soon as there is something to write and the
+previous write has returned, carrying everything that arrived meanwhile. Idle, an outcome is
+written at once; under load, batches grow by themselves to what the store can take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from jobhandler.errors import StoreUnavailable
+from jobhandler.jobs import Outcome
+from jobhandler.store.base import JobRef, Store
+
+log = logging.getLogger("jobhandler.worker")
+
+
+class Completer:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float],
+        on_written: Callable[[Iterable[str]], None],
+        retry_pause: float,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.on_written = on_written  # wakes whoever waits on these jobs in this process
+        self.retry_pause = retry_pause
+        self._outcomes: list[Outcome] = []
+        self._progress: dict[str, tuple[JobRef, Any]] = {}
+        self._wanted = asyncio.Event()
+
+    def add(self, outcome: Outcome) -> None:
+        self._outcomes.append(outcome)
+        self._wanted.set()
+
+    def add_progress(self, ref: JobRef, value: Any) -> None:
+        """Only the newest value of a run is written: older ones are already out of date."""
+        self._progress[ref.id] = (ref, value)
+        self._wanted.set()
+
+    async def run(self) -> None:
+        """Write until cancelled; then ``flush()`` once more for what is left."""
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            try:
+                await self.flush()
+            except StoreUnavailable as exc:
+                log.warning("writing outcomes failed (%s); retrying", exc)
+                self._wanted.set()
+                await asyncio.sleep(self.retry_pause)
+
+    async def flush(self) -> None:
+        now = self.clock()
+        outcomes, self._outcomes = self._outcomes, []
+        progress, self._progress = list(self._progress.values()), {}
+        try:
+            if progress:
+                await self.store.record_progress(progress, now)
+            if outcomes:
+                applied = await self.store.finish_jobs(outcomes, now)
+                _log_lost(outcomes, applied)
+                self.on_written(o.job_id for o in outcomes)
+        except BaseException:
+            self._outcomes[:0] = outcomes  # keep them for the next try
+            raise
+
+
+def _log_lost(outcomes: list[Outcome], applied: list[bool]) -> None:
+    for outcome, ok in zip(outcomes, applied, strict=True):
+        if not ok:
+            log.warning(
+                "lease lost on job %s (attempt %d): outcome %s not written",
+                outcome.job_id,
+                outcome.attempt,
+                outcome.transition,
+            )
