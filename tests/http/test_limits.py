@@ -212,8 +212,10 @@ async def test_500_waiters_cost_the_store_what_one_costs(
     await wait_async(lambda: quiet(url), timeout=60)
     rate_many = await commit_rate(url, WINDOW)
     assert not any(w.done() for w in waiters), "a waiter returned before its job finished"
-    # Each waiter polling for itself was about 4 transactions a second per waiter.
-    assert rate_many < rate_one + 10, (rate_one, rate_many)
+    # Each waiter polling for itself cost about 4 transactions a second per waiter: 2,000/s for
+    # these 500. Shared, the cost stays a small constant; the margin absorbs a loaded machine
+    # (stragglers of the first reads, the worker's own polls).
+    assert rate_many < rate_one + 50, (rate_one, rate_many)
 
     # Finishing the jobs wakes their waiters at once.
     cancelled: dict[str, float] = {}
@@ -230,7 +232,8 @@ async def test_500_waiters_cost_the_store_what_one_costs(
     for status, job in answers:
         assert status == 200 and job["status"] == "cancelled"
     slowest = max(returned[j] - cancelled[j] for j in ids)
-    assert slowest < 1.0, f"a waiter returned {slowest:.2f}s after its job was cancelled"
+    # Woken by the cancel itself, not by the 60 s wait running out (nor a slow poll).
+    assert slowest < 5.0, f"a waiter returned {slowest:.2f}s after its job was cancelled"
 
 
 async def test_waiters_see_jobs_finished_by_another_process(

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Process, Server, test_env
 
 # ``wait`` holds a request up to 60 s while a job is not finished (a job scheduled years ahead,
@@ -29,6 +31,7 @@ parameters = { "query.wait" = 0 }
 """
 
 
+@pytest.mark.timeout(400)  # about 40 s on an idle machine; the subprocess has its own limit
 def test_schemathesis_finds_nothing(
     spawn: Callable[..., Process], database_url: str, tmp_path: Path
 ) -> None:
