@@ -106,9 +106,6 @@ class Settings(BaseModel):
         ge=0,
         description="Seconds a stopped thread or process run gets before it is let go.",
     )
-    completion_flush_interval: Annotated[float, WORKER] = Field(
-        default=0.005, ge=0, description="Seconds finished jobs wait to be written in one batch."
-    )
     # HTTP: limits on what one request may send or cost (docs/security.md)
     max_body_bytes: Annotated[int, SERVE] = Field(
         default=1024 * 1024, ge=1, description="Larger request bodies get 413."

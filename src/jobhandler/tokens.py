@@ -13,6 +13,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from jobhandler.errors import JobHandlerError
+
 Scope = Literal["read", "submit", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 PREFIX = "jh_"  # lets secret scanners and people tell a Job Handler token at a glance
@@ -23,7 +25,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-class DuplicateToken(ValueError):
+class DuplicateToken(JobHandlerError, ValueError):
     """A token with that name exists already."""
 
 

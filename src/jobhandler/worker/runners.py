@@ -19,16 +19,16 @@ import threading
 from typing import Any
 
 from jobhandler.context import JobContext
-from jobhandler.errors import PermanentFailure, RetryLater
+from jobhandler.errors import JobHandlerError, PermanentFailure, RetryLater
 from jobhandler.tasks import Task
 
 
-class JobTimeout(Exception):
+class JobTimeout(JobHandlerError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"timed out after {seconds:g} s")
 
 
-class ChildFailed(Exception):
+class ChildFailed(JobHandlerError):
     """The task raised in a process runner; carries the child's message and traceback."""
 
     def __init__(self, message: str, traceback: str) -> None:
