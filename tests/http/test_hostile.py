@@ -23,7 +23,7 @@ from jobhandler import App
 from jobhandler.errors import InvalidPayload
 from jobhandler.jobs import NewJob, new_job_id
 from jobhandler.settings import Settings
-from jobhandler.store.common import encode_cursor
+from jobhandler.store.base import encode_cursor
 from tests.conftest import (
     PG_ADMIN_URL,
     STORE_KINDS,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import uuid
+from dataclasses import replace
 
-import psycopg
 import pytest
 
-from jobhandler.errors import InvalidTransition, JobNotFound
+from jobhandler.errors import DuplicateJob, InvalidTransition, JobNotFound
 from jobhandler.jobs import JobStatus, NewJob, Outcome, Transition
 from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
@@ -360,7 +359,7 @@ async def test_insert_is_all_or_nothing(store: Store) -> None:
     first = new_job()
     await store.insert_jobs([first], NOW)
     fresh = new_job()
-    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
+    with pytest.raises(DuplicateJob):
         await store.insert_jobs([fresh, first], NOW)  # the second id is taken
     assert await store.get_job(fresh.id) is None
 
@@ -407,3 +406,34 @@ async def test_heartbeat_tells_a_forgotten_worker_to_register_again(store: Store
     )
     await store.register_worker(info)
     assert (await store.heartbeat("w1", [], NOW, LEASE)).registered is True
+
+
+async def test_one_leader_per_role_until_its_lease_runs_out(store: Store) -> None:
+    assert await store.try_lead("maintenance", "a", NOW, 10)
+    assert not await store.try_lead("maintenance", "b", NOW + 5, 10)
+    assert await store.try_lead("other-role", "b", NOW + 5, 10)  # roles are independent
+    assert await store.try_lead("maintenance", "a", NOW + 9, 10)  # renewed: until NOW + 19
+    assert not await store.try_lead("maintenance", "b", NOW + 15, 10)
+    assert await store.try_lead("maintenance", "b", NOW + 20, 10)  # a's lease ran out
+    assert not await store.try_lead("maintenance", "a", NOW + 21, 10)
+
+
+async def test_racing_candidates_elect_exactly_one(store: Store) -> None:
+    won = await asyncio.gather(*(store.try_lead("r", f"w{i}", NOW, 10) for i in range(8)))
+    assert sum(won) == 1
+
+
+async def test_resign_frees_the_role_at_once_and_only_for_its_holder(store: Store) -> None:
+    assert await store.try_lead("maintenance", "a", NOW, 10)
+    await store.resign("maintenance", "b")  # not the holder: changes nothing
+    assert not await store.try_lead("maintenance", "b", NOW + 1, 10)
+    await store.resign("maintenance", "a")
+    assert await store.try_lead("maintenance", "b", NOW + 1, 10)
+    await store.resign("nobody-leads-this", "a")  # harmless
+
+
+async def test_an_import_that_meets_a_taken_id_imports_nothing(store: Store) -> None:
+    (kept,) = await store.insert_jobs([new_job()], NOW)
+    with pytest.raises(DuplicateJob):
+        await store.import_jobs([replace(kept, id=str(uuid.uuid4())), kept])
+    assert [j.id for j in (await store.list_jobs(JobFilter(), 10, None)).jobs] == [kept.id]

@@ -237,26 +237,50 @@ async def test_an_unreachable_database_fails_fast_and_the_store_recovers(
     assert len(await pg.claim_jobs(["default"], "w1", 1, NOW, LEASE)) == 1
 
 
+def slow_clock() -> float:
+    """The clock of a host that runs two minutes slow."""
+    return time.time() - 120
+
+
+@pytest.fixture
+async def drifted(pg_database_url: str, pg: PostgresStore) -> AsyncIterator[PostgresStore]:
+    """A store on the ``pg`` database, as a host whose clock runs slow would open it."""
+    store = PostgresStore(pg_database_url, host_clock=slow_clock)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 async def test_lease_deadlines_follow_the_database_clock_not_a_drifted_host(
+    pg: PostgresStore, drifted: PostgresStore
+) -> None:
+    # A worker on the slow host, and a rescuer on a correct one.
+    job = new_job(run_at=0)
+    await drifted.insert_jobs([job], slow_clock())
+    (claimed,) = await drifted.claim_jobs(["default"], "w1", 1, slow_clock(), LEASE)
+    # Judged by the wall clock alone its lease would have ended 90 s ago.
+    assert await pg.expired_jobs(time.time(), 10) == []
+    (expired,) = await pg.expired_jobs(time.time() + LEASE + 5, 10)
+    assert expired.id == claimed.id
+    # Its heartbeats keep the lease alive on the same timeline.
+    await drifted.heartbeat("w1", [JobRef(claimed.id, claimed.attempt)], slow_clock() + 60, LEASE)
+    assert await pg.expired_jobs(time.time() + LEASE + 5, 10) == []
+
+
+async def test_leadership_follows_the_database_clock_not_a_drifted_host(
+    pg: PostgresStore, drifted: PostgresStore
+) -> None:
+    # A leader on the slow host: on the wall clock its lease looks long gone.
+    assert await drifted.try_lead("maintenance", "slow", slow_clock(), 30)
+    assert not await pg.try_lead("maintenance", "right", time.time(), 30)
+    assert await pg.try_lead("maintenance", "right", time.time() + 31, 30)
+
+
+async def test_a_missing_table_is_a_bug_not_an_outage(
     pg_database_url: str, pg: PostgresStore
 ) -> None:
-    # A worker on a host whose clock runs two minutes slow, and a rescuer on a correct one.
-    def slow_clock() -> float:
-        return time.time() - 120
-
-    drifted = PostgresStore(pg_database_url, host_clock=slow_clock)
-    try:
-        job = new_job(run_at=0)
-        await drifted.insert_jobs([job], slow_clock())
-        (claimed,) = await drifted.claim_jobs(["default"], "w1", 1, slow_clock(), LEASE)
-        # Judged by the wall clock alone its lease would have ended 90 s ago.
-        assert await pg.expired_jobs(time.time(), 10) == []
-        (expired,) = await pg.expired_jobs(time.time() + LEASE + 5, 10)
-        assert expired.id == claimed.id
-        # Its heartbeats keep the lease alive on the same timeline.
-        await drifted.heartbeat(
-            "w1", [JobRef(claimed.id, claimed.attempt)], slow_clock() + 60, LEASE
-        )
-        assert await pg.expired_jobs(time.time() + LEASE + 5, 10) == []
-    finally:
-        await drifted.close()
+    await sql(pg_database_url, "DROP TABLE workers")
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        await pg.list_workers()
+    await pg.ping()  # the store still answers

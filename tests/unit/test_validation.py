@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from jobhandler import App
 from jobhandler.errors import InvalidPayload, InvalidResult
-from jobhandler.store.common import decode_cursor, encode_cursor
+from jobhandler.store.base import decode_cursor, encode_cursor
 from jobhandler.tasks import JobOptions, job_options
 from jobhandler.validation import (
     JsonLimits,

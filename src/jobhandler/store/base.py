@@ -59,6 +59,29 @@ class QueueStats:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def encode_cursor(seq: int) -> str:
+    """The position after which the next page starts: a job's ``seq``, in decimal."""
+    return str(seq)
+
+
+def decode_cursor(cursor: str) -> int:
+    """The position a cursor stands for; ValueError when it is not one.
+
+    Only plain ASCII digits within a 64-bit integer: both stores can compare that, and nothing
+    else (SQLite fails on a larger number, PostgreSQL on text).
+    """
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > len(str(MAX_SEQ)):
+        raise ValueError("invalid cursor")
+    seq = int(cursor)
+    if seq > MAX_SEQ:
+        raise ValueError("invalid cursor")
+    return seq
+
+
+MAX_SEQ = 2**63 - 1  # the largest seq a store can hold (a 64-bit integer)
+CURSOR_PATTERN = "^[0-9]{1,18}$"  # what the API describes: always below MAX_SEQ
+
+
 class Store(Protocol):
     """What the service and the workers need from durable storage."""
 
@@ -94,7 +117,7 @@ class Store(Protocol):
 
         ``max_bytes``: the page also ends early, before the job that would take the text of
         the jobs' large columns (payload, result, error, traceback, progress) past this many
-        bytes, counting ``common.ITEM_OVERHEAD`` for each job; it always holds at least one.
+        bytes, counting ``rows.ITEM_OVERHEAD`` for each job; it always holds at least one.
         Rows past that are never read whole.
         """
 
@@ -162,6 +185,19 @@ class Store(Protocol):
     async def list_workers(self) -> list[WorkerInfo]: ...
 
     async def queue_stats(self) -> list[QueueStats]: ...
+
+    # -- leader election (one holder per role, by lease) --------------------------------------
+
+    async def try_lead(self, role: str, holder: str, now: float, ttl: float) -> bool:
+        """Make ``holder`` the leader of ``role`` until ``now + ttl`` if the role is free, its
+        lease ran out, or ``holder`` leads it already; whether ``holder`` leads now.
+
+        Call it again well within ``ttl`` to stay the leader. One guarded write: of several
+        callers racing for a free role exactly one wins.
+        """
+
+    async def resign(self, role: str, holder: str) -> None:
+        """Give up ``role`` at once if ``holder`` leads it, so another may take over now."""
 
     # -- API tokens (only hashes are stored) -------------------------------------------------
 

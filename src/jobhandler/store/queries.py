@@ -1,0 +1,86 @@
+"""Named queries: ``sql/<dialect>/queries.sql``, one ``-- name: xxx`` block per statement.
+
+Both dialects write parameters as ``:name`` (turned into psycopg's ``%(name)s`` for PostgreSQL)
+and status sets as ``{claimable}``-style words, filled in here from the one state machine:
+written into the SQL, not bound, so the partial indexes on status apply, and no status that
+``jobs.TRANSITIONS`` decides is spelled out in a query.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+
+from jobhandler.jobs import TERMINAL, TRANSITIONS, WAITING, JobStatus, Transition
+
+
+def status_list(statuses: Iterable[JobStatus]) -> str:
+    """``('queued', 'scheduled')``: a literal set of statuses, in a fixed order."""
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(statuses)) + ")"
+
+
+def _status(status: JobStatus) -> str:
+    return f"'{status.value}'"
+
+
+# The words a query may use, each derived from the state machine.
+STATUS_WORDS: dict[str, str] = {
+    "waiting": status_list(WAITING),
+    "terminal": status_list(TERMINAL),
+    "claimable": status_list(TRANSITIONS[Transition.CLAIM].sources),
+    "running": _status(TRANSITIONS[Transition.CLAIM].target),
+    # A waiting job is cancelled at once; a running one is flagged for its worker to stop.
+    "cancellable": status_list(
+        TRANSITIONS[Transition.CANCEL].sources | TRANSITIONS[Transition.ABORT].sources
+    ),
+    "cancelled": _status(TRANSITIONS[Transition.CANCEL].target),
+    "retryable": status_list(TRANSITIONS[Transition.RETRY].sources),
+    "requeued": _status(TRANSITIONS[Transition.RETRY].target),
+    # Pruning keeps failed and cancelled jobs longer than completed ones.
+    "completed": status_list([JobStatus.COMPLETED]),
+    "failed": status_list(TERMINAL - {JobStatus.COMPLETED}),
+}
+
+_WORD = re.compile(r"\{(\w+)\}")
+_NAME = re.compile(r"^-- name: (\w+)((?: :\w+)*)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    text: str  # in the driver's own parameter style
+    columnar: bool = False  # ``:columnar``: a batch binds each column as one array
+
+
+def fill(text: str, words: Mapping[str, str]) -> str:
+    """The words of ``text`` written in; a KeyError names an unknown one."""
+    return _WORD.sub(lambda m: words[m.group(1)], text)
+
+
+def load(dialect: str, native: Callable[[str], str], words: Mapping[str, str]) -> dict[str, Query]:
+    """The queries both dialects share (``sql/shared.sql``) and the dialect's own
+    (``sql/<dialect>/queries.sql``); ``native`` turns ``:name`` into the driver's style and
+    ``words`` adds to the status words (column lists, channel names)."""
+    folder = resources.files("jobhandler.store").joinpath("sql")
+    everything = {**STATUS_WORDS, **words}
+    found: dict[str, Query] = {}
+    for path in (folder.joinpath("shared.sql"), folder.joinpath(dialect, "queries.sql")):
+        for name, flags, text in _blocks(path.read_text(encoding="utf-8")):
+            if name in found:
+                raise ValueError(f"{dialect}: query {name!r} is named twice")
+            found[name] = Query(name, native(fill(text, everything)), ":columnar" in flags)
+    return found
+
+
+def _blocks(script: str) -> list[tuple[str, list[str], str]]:
+    """Each ``-- name:`` block of a file: its name, its flags, its statement without comments."""
+    heads = list(_NAME.finditer(script))
+    blocks = []
+    for head, after in zip(heads, [*heads[1:], None], strict=True):
+        body = script[head.end() : after.start() if after else len(script)]
+        lines = [ln for ln in body.splitlines() if not ln.strip().startswith("--")]
+        text = "\n".join(lines).strip().removesuffix(";")
+        blocks.append((head.group(1), head.group(2).split(), text))
+    return blocks

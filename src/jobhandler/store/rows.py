@@ -1,0 +1,233 @@
+"""Rows and jobs, both ways, from the one declaration of a job's fields (``jobs.Job``).
+
+Column lists, the JSON columns and the words queries use for them (``{job_columns}``...) are all
+derived from the dataclasses, so a new field is declared once, in ``jobs.py``, plus a migration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
+from typing import Any, Protocol
+
+from jobhandler.jobs import Job, JobStatus, NewJob
+from jobhandler.store.base import (
+    HeartbeatReply,
+    JobFilter,
+    JobRef,
+    Page,
+    QueueStats,
+    WorkerInfo,
+    decode_cursor,
+    encode_cursor,
+)
+from jobhandler.store.queries import status_list
+
+# Every column of a job, in the dataclass's order; those typed ``Any`` hold JSON.
+JOB_COLUMNS = tuple(f.name for f in fields(Job))
+JSON_COLUMNS = tuple(f.name for f in fields(Job) if f.type == "Any")
+# What a submit writes: the caller's fields, then what the store adds.
+NEW_COLUMNS = (*(f.name for f in fields(NewJob)), "status", "created_at", "updated_at")
+
+
+def _values(columns: Sequence[str]) -> str:
+    return ", ".join(f":{c}" for c in columns)
+
+
+# The words queries may use for column lists (see queries.fill).
+COLUMN_WORDS = {
+    "job_columns": ", ".join(JOB_COLUMNS),
+    "job_values": _values(JOB_COLUMNS),
+    "new_columns": ", ".join(NEW_COLUMNS),
+    "new_values": _values(NEW_COLUMNS),
+}
+
+
+class Row(Protocol):
+    """A database row readable by column name (sqlite3.Row, a psycopg dict row)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+Loads = Callable[[Any], Any]
+Dumps = Callable[[Any], Any]
+
+
+def job_from_row(row: Row, loads: Loads) -> Job:
+    """Build a Job from a row; ``loads`` decodes the JSON columns as the dialect returns them."""
+    values = {c: row[c] for c in JOB_COLUMNS}
+    for column in JSON_COLUMNS:
+        if values[column] is not None:
+            values[column] = loads(values[column])
+    values["status"] = JobStatus(values["status"])
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return Job(**values)
+
+
+def job_params(job: Job, dumps: Dumps) -> dict[str, Any]:
+    """A whole job as column values, for copying it into another store."""
+    values = {c: getattr(job, c) for c in JOB_COLUMNS}
+    for column in JSON_COLUMNS:
+        if values[column] is not None:
+            values[column] = dumps(values[column])
+    values["status"] = job.status.value
+    return values
+
+
+def created_job(new: NewJob, now: float) -> Job:
+    """The job a submit of ``new`` at ``now`` stores: nothing read back is needed."""
+    return Job(
+        id=new.id,
+        task=new.task,
+        queue=new.queue,
+        payload=new.payload,
+        status=new.status_at(now),
+        priority=new.priority,
+        attempt=0,
+        max_attempts=new.max_attempts,
+        uncounted=0,
+        timeout=new.timeout,
+        run_at=new.run_at,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def new_job_params(job: Job, dumps: Dumps) -> dict[str, Any]:
+    """The columns a submit writes, from the job ``created_job`` made."""
+    values = {c: getattr(job, c) for c in NEW_COLUMNS}
+    values["payload"] = dumps(job.payload)
+    values["status"] = job.status.value
+    return values
+
+
+def claim_order(row: Row) -> tuple[int, float, int]:
+    """The one order of a claim: highest priority, then due first, then oldest submitted."""
+    return (-row["priority"], row["run_at"], row["seq"])
+
+
+def worker_from_row(row: Row, loads: Loads) -> WorkerInfo:
+    return WorkerInfo(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        queues=loads(row["queues"]),
+        concurrency=row["concurrency"],
+        started_at=row["started_at"],
+        last_seen_at=row["last_seen_at"],
+        running=row["running"],
+    )
+
+
+def heartbeat_reply(
+    running: Sequence[JobRef], held: Iterable[Row], registered: bool
+) -> HeartbeatReply:
+    """Compare what a worker thinks it runs with the rows that still name it."""
+    held_attempts = {r["id"]: (r["attempt"], bool(r["cancel_requested"])) for r in held}
+    lost, cancel = set(), set()
+    for ref in running:
+        state = held_attempts.get(ref.id)
+        if state is None or state[0] != ref.attempt:
+            lost.add(ref.id)
+        elif state[1]:
+            cancel.add(ref.id)
+    return HeartbeatReply(lost=frozenset(lost), cancel=frozenset(cancel), registered=registered)
+
+
+def queue_stats_of(rows: Iterable[Row]) -> list[QueueStats]:
+    """Rows of (queue, status, n) as one entry per queue."""
+    by_queue: dict[str, dict[str, int]] = {}
+    for r in rows:
+        by_queue.setdefault(r["queue"], {})[r["status"]] = r["n"]
+    return [QueueStats(q, counts) for q, counts in sorted(by_queue.items())]
+
+
+# -- listing -----------------------------------------------------------------------------------
+
+
+def list_query(
+    where: JobFilter, limit: int, cursor: str | None, oldest_first: bool, columns: str = "*"
+) -> tuple[str, dict[str, Any]]:
+    """The SELECT behind ``list_jobs``, with ``:name`` parameters.
+
+    ``columns``: what to read of each row (``seq`` and a size, for a page bounded in bytes).
+    """
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit + 1}
+    if where.statuses:
+        # Written in, not bound, so the partial and status indexes apply.
+        clauses.append(f"status IN {status_list(where.statuses)}")
+    for column, value in (("queue", where.queue), ("task", where.task)):
+        if value is not None:
+            clauses.append(f"{column} = :{column}")
+            params[column] = value
+    if cursor is not None:
+        clauses.append(f"seq {'>' if oldest_first else '<'} :cursor")
+        params["cursor"] = decode_cursor(cursor)
+    sql = f"SELECT {columns} FROM jobs"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT :limit"
+    return sql, params
+
+
+def page_of(rows: Sequence[Row], limit: int, to_job: Callable[[Any], Job]) -> Page:
+    """A page from ``limit + 1`` rows: the extra row only says there is a next page."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["seq"]) if more and rows else None
+    return Page([to_job(r) for r in rows], next_cursor)
+
+
+# -- pages bounded in bytes --------------------------------------------------------------------
+#
+# A page of big jobs must not be read whole into memory to find out that it is too big. So a
+# listing is two reads: first each candidate's ``seq`` and the byte length of its large columns
+# (computed by the database, read lazily and abandoned once the budget is spent), then the whole
+# rows of only those that fit.
+
+# The columns whose size varies without bound; the others are short (names are limited).
+SIZED_COLUMNS = ("payload", "result", "error", "traceback", "progress")
+# What a job's JSON takes besides those columns' text: the id, names, timestamps, field names
+# (about 500 bytes); rounded up, so the page's real size stays under its budget.
+ITEM_OVERHEAD = 1024
+
+
+def sized_columns(byte_length: Callable[[str], str]) -> str:
+    """``seq`` and a row's size; ``byte_length`` is the dialect's byte length of a column as
+    text (NULL for NULL)."""
+    size = " + ".join(f"coalesce({byte_length(c)}, 0)" for c in SIZED_COLUMNS)
+    return f"seq, {size} AS size"
+
+
+class PageBudget:
+    """Picks the rows of a page from (``seq``, ``size``) rows, newest first, as they are read.
+
+    A page holds at most ``limit`` rows and ends early, before the row that would take it past
+    ``max_bytes``; it always holds at least one row, so a listing always moves on.
+    """
+
+    def __init__(self, limit: int, max_bytes: int) -> None:
+        self.limit = limit
+        self.max_bytes = max_bytes
+        self.seqs: list[int] = []
+        self.used = 0
+        self.more = False  # a row was left out: the page has a next one
+
+    def take(self, row: Row) -> bool:
+        """Count one row in; False once the page is full (read no further rows)."""
+        size = int(row["size"]) + ITEM_OVERHEAD
+        if len(self.seqs) >= self.limit or (self.seqs and self.used + size > self.max_bytes):
+            self.more = True
+            return False
+        self.seqs.append(int(row["seq"]))
+        self.used += size
+        return True
+
+    def page(self, rows: Iterable[Row], to_job: Callable[[Any], Job]) -> Page:
+        """The page from the whole rows of ``self.seqs``, read in any order. A row deleted
+        between the two reads is left out; the cursor still moves past it."""
+        by_seq = {r["seq"]: r for r in rows}
+        jobs = [to_job(by_seq[seq]) for seq in self.seqs if seq in by_seq]
+        next_cursor = encode_cursor(self.seqs[-1]) if self.more and self.seqs else None
+        return Page(jobs, next_cursor)

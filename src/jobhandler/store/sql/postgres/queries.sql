@@ -1,0 +1,59 @@
+-- PostgreSQL's own named queries (see ../shared.sql). A list parameter is an array.
+
+-- name: insert_jobs :columnar
+-- The whole batch as one array per column, in one statement; NOTIFY goes out at commit.
+WITH inserted AS (
+    INSERT INTO jobs ({new_columns})
+    SELECT * FROM unnest(
+        :id::text[], :task::text[], :queue::text[], :payload::jsonb[], :priority::int[],
+        :max_attempts::int[], :timeout::float8[], :run_at::float8[], :status::text[],
+        :created_at::float8[], :updated_at::float8[])
+    RETURNING 1
+)
+SELECT pg_notify({submit_channel}, '');
+
+-- name: job_statuses
+SELECT id, status FROM jobs WHERE id = ANY(:ids);
+
+-- name: jobs_by_seq
+SELECT * FROM jobs WHERE seq = ANY(:seqs);
+
+-- name: claim_jobs
+-- The CTE picks through the partial index and locks the rows it picks, skipping rows another
+-- claimer holds; the UPDATE takes them. One statement, committed at once.
+WITH picked AS (
+    SELECT seq FROM jobs
+    WHERE status IN {claimable} AND queue = ANY(:queues) AND run_at <= :now
+    ORDER BY priority DESC, run_at, seq
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs SET status = {running}, attempt = attempt + 1, worker_id = :worker,
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
+    cancel_requested = false, progress = NULL
+FROM picked WHERE jobs.seq = picked.seq
+RETURNING jobs.*;
+
+-- name: finish_job
+-- One outcome: its target and sources come from the state machine, as parameters. Found by
+-- its unique id, so there is no partial index to match, and one text serves every transition.
+UPDATE jobs SET status = :target, result = :result, error = :error, traceback = :traceback,
+    run_at = coalesce(:run_at, run_at), finished_at = :finished_at, updated_at = :now,
+    uncounted = uncounted + :uncount, lease_expires_at = NULL
+WHERE id = :id AND attempt = :attempt AND status = ANY(:sources)
+  AND (:expired_by::float8 IS NULL OR lease_expires_at < :expired_by);
+
+-- name: extend_leases
+UPDATE jobs SET lease_expires_at = :lease_until
+WHERE worker_id = :worker AND status = {running}
+  AND (id, attempt) IN (SELECT * FROM unnest(:ids::text[], :attempts::int[]))
+RETURNING id, attempt, cancel_requested;
+
+-- name: notify_cancel
+-- After request_cancel, in its transaction: wake the worker running the job.
+SELECT pg_notify({cancel_channel}, id) FROM jobs
+WHERE id = :id AND status = {running} AND cancel_requested;
+
+-- name: notify_retry
+-- After retry_job, in its transaction: wake the workers (a refused retry only wakes them).
+SELECT pg_notify({submit_channel}, '') FROM jobs WHERE id = :id AND status = {requeued};

@@ -1,0 +1,103 @@
+-- Named queries both dialects run as written. Parameters are :name; {words} are filled in from
+-- the state machine (jobs.TRANSITIONS), the job's declared fields, or the dialect (queries.py).
+-- A dialect's own queries are in <dialect>/queries.sql; a name is defined in one place only.
+
+-- name: ping
+SELECT 1;
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) AS v FROM schema_version;
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = :id;
+
+-- name: job_status
+SELECT status FROM jobs WHERE id = :id;
+
+-- name: import_jobs
+INSERT INTO jobs ({job_columns}) VALUES ({job_values});
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = :id AND status IN {terminal};
+
+-- name: prune
+-- Oldest finished first, a bounded batch; PostgreSQL skips rows another pruner holds.
+DELETE FROM jobs WHERE seq IN (
+    SELECT seq FROM jobs
+    WHERE (status IN {completed} AND finished_at < :completed_before)
+       OR (status IN {failed} AND finished_at < :failed_before)
+    ORDER BY finished_at
+    LIMIT :limit
+    {skip_locked}
+);
+
+-- name: cancel_requests
+SELECT id FROM jobs WHERE worker_id = :worker AND status = {running} AND cancel_requested;
+
+-- name: record_progress
+UPDATE jobs SET progress = :progress, updated_at = :now
+WHERE id = :id AND attempt = :attempt AND status = {running};
+
+-- name: expired_jobs
+SELECT * FROM jobs WHERE status = {running} AND lease_expires_at < :now
+ORDER BY lease_expires_at LIMIT :limit;
+
+-- name: cancel_job
+-- One statement either way: a waiting job ends at once, a running one is flagged.
+UPDATE jobs SET
+    status = CASE WHEN status IN {waiting} THEN {cancelled} ELSE status END,
+    finished_at = CASE WHEN status IN {waiting} THEN :now ELSE finished_at END,
+    cancel_requested = true, updated_at = :now
+WHERE id = :id AND status IN {cancellable}
+RETURNING *;
+
+-- name: retry_job
+UPDATE jobs SET status = {requeued}, run_at = :now, updated_at = :now, uncounted = attempt,
+    finished_at = NULL, result = NULL, error = NULL, traceback = NULL,
+    cancel_requested = false, progress = NULL, lease_expires_at = NULL
+WHERE id = :id AND status IN {retryable}
+RETURNING *;
+
+-- name: touch_worker
+UPDATE workers SET last_seen_at = :now, running = :running WHERE id = :worker;
+
+-- name: register_worker
+INSERT INTO workers (id, host, pid, queues, concurrency, started_at, last_seen_at, running)
+VALUES (:id, :host, :pid, :queues, :concurrency, :started_at, :last_seen_at, :running)
+ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+    queues = excluded.queues, concurrency = excluded.concurrency,
+    started_at = excluded.started_at, last_seen_at = excluded.last_seen_at,
+    running = excluded.running;
+
+-- name: deregister_worker
+DELETE FROM workers WHERE id = :id;
+
+-- name: list_workers
+SELECT * FROM workers ORDER BY started_at;
+
+-- name: queue_counts
+SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status;
+
+-- name: try_lead
+-- One guarded write: the role is taken if free, expired, or already the holder's.
+INSERT INTO leaders (role, holder, expires_at) VALUES (:role, :holder, :until)
+ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leaders.expires_at <= :now OR leaders.holder = excluded.holder;
+
+-- name: resign
+DELETE FROM leaders WHERE role = :role AND holder = :holder;
+
+-- name: add_token
+INSERT INTO tokens (name, scope, hash, created_at) VALUES (:name, :scope, :hash, :created_at);
+
+-- name: list_tokens
+SELECT * FROM tokens ORDER BY created_at, name;
+
+-- name: revoke_token
+DELETE FROM tokens WHERE name = :name;
+
+-- name: token_scopes
+SELECT hash, scope FROM tokens;
+
+-- name: touch_token
+UPDATE tokens SET last_used_at = :now WHERE hash = :hash;

@@ -1,0 +1,45 @@
+-- SQLite's own named queries (see ../shared.sql). A list parameter is JSON text, read with
+-- json_each: one parameter however many items (SQLite caps the number of parameters).
+
+-- name: insert_jobs
+INSERT INTO jobs ({new_columns}) VALUES ({new_values});
+
+-- name: job_statuses
+SELECT id, status FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: jobs_by_seq
+SELECT * FROM jobs WHERE seq IN (SELECT value FROM json_each(:seqs));
+
+-- name: claim_jobs
+-- One statement: the subquery picks through the partial index, the UPDATE takes them. :queues
+-- is one parameter per queue. INDEXED BY: over several queues SQLite would otherwise pick
+-- jobs_queue_seq and read every finished job of those queues.
+UPDATE jobs SET status = {running}, attempt = attempt + 1, worker_id = :worker,
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
+    cancel_requested = false, progress = NULL
+WHERE seq IN (
+    SELECT seq FROM jobs INDEXED BY jobs_due
+    WHERE status IN {claimable} AND queue IN (:queues)
+      AND run_at <= :now
+    ORDER BY priority DESC, run_at, seq
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: finish_job
+-- One outcome: its target and sources come from the state machine, as parameters. :sources is
+-- a JSON array of status names: a quoted name is found in it by instr (cheaper, once per
+-- outcome, than json_each; no status name is part of another).
+UPDATE jobs SET status = :target, result = :result, error = :error, traceback = :traceback,
+    run_at = coalesce(:run_at, run_at), finished_at = :finished_at, updated_at = :now,
+    uncounted = uncounted + :uncount, lease_expires_at = NULL
+WHERE id = :id AND attempt = :attempt AND instr(:sources, '"' || status || '"') > 0
+  AND (:expired_by IS NULL OR lease_expires_at < :expired_by);
+
+-- name: extend_leases
+UPDATE jobs SET lease_expires_at = :lease_until
+WHERE worker_id = :worker AND status = {running}
+  AND (id, attempt) IN (
+    SELECT i.value, a.value FROM json_each(:ids) AS i JOIN json_each(:attempts) AS a USING (key)
+  )
+RETURNING id, attempt, cancel_requested;
