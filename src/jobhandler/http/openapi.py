@@ -1,64 +1,23 @@
-"""What the OpenAPI description says beyond the routes: response models, errors, links.
+"""What the OpenAPI description says beyond the routes' own models: errors, links, bodies.
 
-The handlers build their JSON by hand (the hot path); these models only describe it, so the
-description, its clients and schemathesis know every body and every status the API can answer.
+With these, the description, its clients and schemathesis know every body and every status
+the API can answer, and exactly which request bodies it takes.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
-from jobhandler.app import App, SubmitRequest
+from jobhandler.app import MAX_BATCH, App, SubmitRequest
 from jobhandler.http.problems import PROBLEM
-from jobhandler.http.schemas import JobOut
+from jobhandler.http.schemas import ProblemOut
 from jobhandler.validation import RUN_AT_END, RUN_AT_MIN, RUN_AT_RANGE
 
 if TYPE_CHECKING:
     from jobhandler.tasks import Task
-
-
-class ProblemOut(BaseModel):
-    """RFC 9457 problem JSON; the message is under ``error`` too, as the Go service had it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    error: str
-    errors: list[dict[str, Any]] | None = None  # 422: one entry per bad field (loc, msg, type)
-    job_status: str | None = None  # 409: the status that forbids the action
-
-
-class BatchOut(BaseModel):
-    jobs: list[JobOut]
-
-
-class QueueOut(BaseModel):
-    queue: str
-    counts: dict[str, int]
-
-
-class WorkerOut(BaseModel):
-    id: str
-    host: str
-    pid: int
-    queues: list[str]
-    concurrency: int
-    running: int
-    started_at: str
-    last_seen_at: str
-
-
-class HealthOut(BaseModel):
-    status: Literal["ok"]
-
-
-class ReadyOut(BaseModel):
-    status: Literal["ready"]
 
 
 _MEANINGS = {
@@ -116,38 +75,6 @@ _NOT_BOTH_TIMES = {
 _NO_NUL = "^[^\\u0000]*$"  # every string of a payload: PostgreSQL cannot store NUL
 
 
-def submit_schema(app: App) -> dict[str, Any]:
-    """The body of one submit: one variant per task, each with that task's payload schema.
-
-    So the description promises exactly what the server takes: a payload of the named task's
-    type, a ``run_at`` in range, and never ``delay`` with ``run_at``.
-    """
-    properties = dict(SubmitRequest.model_json_schema()["properties"])
-    properties["run_at"] = _run_at_schema()
-    common = {k: v for k, v in properties.items() if k not in ("payload", "task")}
-    variants = [
-        _variant(common, {"const": task.name}, task, ["payload", "task"]) for task in app.tasks
-    ]
-    if app.default_task is not None and app.default_task in app.tasks:
-        default = app.tasks.get(app.default_task)
-        variants.append(_variant(common, {"type": "null"}, default, ["payload"]))
-    return {"oneOf": variants} if variants else {"type": "object"}
-
-
-def _variant(
-    common: dict[str, Any], task_schema: dict[str, Any], task: Task[Any, Any], required: list[str]
-) -> dict[str, Any]:
-    payload = {**payload_schema(task), "description": f"the input of task {task.name!r}"}
-    return {
-        "type": "object",
-        "title": f"a job of {task.name}",
-        "properties": {**common, "task": task_schema, "payload": payload},
-        "required": required,
-        "additionalProperties": False,
-        **_NOT_BOTH_TIMES,
-    }
-
-
 def _run_at_schema() -> dict[str, Any]:
     years = "(19[7-9][0-9]|20[0-9][0-9])"  # RUN_AT_FIRST_YEAR to RUN_AT_LAST_YEAR
     return {
@@ -159,6 +86,61 @@ def _run_at_schema() -> dict[str, Any]:
         "default": None,
         "description": f"when due: RFC 3339 or epoch seconds, {RUN_AT_RANGE}",
     }
+
+
+def _checked_beyond_types(schema: dict[str, Any]) -> None:
+    """What the server checks that a type cannot say: ``run_at``'s range, and not both times."""
+    schema["properties"]["run_at"] = _run_at_schema()
+    schema.update(_NOT_BOTH_TIMES)
+
+
+class _SubmitBody(SubmitRequest):
+    """A submit as the description shows it; the server reads it with ``SubmitRequest``."""
+
+    model_config = ConfigDict(json_schema_extra=_checked_beyond_types)
+
+
+def submit_models(app: App) -> list[type[BaseModel]]:
+    """One body model per task, its payload of that task's type (and one for the default task).
+
+    So the description promises exactly what the server takes: a payload of the named task's
+    type, a ``run_at`` in range, and never ``delay`` with ``run_at``.
+    """
+    models = [_submit_model(task, Literal[task.name], ...) for task in app.tasks]
+    if app.default_task is not None and app.default_task in app.tasks:
+        models.append(_submit_model(app.tasks.get(app.default_task), None, None))
+    return models
+
+
+def _submit_model(task: Task[Any, Any], task_type: Any, task_default: Any) -> type[BaseModel]:
+    # The payload's schema is the task's own (what ``Task`` validates with), made
+    # self-contained: as a field's type it would take this model's config (extra="forbid").
+    payload = Annotated[Any, WithJsonSchema(payload_schema(task))]
+    default = task_default is None
+    title = f"a job of {task.name}" + (" (the default task)" if default else "")
+    which = "absent: the app's default task" if default else "the task that runs the job"
+    return create_model(
+        "SubmitJob",
+        __base__=_SubmitBody,
+        __cls_kwargs__={"title": title},
+        task=(task_type, Field(task_default, description=which)),
+        payload=(payload, Field(description=f"the input of task {task.name!r}")),
+    )
+
+
+def submit_schema(app: App) -> dict[str, Any]:
+    """The body of one submit: exactly one of the app's submit models."""
+    variants = [model.model_json_schema() for model in submit_models(app)]
+    return {"oneOf": variants} if variants else {"type": "object"}
+
+
+def batch_schema(submit: dict[str, Any], max_jobs: int) -> dict[str, Any]:
+    """The body of a batch: 1 to ``max_jobs`` submits, each with the body ``submit`` describes."""
+    job = Annotated[Any, WithJsonSchema(submit)]
+    jobs = Annotated[list[job], Field(min_length=1, max_length=max_jobs)]
+    model = create_model("SubmitJobs", jobs=(jobs, ...))
+    schema: dict[str, Any] = model.model_json_schema()
+    return schema
 
 
 def payload_schema(task: Task[Any, Any]) -> dict[str, Any]:
@@ -189,16 +171,26 @@ def _inline(node: Any, defs: dict[str, Any], expanding: tuple[str, ...]) -> Any:
     return out
 
 
-def batch_schema(app: App, max_jobs: int) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["jobs"],
-        "properties": {
-            "jobs": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": max_jobs,
-                "items": submit_schema(app),
-            }
-        },
-    }
+def describe_bodies(api: FastAPI, app: App) -> None:
+    """Add the request bodies ``app`` takes (its tasks' payloads) to the submit operations.
+
+    The routes read their bodies themselves (see ``inputs``), so FastAPI cannot see them; the
+    routers are shared by every application, so each application's description gets them.
+    """
+    build = api.openapi
+    submit = submit_schema(app)
+    bodies = {"createJob": submit, "createJobs": batch_schema(submit, MAX_BATCH)}
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is not None:
+            return api.openapi_schema
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                body = bodies.get(operation.get("operationId"))
+                if body is not None:
+                    content = {"application/json": {"schema": body}}
+                    operation["requestBody"] = {"required": True, "content": content}
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]

@@ -11,10 +11,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound, StoreUnavailable
+from jobhandler.errors import (
+    InvalidJob,
+    InvalidTransition,
+    JobHandlerError,
+    JobNotFound,
+    StoreUnavailable,
+)
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("jobhandler.http")
@@ -22,7 +29,7 @@ log = logging.getLogger("jobhandler.http")
 _TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
 
 
-class Problem(Exception):
+class Problem(JobHandlerError):
     """An RFC 9457 problem; the message is also under ``error``, as the Go service had it."""
 
     def __init__(self, status: int, message: str, **extra: Any) -> None:
@@ -114,13 +121,14 @@ def allowed_methods(request: Request) -> list[str]:
 
     A fixed path wins over a pattern that also matches it: ``/jobs/batch`` is not a job id.
     """
+    # Route contexts: the routes of included routers too, as this application serves them.
     matching = [
         route
-        for route in request.app.router.routes
+        for route in iter_route_contexts(request.app.router.routes)
         if route.matches(request.scope)[0] is not Match.NONE
     ]
     fixed = [route for route in matching if not getattr(route, "param_convertors", None)]
     methods: set[str] = set()
     for route in fixed or matching:
-        methods |= getattr(route, "methods", None) or set()
+        methods |= route.methods or set()
     return sorted(methods)

@@ -1,0 +1,35 @@
+"""Health: liveness (the process answers) and readiness (its store answers)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from jobhandler.http.inputs import served_app
+from jobhandler.http.openapi import problems
+from jobhandler.http.schemas import HealthOut, ReadyOut
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/healthz",
+    response_model=HealthOut,
+    summary="Liveness: the process answers",
+    operation_id="healthz",
+    responses=problems(400, 500),
+)
+async def healthz() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    summary="Readiness: the store answers",
+    operation_id="readyz",
+    responses=problems(400, 500, 503),
+)
+async def readyz(request: Request) -> ReadyOut:
+    app = served_app(request)
+    await app.store.ping()
+    return ReadyOut(status="ready")

@@ -1,0 +1,24 @@
+"""Workers: the live ones, what they serve and how busy they are."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from jobhandler.http.inputs import served_app
+from jobhandler.http.openapi import STORE, problems
+from jobhandler.http.schemas import WorkerOut, workers_json
+
+router = APIRouter(tags=["workers"])
+
+
+@router.get(
+    "/workers",
+    response_model=list[WorkerOut],
+    summary="Live workers",
+    operation_id="listWorkers",
+    responses=problems(*STORE),
+)
+async def list_workers(request: Request) -> Response:
+    app = served_app(request)
+    return Response(workers_json(await app.workers()), media_type="application/json")
