@@ -387,8 +387,8 @@ def test_state_machine_on_postgres(pg_database_url: str) -> None:
     class PostgresMachine(StoreMachine):
         database = staticmethod(emptied)
 
-    # Half the examples of SQLite: each step costs several round trips to the server.
-    run_state_machine_as_test(PostgresMachine, settings=settings(MACHINE_SETTINGS, max_examples=50))
+    # Fewer examples than on SQLite: each step costs several round trips to the server.
+    run_state_machine_as_test(PostgresMachine, settings=settings(MACHINE_SETTINGS, max_examples=30))
 
 
 async def test_stale_cancel_cannot_undo_a_user_retry(store: Store) -> None:
