@@ -110,6 +110,20 @@ def wait_until(
 COMMAND = [str(Path(sys.executable).with_name("jobhandler"))]
 
 
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One ``jobhandler`` command to its end; by default with no ``JOBHANDLER_*`` variable."""
+    return subprocess.run(
+        [sys.executable, "-m", "jobhandler.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
+        env=env or {k: v for k, v in os.environ.items() if not k.startswith("JOBHANDLER_")},
+    )
+
+
 class Process:
     """A ``jobhandler`` command in a real child process, with its output in a log file."""
 

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import Server, free_port, test_env
+from tests.conftest import Server, free_port, run_cli, test_env
 
-
-def cli(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobhandler.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        input=stdin,
-        env=env or {k: v for k, v in os.environ.items() if not k.startswith("JOBHANDLER_")},
-    )
+cli = run_cli
 
 
 def test_submit_wait_prints_the_result(server: Server) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -16,22 +14,12 @@ import httpx
 import pytest
 
 from jobhandler.client import Client, ClientError
-from tests.conftest import Process, Server, free_port, test_env, wait_until
+from tests.conftest import Process, Server, free_port, run_cli, test_env, wait_until
 
 AUTH_CACHE_DEADLINE = 10.0  # a new or revoked token takes effect within ~1 s; poll up to this
 
 
-def jobhandler(
-    *args: str, env: dict[str, str], stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobhandler.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        input=stdin,
-        env=env,
-    )
+jobhandler = run_cli
 
 
 def make_token(database_url: str, scope: str, name: str | None = None) -> str:
