@@ -1,6 +1,6 @@
 """The dialect interface: what a store dialect (sqlite.py, postgres.py) provides to the core.
 
-A dialect supplies connections, its named queries (``sql/<dialect>/queries.sql``), how values
+A dialect supplies connections, its named queries (``sql/<dialect>/*.sql``), how values
 become parameters (JSON, arrays), and runs a unit of work: a list of :class:`Step` (named
 statements with their parameters) in one transaction, returning a :class:`Done` for each (one
 thread hop on SQLite, one pooled connection on PostgreSQL). River's driver interface and

@@ -1,4 +1,5 @@
-"""Named queries: ``sql/<dialect>/queries.sql``, one ``-- name: xxx`` block per statement.
+"""Named queries: ``sql/*.sql`` (both dialects) and ``sql/<dialect>/*.sql`` (one dialect's own),
+one ``-- name: xxx`` block per statement; a file per resource, a migration is a numbered file.
 
 Both dialects write parameters as ``:name`` (turned into psycopg's ``%(name)s`` for PostgreSQL)
 and status sets as ``{claimable}``-style words, filled in here from the one state machine:
@@ -12,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from jobhandler.jobs import TERMINAL, TRANSITIONS, WAITING, JobStatus, Transition
 
@@ -60,18 +62,29 @@ def fill(text: str, words: Mapping[str, str]) -> str:
 
 
 def load(dialect: str, native: Callable[[str], str], words: Mapping[str, str]) -> dict[str, Query]:
-    """The queries both dialects share (``sql/shared.sql``) and the dialect's own
-    (``sql/<dialect>/queries.sql``); ``native`` turns ``:name`` into the driver's style and
-    ``words`` adds to the status words (column lists, channel names)."""
-    folder = resources.files("jobhandler.store").joinpath("sql")
+    """The queries both dialects share (``sql/*.sql``) and the dialect's own
+    (``sql/<dialect>/*.sql`` but the numbered migrations); ``native`` turns ``:name`` into the
+    driver's style and ``words`` adds to the status words (column lists, channel names)."""
     everything = {**STATUS_WORDS, **words}
     found: dict[str, Query] = {}
-    for path in (folder.joinpath("shared.sql"), folder.joinpath(dialect, "queries.sql")):
+    for path in query_files(dialect):
         for name, flags, text in _blocks(path.read_text(encoding="utf-8")):
             if name in found:
                 raise ValueError(f"{dialect}: query {name!r} is named twice")
             found[name] = Query(name, native(fill(text, everything)), ":columnar" in flags)
     return found
+
+
+def query_files(dialect: str) -> list[Traversable]:
+    """The files of named queries a dialect loads, in a fixed order."""
+    folder = resources.files("jobhandler.store").joinpath("sql")
+    shared = [f for f in folder.iterdir() if f.name.endswith(".sql")]
+    own = [
+        f
+        for f in folder.joinpath(dialect).iterdir()
+        if f.name.endswith(".sql") and not f.name[:1].isdigit()
+    ]
+    return sorted(shared, key=lambda f: f.name) + sorted(own, key=lambda f: f.name)
 
 
 def _blocks(script: str) -> list[tuple[str, list[str], str]]:
