@@ -3,7 +3,10 @@ outage (a locked database) from a bug (a missing table)."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from jobhandler.store import migrations
 from jobhandler.store.dialect import Refused, Step
 from jobhandler.store.queries import Query
 from jobhandler.store.sqlite import SQLiteStore
+from jobhandler.store.wakeup import WakeChannel
 
 NOW = 1_900_000_000.0
 
@@ -126,3 +130,32 @@ async def test_a_locked_database_is_unavailable_and_a_missing_table_is_a_bug(
     finally:
         holder.close()
         await store.close()
+
+
+async def test_a_commit_in_another_store_wakes_a_listener_by_datagram(tmp_path: Path) -> None:
+    """The file watch is slowed to 60 s, so only the datagram can deliver this wake-up."""
+    path = str(tmp_path / "shared.db")
+    listener = SQLiteStore(path, watch_interval=60)
+    submitter = SQLiteStore(path)
+    await listener.migrate()
+    woken = asyncio.Event()
+    stop = await listener.listen(woken.set, lambda _id: None)
+    try:
+        for _ in range(3):
+            woken.clear()
+            started = time.perf_counter()
+            await submitter.insert_jobs([new_job()], NOW)
+            await asyncio.wait_for(woken.wait(), timeout=5)
+            assert time.perf_counter() - started < 1.0
+    finally:
+        await stop()
+        await listener.close()
+    # A listener killed without cleaning up leaves its socket file: it is forgotten.
+    folder = WakeChannel(path).folder
+    folder.mkdir(parents=True, exist_ok=True)
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(folder / "1-dead.sock"))
+    dead.close()
+    await submitter.insert_jobs([new_job()], NOW)
+    assert not list(folder.glob("*.sock"))
+    await submitter.close()

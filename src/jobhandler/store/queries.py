@@ -54,6 +54,7 @@ class Query:
     name: str
     text: str  # in the driver's own parameter style
     columnar: bool = False  # ``:columnar``: a batch binds each column as one array
+    wakes: bool = False  # ``:wakes``: its commit may give idle workers something to claim
 
 
 def fill(text: str, words: Mapping[str, str]) -> str:
@@ -71,7 +72,9 @@ def load(dialect: str, native: Callable[[str], str], words: Mapping[str, str]) -
         for name, flags, text in _blocks(path.read_text(encoding="utf-8")):
             if name in found:
                 raise ValueError(f"{dialect}: query {name!r} is named twice")
-            found[name] = Query(name, native(fill(text, everything)), ":columnar" in flags)
+            found[name] = Query(
+                name, native(fill(text, everything)), ":columnar" in flags, ":wakes" in flags
+            )
     return found
 
 

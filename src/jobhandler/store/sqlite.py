@@ -27,6 +27,7 @@ from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget
+from jobhandler.store.wakeup import WakeChannel
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -151,10 +152,11 @@ class SQLiteStore(
         *,
         busy_timeout: float = 10.0,
         synchronous: Synchronous = "FULL",
-        watch_interval: float = 0.001,
+        watch_interval: float = 0.05,
     ) -> None:
         self.path = path
         self.watch_interval = watch_interval
+        self._wake = WakeChannel(path)
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobhandler-sqlite")
@@ -197,7 +199,10 @@ class SQLiteStore(
         if not write:
             return [_step(conn, step) for step in steps]
         with self._write() as conn:
-            return [_step(conn, step) for step in steps]
+            done = [_step(conn, step) for step in steps]
+        if any(step.query.wakes for step in steps):
+            self._wake.send()  # committed: idle workers in other processes may claim it now
+        return done
 
     async def _page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
         def read() -> list[Any]:
@@ -247,6 +252,7 @@ class SQLiteStore(
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            self._wake.close()
 
         await self._hop(close)
         self._executor.shutdown(wait=True)
@@ -278,15 +284,17 @@ class SQLiteStore(
     async def listen(
         self, on_submit: Callable[[], None], on_cancel: Callable[[str], None]
     ) -> Callable[[], Awaitable[None]]:
-        """Wake-ups across processes: a thread watches the file for new jobs.
+        """Wake-ups across processes: a datagram from the committing process (wakeup.py),
+        and, should one be lost, a thread that watches the file.
 
-        A file has no channel to carry notifications, so a small thread on its own connection
-        reads ``PRAGMA data_version`` (which changes when another connection commits, and costs
-        no lock) every ``watch_interval`` seconds, and calls ``on_submit`` when the newest job
-        is newer than before. Cancels arrive through the worker's cancel poll instead.
+        The watch reads ``PRAGMA data_version`` (which changes when another connection commits,
+        and costs no lock) every ``watch_interval`` seconds on its own connection, and calls
+        ``on_submit`` when the newest job is newer than before. Cancels arrive through the
+        worker's cancel poll instead.
         """
         loop = asyncio.get_running_loop()
         stopped = threading.Event()
+        unbind = self._wake.listen(on_submit)
 
         def watch() -> None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -311,6 +319,7 @@ class SQLiteStore(
         watcher.start()
 
         async def stop() -> None:
+            unbind()
             stopped.set()
             await asyncio.to_thread(watcher.join)
 
