@@ -53,28 +53,49 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/{db}"
 # -- systems and sizes ----------------------------------------------------------------------------
 
 
+FSYNC = "fsync"  # a power cut loses nothing committed
+PROCESS = "process"  # survives a killed process, not a power cut (SQLite NORMAL in WAL)
+MEMORY = "memory"  # Redis as run here (no RDB, no AOF): a restart loses everything
+
+
 @dataclass(frozen=True)
 class System:
     name: str
     module: str  # bench.adapters.<module>
-    venv: str | None  # a section of requirements-peers.txt; None: ours, the repo's .venv
+    venv: str | None  # a section of requirements-peers.txt; None: the repo's .venv
     backend: str  # sqlite | redis | postgres
+    # What a committed submit survives, as run here: compare only equal durabilities.
+    durability: str = FSYNC
+    env: tuple[tuple[str, str], ...] = ()  # added to the adapter's and the workers' environment
+    only: frozenset[str] | None = None  # the workloads it takes part in; None: all
 
     @property
     def ours(self) -> bool:
-        return self.venv is None
+        return self.module == "jobhandler_peer"
 
+    @property
+    def bare(self) -> bool:
+        """A bare loop of one-row commits: the limit the disk or the database sets."""
+        return self.module == "bare_peer"
+
+
+SUBMIT_ONLY = frozenset({"submit_one", "submit_bulk"})
+NORMAL = (("JOBHANDLER_SQLITE_SYNCHRONOUS", "NORMAL"),)
 
 SYSTEMS = [
     System("jobhandler-sqlite", "jobhandler_peer", None, "sqlite"),
+    System("jobhandler-sqlite-normal", "jobhandler_peer", None, "sqlite", PROCESS, NORMAL),
     System("jobhandler-postgres", "jobhandler_peer", None, "postgres"),
-    System("celery-redis", "celery_peer", "celery", "redis"),
-    System("rq-redis", "rq_peer", "rq", "redis"),
-    System("dramatiq-redis", "dramatiq_peer", "dramatiq", "redis"),
+    System("bare-sqlite", "bare_peer", None, "sqlite", FSYNC, (), SUBMIT_ONLY),
+    System("bare-sqlite-normal", "bare_peer", None, "sqlite", PROCESS, NORMAL, SUBMIT_ONLY),
+    System("bare-psycopg", "bare_peer", None, "postgres", FSYNC, (), SUBMIT_ONLY),
+    System("celery-redis", "celery_peer", "celery", "redis", MEMORY),
+    System("rq-redis", "rq_peer", "rq", "redis", MEMORY),
+    System("dramatiq-redis", "dramatiq_peer", "dramatiq", "redis", MEMORY),
     System("huey-sqlite", "huey_peer", "huey", "sqlite"),
-    System("huey-redis", "huey_peer", "huey", "redis"),
-    System("arq-redis", "arq_peer", "arq", "redis"),
-    System("saq-redis", "saq_peer", "saq", "redis"),
+    System("huey-redis", "huey_peer", "huey", "redis", MEMORY),
+    System("arq-redis", "arq_peer", "arq", "redis", MEMORY),
+    System("saq-redis", "saq_peer", "saq", "redis", MEMORY),
     System("procrastinate-postgres", "procrastinate_peer", "procrastinate", "postgres"),
     System("pgqueuer-postgres", "pgqueuer_peer", "pgqueuer", "postgres"),
 ]
@@ -414,7 +435,12 @@ class Harness:
 
     def adapter_env(self, system: System, url: str, record: Path) -> dict[str, str]:
         return clean_env(
-            {"BENCH_BACKEND": system.backend, "BENCH_DB_URL": url, "BENCH_RECORD": str(record)}
+            {
+                "BENCH_BACKEND": system.backend,
+                "BENCH_DB_URL": url,
+                "BENCH_RECORD": str(record),
+                **dict(system.env),
+            }
         )
 
     def adapter(
@@ -430,7 +456,7 @@ class Harness:
         return result
 
     def prepare(self, system: System) -> None:
-        if system.ours:
+        if system.venv is None:
             python = self.ours_python
         else:
             assert system.venv is not None
@@ -446,7 +472,7 @@ class Harness:
         info = self.adapter(system, env, "info", timeout=120)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.rundir / 'info.db'}{suffix}").unlink(missing_ok=True)
-        info["freeze"] = pip_freeze(python) if not system.ours else []
+        info["freeze"] = pip_freeze(python) if system.venv is not None else []
         self.info[system.name] = info
 
     @contextlib.contextmanager
@@ -784,6 +810,29 @@ def cell(results: dict[str, Any], system: str, workload: str, metric: str) -> st
     return f"{fmt(med)} [{fmt(min(vs))}-{fmt(max(vs))}]"
 
 
+def bare_ratios(results: dict[str, Any], systems: list[str]) -> list[str]:
+    """Ours as a share of the bare loop on the same store at the same durability."""
+    lines = []
+    for name in systems:
+        mine = BY_NAME[name]
+        bare = [
+            b
+            for b in systems
+            if BY_NAME[b].bare
+            and BY_NAME[b].backend == mine.backend
+            and BY_NAME[b].durability == mine.durability
+        ]
+        if not mine.ours or not bare:
+            continue
+        for workload in ("submit_one", "submit_bulk"):
+            ours_v = values(results, name, workload, "jobs_per_s")
+            bare_v = values(results, bare[0], workload, "jobs_per_s")
+            if ours_v and bare_v:
+                share = statistics.median(ours_v) / statistics.median(bare_v)
+                lines.append(f"- {name} {workload}: {share:.0%} of {bare[0]} ({mine.durability})")
+    return ["Of the bare limit (medians):", "", *lines, ""] if lines else []
+
+
 def report(results: dict[str, Any]) -> str:
     systems = [s for s in results["order"] if s in results["systems"]]
     lines = []
@@ -798,16 +847,25 @@ def report(results: dict[str, Any]) -> str:
     lines.append("")
     lines.append("Median [min-max] over the repetitions; n/a = the system has no such API.")
     lines.append("")
-    header = ["system", *[c[2] for c in COLUMNS]]
+    lines.append(
+        f"Durability: {FSYNC} = a power cut loses nothing committed; {PROCESS} = survives a "
+        f"killed process, not a power cut; {MEMORY} = a restart loses everything (Redis here "
+        "keeps nothing on disk). bare-* are one-row commits in a loop: the disk's or the "
+        "database's own limit."
+    )
+    lines.append("")
+    header = ["system", "durability", *[c[2] for c in COLUMNS]]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for name in systems:
-        row = [name, *[cell(results, name, w, k) for w, k, _, _ in COLUMNS]]
+        row = [name, BY_NAME[name].durability]
+        row += [cell(results, name, w, k) for w, k, _, _ in COLUMNS]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
+    lines.extend(bare_ratios(results, systems))
 
     ours = [s for s in systems if BY_NAME[s].ours]
-    peers = [s for s in systems if not BY_NAME[s].ours]
+    peers = [s for s in systems if not BY_NAME[s].ours and not BY_NAME[s].bare]
     if ours and peers:
         lines.append(
             "Ours ÷ best peer (medians). Throughput: above 1 means ours is faster. "
@@ -1203,6 +1261,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for workload in workloads:
                 if workload in OURS_ONLY and not system.ours:
+                    continue
+                if system.only is not None and workload not in system.only:
                     continue
                 item: dict[str, Any] = {"reps": []}
                 entry["workloads"][workload] = item

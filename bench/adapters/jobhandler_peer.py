@@ -7,6 +7,7 @@ Workers: 2 ``jobhandler worker`` processes with their default concurrency.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 from bench.adapters.common import bin_path, env, record
@@ -25,7 +26,13 @@ async def noop(i: int) -> None:
 
 
 def settings() -> Settings:
-    return Settings(database_url=env("BENCH_DB_URL"), app="bench.adapters.jobhandler_peer:app")
+    # The workers read JOBHANDLER_SQLITE_SYNCHRONOUS themselves; the submitter is told here.
+    level = os.environ.get("JOBHANDLER_SQLITE_SYNCHRONOUS", "FULL")
+    return Settings(
+        database_url=env("BENCH_DB_URL"),
+        app="bench.adapters.jobhandler_peer:app",
+        sqlite_synchronous=level,
+    )
 
 
 def worker_launches() -> int:
