@@ -1,24 +1,71 @@
-"""Queues: how many jobs each holds, by status."""
+"""Queues: job counts by status, pause and resume, and limits changed at run time."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from jobhandler.http.inputs import served_app
 from jobhandler.http.openapi import STORE, problems
-from jobhandler.http.schemas import QueueOut, queues_json
+from jobhandler.http.schemas import QueueLimitsIn, QueueOut, queue_json, queues_json
+from jobhandler.validation import NAME_MAX_LENGTH, NAME_PATTERN
+
+JSON = "application/json"
 
 router = APIRouter(tags=["queues"])
+
+QueueName = Annotated[str, Path(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
+_ACTION_PROBLEMS: dict[int | str, dict[str, Any]] = problems(*STORE, 415, 422)
 
 
 @router.get(
     "/queues",
     response_model=list[QueueOut],
-    summary="Job counts by queue and status",
+    summary="Queues: job counts by status, pause, limits, and whether a live worker serves each",
     operation_id="listQueues",
     responses=problems(*STORE),
 )
 async def list_queues(request: Request) -> Response:
     app = served_app(request)
-    return Response(queues_json(await app.queue_stats()), media_type="application/json")
+    return Response(queues_json(await app.queue_stats()), media_type=JSON)
+
+
+@router.patch(
+    "/queues/{name}",
+    response_model=QueueOut,
+    summary="Change a queue's limits, over all workers (null removes one)",
+    description="A member left out stays as it is. Holds until changed again, or until the "
+    "code's own declaration (`app.queue(...)`) changes.",
+    operation_id="updateQueue",
+    responses=_ACTION_PROBLEMS,
+)
+async def update_queue(request: Request, name: QueueName, limits: QueueLimitsIn) -> Response:
+    app = served_app(request)
+    changed = limits.model_dump(include=limits.model_fields_set)
+    return Response(queue_json(await app.update_queue(name, **changed)), media_type=JSON)
+
+
+@router.post(
+    "/queues/{name}/pause",
+    response_model=QueueOut,
+    summary="Pause a queue: running jobs finish, nothing new starts (kept in the store)",
+    operation_id="pauseQueue",
+    responses=_ACTION_PROBLEMS,
+)
+async def pause_queue(request: Request, name: QueueName) -> Response:
+    app = served_app(request)
+    return Response(queue_json(await app.pause_queue(name)), media_type=JSON)
+
+
+@router.post(
+    "/queues/{name}/resume",
+    response_model=QueueOut,
+    summary="Resume a paused queue",
+    operation_id="resumeQueue",
+    responses=_ACTION_PROBLEMS,
+)
+async def resume_queue(request: Request, name: QueueName) -> Response:
+    app = served_app(request)
+    return Response(queue_json(await app.resume_queue(name)), media_type=JSON)

@@ -1,0 +1,71 @@
+"""Flow control in the store: pauses and limits of queues and tasks, and the claim's unit of
+work that honours them (the statements are in sql/<dialect>/claim.sql and sql/queues.sql).
+
+Limits are counted in the store, over every worker of every host: the claim reads them and
+what they still allow in the same transaction as it takes jobs. A dialect's claim is up to
+three statements run as one unit: ``claim_lock`` (PostgreSQL: serialise the claims that can
+take limited jobs), ``claim_jobs`` (the one statement that takes jobs) and ``claim_spend``
+(SQLite: spend the rate buckets; PostgreSQL does that inside claim_jobs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from jobhandler.rates import parse_rate
+from jobhandler.store.base import FlowLimit
+from jobhandler.store.dialect import Dialect, Params, Step
+
+CLAIM_STEPS = ("claim_lock", "claim_jobs", "claim_spend")
+
+
+class QueueOps(Dialect):
+    async def _claim(self, params: Params) -> list[Any]:
+        """Run the dialect's claim statements in one transaction; the rows it took."""
+        names = [n for n in CLAIM_STEPS if n in self.queries]
+        done = await self._run([Step(self.queries[n], params) for n in names], True)
+        return done[names.index("claim_jobs")].rows
+
+    async def flow_limits(self) -> list[FlowLimit]:
+        return [_limit(row) for row in (await self._one("flow_limits", {})).rows]
+
+    async def set_paused(self, queue: str, paused: bool, now: float) -> FlowLimit:
+        done = await self._one("set_paused", {"name": queue, "paused": paused, "now": now}, True)
+        return _limit(done.rows[0])
+
+    async def set_limits(self, limit: FlowLimit, now: float, fields: frozenset[str]) -> FlowLimit:
+        params = {
+            **_values(limit),
+            "now": now,
+            "set_concurrency": "concurrency" in fields,
+            "set_rate": "rate_limit" in fields,
+        }
+        return _limit((await self._one("set_limits", params, True)).rows[0])
+
+    async def declare_limits(self, limits: Sequence[FlowLimit], now: float) -> None:
+        if limits:
+            values = [{**_values(limit), "now": now} for limit in limits]
+            await self._run([Step(self.queries["declare_limits"], values, many=True)], True)
+
+
+def _values(limit: FlowLimit) -> dict[str, Any]:
+    rate = None if limit.rate_limit is None else parse_rate(limit.rate_limit)
+    return {
+        "scope": limit.scope,
+        "name": limit.name,
+        "concurrency": limit.concurrency,
+        "rate_limit": None if rate is None else rate.text,
+        "rate_count": None if rate is None else rate.count,
+        "rate_period": None if rate is None else rate.period,
+    }
+
+
+def _limit(row: Any) -> FlowLimit:
+    return FlowLimit(
+        scope=row["scope"],
+        name=row["name"],
+        paused=bool(row["paused"]),
+        concurrency=row["concurrency"],
+        rate_limit=row["rate_limit"],
+    )

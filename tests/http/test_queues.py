@@ -1,0 +1,67 @@
+"""Queues over HTTP and the CLI, against a real `jobhandler serve` (API and worker, SQLite):
+limits changed at run time, checked at the edge, and a submit to a queue nobody serves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Server, run_cli
+
+UNSERVED = "x-jobhandler-unserved-queues"
+
+
+@pytest.fixture
+def http(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+def queue(http: httpx.Client, name: str) -> dict[str, Any]:
+    (found,) = [q for q in http.get("/queues").json() if q["queue"] == name]
+    return dict(found)
+
+
+def test_patch_sets_and_removes_limits_and_flags_unserved(
+    http: httpx.Client,
+) -> None:
+    assert queue(http, "default")["served"] is True  # serve runs a worker
+    set_both = http.patch("/queues/default", json={"concurrency": 3, "rate_limit": "10/min"})
+    assert set_both.status_code == 200, set_both.text
+    assert set_both.json()["concurrency"] == 3 and set_both.json()["rate_limit"] == "10/min"
+    # A member left out stays; null removes.
+    removed = http.patch("/queues/default", json={"rate_limit": None}).json()
+    assert removed["concurrency"] == 3 and removed["rate_limit"] is None
+    assert queue(http, "default")["concurrency"] == 3
+    for bad in ({"concurrency": 0}, {"rate_limit": "fast"}, {"rate_limit": "0/s"}, {"x": 1}):
+        response = http.patch("/queues/default", json=bad)
+        assert response.status_code == 422, (bad, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert http.patch("/queues/bad name", json={}).status_code == 422
+    assert queue(http, "default")["concurrency"] == 3  # nothing written by a refusal
+
+    # A submit to a queue no live worker serves: the jobs wait, and the answer says so.
+    served = http.post("/jobs", json={"payload": "x"})
+    assert served.status_code == 201 and UNSERVED not in served.headers
+    lonely = http.post("/jobs", json={"payload": "x", "queue": "nobody"})
+    assert lonely.status_code == 201 and lonely.headers[UNSERVED] == "nobody"
+    batch = http.post("/jobs/batch", json={"jobs": [{"payload": "x", "queue": "nobody"}] * 2})
+    assert batch.status_code == 201 and batch.headers[UNSERVED] == "nobody"
+    assert queue(http, "nobody")["served"] is False
+
+
+def test_limits_and_resume_from_the_cli(http: httpx.Client, server: Server) -> None:
+    url = ["--url", server.url]
+    assert http.post("/queues/mail/pause", json={}).json()["paused"] is True
+    done = run_cli("queues", "set", "mail", "--concurrency", "4", "--rate-limit", "5/s", *url)
+    assert done.returncode == 0, done.stderr
+    resumed = run_cli("queues", "resume", "mail", *url)
+    assert resumed.returncode == 0 and "mail" in resumed.stdout
+    listed = run_cli("queues", "-o", "json", *url)
+    (mail,) = [q for q in json.loads(listed.stdout) if q["queue"] == "mail"]
+    assert not mail["paused"] and mail["concurrency"] == 4 and mail["rate_limit"] == "5/s"
+    assert mail["served"] is False  # serve's worker serves the demo's queue only
