@@ -1,0 +1,30 @@
+-- PostgreSQL's own statements of bulk actions (see ../../bulk.py): each takes the seqs of one
+-- batch, as an array, and changes only those its guard (from the state machine) still allows.
+
+-- name: bulk_cancel
+UPDATE jobs SET
+    status = CASE WHEN status IN {waiting} THEN {cancelled} ELSE status END,
+    finished_at = CASE WHEN status IN {waiting} THEN :now ELSE finished_at END,
+    cancel_requested = true, updated_at = :now
+WHERE seq = ANY(:seqs) AND status IN {cancellable}
+  AND NOT (status = {running} AND cancel_requested)
+RETURNING id, status;
+
+-- name: bulk_retry
+UPDATE jobs SET status = {requeued}, run_at = :now, updated_at = :now, uncounted = attempt,
+    finished_at = NULL, result = NULL, error = NULL, traceback = NULL,
+    cancel_requested = false, progress = NULL, lease_expires_at = NULL
+WHERE seq = ANY(:seqs) AND status IN {retryable}
+RETURNING id, status;
+
+-- name: bulk_delete
+DELETE FROM jobs WHERE seq = ANY(:seqs) AND status IN {terminal}
+RETURNING id, status;
+
+-- name: notify_bulk_cancel
+-- In the batch's transaction: wake the workers running the jobs just flagged.
+SELECT pg_notify({cancel_channel}, id) FROM jobs
+WHERE seq = ANY(:seqs) AND status = {running} AND cancel_requested;
+
+-- name: notify_bulk_retry
+SELECT pg_notify({submit_channel}, '');

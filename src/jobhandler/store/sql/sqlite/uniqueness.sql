@@ -1,0 +1,29 @@
+-- SQLite's own queries for unique keys (see ../uniqueness.sql).
+
+-- name: free_windows
+-- Windows of these keys that expired, or whose job was deleted, are free to take again.
+DELETE FROM unique_windows WHERE key IN (SELECT value FROM json_each(:keys))
+  AND (expires_at <= :now OR NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = unique_windows.job_id));
+
+-- name: drop_unclaimed
+-- After insert_jobs, in its transaction: a windowed job that did not take its key (claim_window)
+-- is taken out again before anyone could see it.
+DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(:ids)) AND unique_until IS NOT NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM unique_windows WHERE key = jobs.unique_key AND job_id = jobs.id
+  );
+
+-- name: live_holders
+-- For each key, the newest job that held it while live: a duplicate submit answers with it.
+SELECT * FROM jobs WHERE seq IN (
+    SELECT max(seq) FROM jobs
+    WHERE unique_key IN (SELECT value FROM json_each(:keys)) AND unique_until IS NULL
+    GROUP BY unique_key
+);
+
+-- name: window_holders
+SELECT jobs.* FROM unique_windows JOIN jobs ON jobs.id = unique_windows.job_id
+WHERE unique_windows.key IN (SELECT value FROM json_each(:keys));
+
+-- name: jobs_by_id
+SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));

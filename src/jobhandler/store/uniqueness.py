@@ -1,0 +1,171 @@
+"""Unique keys and idempotency records: what a submit writes besides its jobs.
+
+A unique key is held in one of two scopes, each enforced by the store itself, so it holds
+across API servers and under concurrent submits:
+
+- live (the default): a partial unique index over the waiting and running jobs with a key.
+  The insert skips a job whose key is held (``ON CONFLICT ... DO NOTHING``, which on
+  PostgreSQL waits for a concurrent holder's commit or rollback). A job that ends leaves the
+  index in the same write, so its key is free again with nothing to clean up.
+- window: the key is held for ``unique_for`` seconds from the submit, whatever becomes of the
+  job. An index predicate may not read the clock, so the window is a row of
+  ``unique_windows`` (key, job id, expires_at); a submit first frees the windows of its keys
+  that expired (by the submit's own ``now``) or whose job was deleted, then takes each key
+  with ``ON CONFLICT DO NOTHING`` (which waits for a concurrent taker, as above), inserts its
+  jobs, and takes out again, in the same transaction, a windowed job whose key row does not
+  name it. The insert statement stays the one every submit runs.
+
+Then, in the same transaction, the insert reads who holds each key: a job that was skipped is
+answered with that holder (a different id) instead. With no key in a batch, the insert is the
+one statement it always was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from jobhandler.errors import DuplicateJob
+from jobhandler.jobs import Job, NewJob
+from jobhandler.store import rows as r
+from jobhandler.store.base import IdempotencyKeyTaken, IdempotencyRecord
+from jobhandler.store.dialect import Dialect, Done, Duplicate, Step
+
+
+def _keys(jobs: Sequence[Job | NewJob], windowed: bool) -> list[str]:
+    return sorted(
+        {
+            j.unique_key
+            for j in jobs
+            if j.unique_key is not None and (j.unique_until is not None) == windowed
+        }
+    )
+
+
+class UniquenessOps(Dialect):
+    async def _insert_unique(
+        self,
+        jobs: Sequence[NewJob],
+        now: float,
+        connection: object | None,
+        records: Sequence[IdempotencyRecord],
+    ) -> list[Job]:
+        """The jobs as stored: each created one, or in a duplicate's place its key's holder."""
+        created = [r.created_job(j, now) for j in jobs]
+        if not created:
+            return []
+        live, window = _keys(created, False), _keys(created, True)
+        steps = []
+        if records:  # first: a key taken fails the transaction before any job is written
+            steps.append(Step(self.queries["add_idempotency"], self._records(records), many=True))
+        values = [r.new_job_params(j, self._json) for j in created]
+        if window:
+            claims = _claims(created)
+            steps += [
+                Step(self.queries["free_windows"], {"keys": self._array(window), "now": now}),
+                Step(self.queries["claim_window"], claims, many=True),
+            ]
+        steps.append(Step(self.queries["insert_jobs"], values, many=True))
+        if window:
+            ids = self._array([c["job_id"] for c in claims])
+            steps.append(Step(self.queries["drop_unclaimed"], {"ids": ids}))
+        holders = self._holder_steps(live, window)
+        try:
+            done = await self._run([*steps, *holders], True, connection)
+        except Duplicate as exc:
+            if records and any([await self.get_idempotency(x.owner, x.key) for x in records]):
+                raise IdempotencyKeyTaken("this Idempotency-Key was used already") from None
+            raise DuplicateJob("a job with one of these ids exists already") from exc
+        if not holders:
+            return created
+        held = self._held(done[len(steps) :], live, window)
+        return [_settle(job, held) for job in created]
+
+    def _holder_steps(self, live: list[str], window: list[str]) -> list[Step]:
+        steps = []
+        if live:
+            steps.append(Step(self.queries["live_holders"], {"keys": self._array(live)}))
+        if window:
+            steps.append(Step(self.queries["window_holders"], {"keys": self._array(window)}))
+        return steps
+
+    def _held(
+        self, done: Sequence[Done], live: list[str], window: list[str]
+    ) -> dict[tuple[str, bool], Job]:
+        """Each key's holder, by (key, windowed)."""
+        scopes = [scope for scope, keys in ((False, live), (True, window)) if keys]
+        held: dict[tuple[str, bool], Job] = {}
+        for scope, result in zip(scopes, done, strict=True):
+            for row in result.rows:
+                job = self._job(row)
+                held[(str(job.unique_key), scope)] = job
+        return held
+
+    def _records(self, records: Sequence[IdempotencyRecord]) -> list[dict[str, Any]]:
+        return [
+            {
+                "owner": x.owner,
+                "key": x.key,
+                "fingerprint": x.fingerprint,
+                "batch": x.batch,
+                "items": self._json([list(item) for item in x.items]),
+                "created_at": x.created_at,
+            }
+            for x in records
+        ]
+
+    async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None:
+        found = (await self._one("get_idempotency", {"owner": owner, "key": key})).rows
+        if not found:
+            return None
+        row = found[0]
+        items = tuple((str(i), k, bool(w)) for i, k, w in self._loads(row["items"]))
+        return IdempotencyRecord(
+            owner=row["owner"],
+            key=row["key"],
+            fingerprint=row["fingerprint"],
+            batch=bool(row["batch"]),
+            items=items,
+            created_at=row["created_at"],
+        )
+
+    async def idempotent_jobs(self, record: IdempotencyRecord) -> list[Job | None]:
+        ids = [item[0] for item in record.items]
+        live = sorted({k for _, k, w in record.items if k is not None and not w})
+        window = sorted({k for _, k, w in record.items if k is not None and w})
+        holders = self._holder_steps(live, window)
+        by_id = Step(self.queries["jobs_by_id"], {"ids": self._array(ids)})
+        found, *rest = await self._run([by_id, *holders], False)
+        jobs = {job.id: job for job in map(self._job, found.rows)}
+        held = self._held(rest, live, window)
+        return [
+            jobs.get(i) or (held.get((k, w)) if k is not None else None) for i, k, w in record.items
+        ]
+
+    async def prune_keys(self, now: float, idempotency_before: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        steps = [
+            Step(self.queries["prune_windows"], {"now": now, "limit": limit}),
+            Step(self.queries["prune_idempotency"], {"before": idempotency_before, "limit": limit}),
+        ]
+        windows, records = await self._run(steps, True)
+        return max(windows.counts[0], records.counts[0])
+
+
+def _claims(created: Sequence[Job]) -> list[dict[str, Any]]:
+    return [
+        {"key": j.unique_key, "job_id": j.id, "expires_at": j.unique_until}
+        for j in created
+        if j.unique_key is not None and j.unique_until is not None
+    ]
+
+
+def _settle(job: Job, held: dict[tuple[str, bool], Job]) -> Job:
+    """The job itself if it was created, else the job holding its key."""
+    if job.unique_key is None:
+        return job
+    holder = held.get((job.unique_key, job.unique_until is not None))
+    if holder is None:  # its holder ended and was deleted in the moment between: very rare
+        raise DuplicateJob(f"unique key {job.unique_key!r} is held by a job that just went away")
+    return job if holder.id == job.id else holder
