@@ -1,0 +1,34 @@
+"""Metrics: this process's counters and the store's gauges, for Prometheus to scrape."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from jobhandler import metrics
+from jobhandler.http.inputs import served_app
+from jobhandler.http.openapi import STORE, problems
+
+router = APIRouter(tags=["metrics"])
+
+_TEXT = {"schema": {"type": "string", "description": "Prometheus text exposition format"}}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: this process's job counters, and the store's gauges",
+    operation_id="metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The metrics, in the format the Accept header asks for (Prometheus"
+            " text by default, or OpenMetrics).",
+            "content": {"text/plain": _TEXT, "application/openmetrics-text": _TEXT},
+        },
+        **problems(*STORE),
+    },
+)
+async def get_metrics(request: Request) -> Response:
+    app = served_app(request)
+    body, content_type = await metrics.install(app).scrape(app, request.headers.get("accept"))
+    return Response(body, media_type=content_type)
