@@ -1,0 +1,24 @@
+"""A job's attempt history: every run, with its worker, times, outcome, error and traceback."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from jobhandler.http.inputs import JobId, served_app
+from jobhandler.http.openapi import STORE, problems
+from jobhandler.http.schemas import AttemptOut, attempts_json
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.get(
+    "/jobs/{job_id}/attempts",
+    response_model=list[AttemptOut],
+    summary="Every run of a job, oldest first (the one in progress last)",
+    operation_id="listJobAttempts",
+    responses=problems(*STORE, 404, 422),
+)
+async def list_attempts(request: Request, job_id: JobId) -> Response:
+    app = served_app(request)
+    return Response(attempts_json(await app.job_attempts(job_id)), media_type="application/json")

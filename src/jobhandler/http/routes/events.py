@@ -1,0 +1,113 @@
+"""Live events: jobs' status and progress changes as server-sent events (``event: job``, the
+data the job's JSON as ``GET /jobs/{id}`` has it). One feed per process (live.py) serves every
+stream; FastAPI's EventSourceResponse sends a keep-alive comment while a stream is idle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from jobhandler.http.inputs import JobId, check_filters, served_app
+from jobhandler.http.openapi import STORE, problems
+from jobhandler.http.routes.jobs import FilterText
+from jobhandler.http.schemas import job_json
+from jobhandler.jobs import Job, JobStatus
+
+router = APIRouter(tags=["events"])
+RETRY_MS = 2000  # how soon a browser reconnects a stream that ended (a dropped slow reader)
+STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "a stream of `event: job` events, each one's data the job as JobOut",
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string", "description": "server-sent events"},
+                "itemSchema": {
+                    "type": "object",
+                    "properties": {
+                        "event": {"const": "job"},
+                        "id": {"type": "string"},
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": {"$ref": "#/components/schemas/JobOut"},
+                        },
+                    },
+                },
+            }
+        },
+    }
+}
+
+
+def _event(job: Job) -> ServerSentEvent:
+    return ServerSentEvent(
+        raw_data=job_json(job).decode(), event="job", id=f"{job.id}@{job.updated_at}"
+    )
+
+
+# Checked by dependencies, before the stream starts: a bad filter or an unknown job is a 422
+# or a 404 problem, not a stream that breaks off.
+def _match(
+    status: Annotated[list[JobStatus] | None, Query()] = None,
+    queue: FilterText = None,
+    task: FilterText = None,
+) -> Callable[[Job], bool]:
+    check_filters(queue=queue, task=task)
+    statuses = frozenset(status or ())
+
+    def match(job: Job) -> bool:
+        return (
+            (not statuses or job.status in statuses)
+            and (queue is None or job.queue == queue)
+            and (task is None or job.task == task)
+        )
+
+    return match
+
+
+async def _existing(request: Request, job_id: JobId) -> Job:
+    return await served_app(request).get_job(job_id)
+
+
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    summary="Stream job changes (filters as GET /jobs)",
+    operation_id="streamEvents",
+    responses={**STREAM, **problems(*STORE, 422)},
+)
+async def stream_events(
+    request: Request, match: Annotated[Callable[[Job], bool], Depends(_match)]
+) -> AsyncIterator[ServerSentEvent]:
+    async with served_app(request).live.subscribe(match) as sub:
+        yield ServerSentEvent(comment="subscribed", retry=RETRY_MS)
+        while (job := await sub.next()) is not None:
+            yield _event(job)
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=EventSourceResponse,
+    summary="Stream one job's changes: as it stands, then each change until it is finished",
+    operation_id="streamJobEvents",
+    responses={**STREAM, **problems(*STORE, 404, 422)},
+)
+async def stream_job_events(
+    request: Request, found: Annotated[Job, Depends(_existing)]
+) -> AsyncIterator[ServerSentEvent]:
+    app = served_app(request)
+    async with app.live.subscribe(lambda job: job.id == found.id) as sub:
+        # Read again once subscribed: a change since the first read is not missed.
+        job: Job | None = await app.store.get_job(found.id) or found
+        yield ServerSentEvent(comment="subscribed", retry=RETRY_MS)
+        seen = None
+        while job is not None:
+            if job.updated_at != seen:
+                seen = job.updated_at
+                yield _event(job)
+            if job.status.terminal:
+                return
+            job = await sub.next()

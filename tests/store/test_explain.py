@@ -1,0 +1,174 @@
+"""Every listing and count reads an index, on both stores: the plans, over a filled table.
+
+SQLite is left unanalysed, as a store is in use (nothing runs ANALYZE); PostgreSQL is analysed,
+as autovacuum would have. A plan that reads the whole jobs table (a scan without an index, or
+a sort of every match) is what makes a page slow once the store holds millions of jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from jobhandler.jobs import JobStatus
+from jobhandler.settings import Settings
+from jobhandler.store import open_store
+from jobhandler.store.base import JobFilter
+from jobhandler.store.postgres import PostgresStore
+from jobhandler.store.rows import list_query
+from jobhandler.store.sqlite import SQLiteStore
+from tests.conftest import fresh_pg_database
+
+N = 20_000
+NOW = 1_900_000_000.0
+# Spread over statuses, queues and tasks like a store that has run for a while: mostly done.
+FILL = """
+INSERT INTO jobs (id, task, queue, payload, status, max_attempts, attempt, run_at,
+    created_at, updated_at, finished_at)
+SELECT 'j' || n, 't' || (n % 7), 'q' || (n % 5), '{}',
+    CASE WHEN n % 10 < 7 THEN 'completed' WHEN n % 10 = 7 THEN 'failed'
+         WHEN n % 10 = 8 THEN 'queued' ELSE 'processing' END,
+    3, 1, NOW_ - n, NOW_ - n, NOW_ - n,
+    CASE WHEN n % 10 < 8 THEN NOW_ - n END
+FROM SERIES_;
+INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, finished_at, outcome)
+SELECT id, 1, 'w', created_at, finished_at, status FROM jobs WHERE finished_at IS NOT NULL;
+"""
+SQLITE_SERIES = (
+    f"(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {N})"
+    " SELECT n FROM s)"
+)
+PG_SERIES = f"generate_series(1, {N}) AS n"
+
+FILTERS = {
+    "all": JobFilter(),
+    "status": JobFilter(statuses=frozenset({JobStatus.FAILED})),
+    "queue": JobFilter(queue="q1"),
+    "task": JobFilter(task="t3"),
+    "status+queue": JobFilter(statuses=frozenset({JobStatus.COMPLETED}), queue="q2"),
+}
+
+
+def fill(series: str) -> str:
+    return FILL.replace("NOW_", str(NOW)).replace("SERIES_", series)
+
+
+@pytest.fixture(scope="module")
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
+    path = tmp_path_factory.mktemp("explain") / "jobs.db"
+    asyncio.run(_migrate(f"sqlite:///{path}"))
+    conn = sqlite3.connect(path)
+    conn.executescript(fill(SQLITE_SERIES))
+    conn.commit()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def pg_db() -> Iterator[psycopg.Connection[Any]]:
+    with fresh_pg_database() as url:
+        asyncio.run(_migrate(url))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(fill(PG_SERIES))
+            conn.execute("VACUUM ANALYZE")  # as autovacuum would have
+            yield conn
+
+
+async def _migrate(url: str) -> None:
+    store = open_store(Settings(database_url=url))
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+
+
+def sqlite_plan(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> str:
+    rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    return "\n".join(str(row[3]) for row in rows)
+
+
+def pg_plan(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> str:
+    rows = conn.execute("EXPLAIN " + sql, params).fetchall()
+    return "\n".join(str(row[0]) for row in rows)
+
+
+def assert_sqlite_indexed(plan: str, *, ordered_scan: bool = False, sorts: bool = False) -> None:
+    for line in plan.splitlines():
+        if line.startswith("SCAN jobs") and not ordered_scan:
+            raise AssertionError(f"reads the whole table:\n{plan}")
+    # Every match sorted (instead of read in index order up to the limit): the whole set read.
+    assert sorts or "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+def assert_pg_indexed(plan: str) -> None:
+    assert "Seq Scan on jobs" not in plan, plan
+    assert "Seq Scan on job_attempts" not in plan, plan
+
+
+@pytest.mark.parametrize("name", list(FILTERS))
+@pytest.mark.parametrize("cursor", [None, "15000"])
+def test_sqlite_listings_read_an_index(
+    sqlite_db: sqlite3.Connection, name: str, cursor: str | None
+) -> None:
+    sql, params = list_query(FILTERS[name], 50, cursor, False, SQLiteStore._sized)
+    # Newest first with no filter: the table itself in seq order, stopped at the limit.
+    assert_sqlite_indexed(sqlite_plan(sqlite_db, sql, params), ordered_scan=name == "all")
+
+
+@pytest.mark.parametrize("name", list(FILTERS))
+@pytest.mark.parametrize("cursor", [None, "15000"])
+def test_postgres_listings_read_an_index(
+    pg_db: psycopg.Connection[Any], name: str, cursor: str | None
+) -> None:
+    sql, params = list_query(FILTERS[name], 50, cursor, False, PostgresStore._sized)
+    assert_pg_indexed(pg_plan(pg_db, PostgresStore._native(sql), params))
+
+
+COUNTS: dict[str, dict[str, Any]] = {
+    "job_counts": {},
+    "oldest_waiting": {"queue": "q3"},
+    "throughput": {"since": NOW - 3600},
+    "job_attempts": {"id": "j5"},
+}
+
+
+@pytest.mark.parametrize("name", list(COUNTS))
+def test_sqlite_counts_read_an_index(sqlite_db: sqlite3.Connection, name: str) -> None:
+    plan = sqlite_plan(sqlite_db, SQLiteStore.queries[name].text, COUNTS[name])
+    # Throughput groups the last hour's minutes: a sort of what the index range gave.
+    assert_sqlite_indexed(plan, sorts=name == "throughput")
+    assert "SCAN job_attempts" not in plan, plan
+    if name == "oldest_waiting":
+        assert "jobs_due" in plan, plan
+    if name == "throughput":
+        assert "COVERING INDEX jobs_finished" in plan, plan
+
+
+@pytest.mark.parametrize("name", list(COUNTS))
+def test_postgres_counts_read_an_index(pg_db: psycopg.Connection[Any], name: str) -> None:
+    plan = pg_plan(pg_db, PostgresStore.queries[name].text, COUNTS[name])
+    assert_pg_indexed(plan)
+    if name == "oldest_waiting":
+        assert "jobs_due" in plan, plan
+    if name == "throughput":
+        assert "Index Only Scan using jobs_finished" in plan, plan
+
+
+def test_counts_stay_small_whatever_the_table_holds(
+    sqlite_db: sqlite3.Connection, pg_db: psycopg.Connection[Any]
+) -> None:
+    # Counted by the triggers as the rows went in: a row per queue on SQLite, a row per queue
+    # and status on PostgreSQL; not a row per job.
+    queues = "SELECT count(DISTINCT queue) FROM jobs"
+    every = "queued + scheduled + processing + completed + failed + cancelled"
+    kept = f"SELECT count(*), sum({every}) FROM queue_counts"
+    assert sqlite_db.execute(kept).fetchone() == (sqlite_db.execute(queues).fetchone()[0], N)
+    groups = pg_db.execute("SELECT count(*) FROM (SELECT DISTINCT queue, status FROM jobs) AS g")
+    row = groups.fetchone()
+    assert row is not None
+    assert pg_db.execute("SELECT count(*), sum(n) FROM job_counts").fetchone() == (row[0], N)
