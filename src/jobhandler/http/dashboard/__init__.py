@@ -1,0 +1,68 @@
+"""The dashboard: server-rendered pages over the App, an ASGI app to mount at any path.
+
+``jobhandler serve`` mounts it at ``/ui`` (and ``/`` leads there); any ASGI application can
+mount it elsewhere, every link follows the mount point::
+
+    api.mount("/admin/jobs", create_dashboard(app))
+
+It signs users in with the API's tokens and checks each page and action against the scope
+the equivalent API route needs (see session.py); it reads and writes only through the App.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from jobhandler.http.dashboard import actions, live, pages
+from jobhandler.http.dashboard.web import ERRORS, Dashboard, SecurityHeaders
+from jobhandler.settings import Settings
+
+if TYPE_CHECKING:
+    from jobhandler.app import App
+
+PREFIX = "/ui"  # where ``serve`` mounts it
+STATIC = Path(__file__).parent / "static"
+
+ROUTES = [
+    Route("/", pages.overview, name="overview"),
+    Route("/jobs", pages.jobs, name="jobs"),
+    Route("/jobs/{job_id}", pages.job, name="job"),
+    Route("/jobs/{job_id}/events", live.job_events, name="job_events"),
+    Route(
+        "/jobs/{job_id}/{action:str}",
+        actions.job_action,
+        methods=["POST"],
+        name="job_action",
+    ),
+    Route("/queues", pages.queues, name="queues"),
+    Route("/workers", pages.workers, name="workers"),
+    Route("/tasks", pages.tasks, name="tasks"),
+    Route("/tasks/{name}", pages.task, name="task"),
+    Route("/tasks/{name}", actions.submit, methods=["POST"], name="submit"),
+    Route("/schedules", pages.schedules, name="schedules"),
+    Route("/{kind:str}/{name}/{action:str}", actions.steer, methods=["POST"], name="steer"),
+    Route("/login", actions.login_form, name="login"),
+    Route("/login", actions.login, methods=["POST"], name="login_submit"),
+    Route("/logout", actions.logout, methods=["POST"], name="logout"),
+    Mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static"),
+]
+
+
+def create_dashboard(app: App, settings: Settings | None = None) -> Starlette:
+    """The dashboard of ``app`` as an ASGI application (``settings``: the app's own)."""
+    web = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers=ERRORS,
+    )
+    web.state.dashboard = Dashboard(app, settings)
+    return web
+
+
+__all__ = ["PREFIX", "create_dashboard"]

@@ -1,0 +1,50 @@
+"""A job page's change stream: server-sent events telling the page's script when to refresh.
+
+The stream carries only that the job changed (its new status); the script then fetches the
+page's live part, so what is shown is always rendered by the same template and checked for the
+same session. The events come from the App's one live feed (``App.live``), so a page costs no
+read of its own while nothing happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from jobhandler.errors import JobNotFound
+from jobhandler.http.dashboard.web import dashboard
+from jobhandler.validation import is_job_id
+
+if TYPE_CHECKING:
+    from jobhandler.app import App
+
+KEEP_ALIVE = 15.0  # seconds between comments on an idle stream, so proxies keep it open
+RETRY_MS = 2000  # how soon the browser reconnects a stream that broke off
+
+
+async def job_events(request: Request) -> Response:
+    dash = dashboard(request)
+    job_id = request.path_params["job_id"]
+    await dash.sessions.viewer(request, "GET", f"/jobs/{job_id}")
+    if not is_job_id(job_id):
+        raise JobNotFound(job_id)
+    await dash.app.get_job(job_id)  # an unknown job is a 404, not a stream that never speaks
+    return StreamingResponse(_changes(dash.app, job_id), media_type="text/event-stream")
+
+
+async def _changes(app: App, job_id: str) -> AsyncIterator[str]:
+    async with app.live.subscribe(lambda job: job.id == job_id) as changes:
+        yield f"retry: {RETRY_MS}\n\n"
+        while True:
+            try:
+                job = await asyncio.wait_for(changes.next(), KEEP_ALIVE)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            if job is None:
+                return  # too slow a reader, dropped by the feed: the browser reconnects
+            yield f"event: job\ndata: {job.status.value}\n\n"

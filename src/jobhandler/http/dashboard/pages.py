@@ -1,0 +1,157 @@
+"""The dashboard's pages. Each reads only what an index answers at any size: counts kept by the
+store (``queue_stats``), keyset pages (``list_jobs``), one job by id, the live workers."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from jobhandler.errors import InvalidJob, JobNotFound
+from jobhandler.http.dashboard import service
+from jobhandler.http.dashboard.forms import SubmitForm, form_fields
+from jobhandler.http.dashboard.web import dashboard, links
+from jobhandler.jobs import JobStatus
+from jobhandler.store.base import JobFilter
+from jobhandler.validation import filter_error, is_job_id
+
+PAGE_SIZE = 50
+RUNNING_SHOWN = 200  # running jobs read for the workers page, at most
+
+
+async def overview(request: Request) -> Response:
+    dash = dashboard(request)
+    viewer = await dash.sessions.viewer(request, "GET", "/queues")
+    stats = await dash.app.queue_stats()
+    minutes = await service.throughput(dash.app)
+    return dash.render(
+        request,
+        viewer,
+        "overview.html",
+        stats=stats,
+        statuses=list(JobStatus),
+        chart=service.chart(minutes, time.time()),
+        nav="overview",
+    )
+
+
+def _filters(request: Request) -> tuple[JobFilter, dict[str, str]]:
+    """The list's filters from the query string: 422 for text a store cannot compare."""
+    params = {k: request.query_params.get(k, "") for k in ("status", "queue", "task")}
+    errors = [
+        e
+        for name in ("queue", "task")
+        if params[name] and (e := filter_error(params[name], ["query", name])) is not None
+    ]
+    if params["status"] and params["status"] not in set(JobStatus):
+        errors.append({"loc": ["query", "status"], "msg": "not a status", "type": "enum"})
+    if errors:
+        raise InvalidJob(f"{'.'.join(map(str, errors[0]['loc']))}: {errors[0]['msg']}", errors)
+    statuses = frozenset({JobStatus(params["status"])}) if params["status"] else frozenset()
+    where = JobFilter(statuses=statuses, queue=params["queue"] or None, task=params["task"] or None)
+    return where, params
+
+
+async def jobs(request: Request) -> Response:
+    dash = dashboard(request)
+    viewer = await dash.sessions.viewer(request, "GET", "/jobs")
+    wanted = request.query_params.get("id", "").strip()
+    if wanted:
+        if not is_job_id(wanted):
+            raise JobNotFound(wanted)
+        return RedirectResponse(links(request)("job", job_id=wanted), status_code=303)
+    where, params = _filters(request)
+    cursor = request.query_params.get("cursor") or None
+    try:
+        page = await dash.app.list_jobs(where, PAGE_SIZE, cursor)
+    except ValueError as exc:
+        raise InvalidJob(str(exc), []) from None
+    return dash.render(
+        request,
+        viewer,
+        "jobs.html",
+        page=page,
+        params=params,
+        statuses=list(JobStatus),
+        queues=sorted({t.options.queue for t in dash.app.tasks}),
+        tasks=sorted(t.name for t in dash.app.tasks),
+        first=cursor is None,
+        nav="jobs",
+    )
+
+
+async def job(request: Request) -> Response:
+    dash = dashboard(request)
+    job_id = request.path_params["job_id"]
+    viewer = await dash.sessions.viewer(request, "GET", f"/jobs/{job_id}")
+    if not is_job_id(job_id):
+        raise JobNotFound(job_id)
+    found = await dash.app.get_job(job_id)
+    attempts = None
+    if viewer.may("GET", f"/jobs/{job_id}/attempts"):
+        attempts = await dash.app.job_attempts(job_id)
+    return dash.render(request, viewer, "job.html", job=found, attempts=attempts, nav="jobs")
+
+
+async def queues(request: Request) -> Response:
+    dash = dashboard(request)
+    viewer = await dash.sessions.viewer(request, "GET", "/queues")
+    return dash.render(
+        request,
+        viewer,
+        "queues.html",
+        stats=await dash.app.queue_stats(),
+        nav="queues",
+    )
+
+
+async def workers(request: Request) -> Response:
+    dash = dashboard(request)
+    viewer = await dash.sessions.viewer(request, "GET", "/workers")
+    running = await dash.app.list_jobs(
+        JobFilter(statuses=frozenset({JobStatus.PROCESSING})), RUNNING_SHOWN, None
+    )
+    by_worker = defaultdict(list)
+    for found in running.jobs:
+        by_worker[found.worker_id].append(found)
+    return dash.render(
+        request,
+        viewer,
+        "workers.html",
+        workers=await dash.app.workers(),
+        running=by_worker,
+        nav="workers",
+    )
+
+
+async def tasks(request: Request) -> Response:
+    dash = dashboard(request)
+    viewer = await dash.sessions.viewer(request, "GET", "/tasks")
+    return dash.render(request, viewer, "tasks.html", tasks=list(dash.app.tasks), nav="tasks")
+
+
+async def task(request: Request) -> Response:
+    """A task's schema and its submit form."""
+    dash = dashboard(request)
+    viewer = await dash.sessions.viewer(request, "GET", "/tasks")
+    name = request.path_params["name"]
+    if name not in dash.app.tasks:
+        raise HTTPException(404, "no such task")
+    found = dash.app.tasks.get(name)
+    form = SubmitForm(form_fields(found.payload_schema()))
+    return dash.render(request, viewer, "task.html", task=found, form=form, nav="tasks")
+
+
+async def schedules(request: Request) -> Response:
+    dash = dashboard(request)
+    viewer = await dash.sessions.viewer(request, "GET", "/schedules")
+    return dash.render(
+        request,
+        viewer,
+        "schedules.html",
+        schedules=await dash.app.schedules(),
+        nav="schedules",
+    )
