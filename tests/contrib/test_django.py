@@ -1,0 +1,108 @@
+"""A real (minimal) Django project whose ``@task`` functions run on a real Job Handler worker,
+with results read back through Django's own API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Process, test_env, wait_until
+
+pytest.importorskip("django")
+REPO = Path(__file__).resolve().parents[2]
+SETTINGS_MODULE = "tests.contrib.djproject.settings"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Django set up in this process on the project's settings; yields the store's URL."""
+    import django
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('django') / 'jobs.db'}"
+    os.environ["DJPROJECT_DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
+    django.setup()
+    yield url
+    from jobhandler.contrib.django import app
+
+    app.sync.close()
+
+
+def finished(result: Any) -> Callable[[], bool]:
+    def check() -> bool:
+        result.refresh()
+        return bool(result.is_finished)
+
+    return check
+
+
+def test_django_tasks_run_on_a_worker(project: str, spawn: Callable[..., Process]) -> None:
+    from tests.contrib.djproject import tasks
+
+    added = tasks.add.enqueue(2, 3)
+    assert added.status == "READY" and added.args == [2, 3]
+    env = test_env(
+        project,
+        DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
+        DJPROJECT_DATABASE_URL=project,
+        PYTHONPATH=str(REPO),
+    )
+    spawn(["worker", "--app", "jobhandler.contrib.django.worker:app"], env)
+    reported = tasks.report.enqueue("sales", rows=3)
+    attempt = tasks.attempt_number.enqueue()
+    broken = tasks.broken.enqueue("no data today")
+    for result in (added, reported, attempt, broken):
+        wait_until(finished(result), 30)
+
+    assert added.status == "SUCCESSFUL" and added.return_value == 5
+    assert tasks.add.get_result(added.id).return_value == 5
+    # An async task on its own queue, with a priority; a dict's key order is kept.
+    assert reported.return_value == {"name": "sales", "rows": 3, "columns": ["z", "a"]}
+    assert list(reported.return_value) == ["name", "rows", "columns"]
+    assert attempt.return_value == 1
+    assert broken.status == "FAILED"
+    (error,) = broken.errors
+    assert error.exception_class_path == "tests.contrib.djproject.tasks.ReportError"
+    assert error.exception_class is tasks.ReportError
+    assert "no data today" in error.traceback
+    with pytest.raises(ValueError, match="Task failed"):
+        _ = broken.return_value
+
+
+def test_an_unknown_result_id_does_not_exist(project: str) -> None:
+    from jobhandler.contrib.django.compat import TaskResultDoesNotExist
+    from tests.contrib.djproject import tasks
+
+    with pytest.raises(TaskResultDoesNotExist):
+        tasks.add.get_result("no-such-job")
+
+
+def test_a_task_on_a_queue_the_backend_does_not_serve_is_refused(project: str) -> None:
+    from jobhandler.contrib.django.compat import InvalidTask
+    from tests.contrib.djproject import tasks
+
+    with pytest.raises(InvalidTask, match="not valid"):
+        tasks.add.using(queue_name="elsewhere").enqueue(1, 2)
+
+
+def test_queue_priority_and_run_after_become_the_jobs(project: str) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from jobhandler.contrib.django import app
+    from tests.contrib.djproject import tasks
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    deferred = tasks.add.using(run_after=later, priority=-5).enqueue(1, b=2)
+    job = app.run_sync(app.get_job(deferred.id))
+    assert job.task == "tests.contrib.djproject.tasks.add"
+    assert job.payload == {"args": [1], "kwargs": {"b": 2}}
+    assert job.status.value == "scheduled" and abs(job.run_at - later.timestamp()) < 0.001
+    assert job.priority == -5 and deferred.status == "READY"
+    reported = asyncio.run(tasks.report.aenqueue("q", rows=1))  # Django's async API too
+    job = app.run_sync(app.get_job(reported.id))
+    assert (job.queue, job.priority) == ("reports", 10)
