@@ -1,0 +1,71 @@
+"""The PostgreSQL store's cheap paths (postgres.py uses them): a big submit by COPY, and a
+pool checkout check that costs no round trip for a healthy connection."""
+
+from __future__ import annotations
+
+import operator
+import select
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow
+from psycopg.types.json import Json
+from psycopg_pool import AsyncConnectionPool
+
+from jobhandler.store.dialect import Done, Params, Refused, Step
+from jobhandler.store.queries import Query
+from jobhandler.store.rows import NEW_COLUMNS, dumps
+
+Conn = psycopg.AsyncConnection[DictRow]
+
+# From this many jobs a submit goes by COPY: below it, one ``insert_jobs`` round trip (arrays
+# of every column, built and parsed per value) costs less than COPY's transaction of four.
+COPY_FROM = 64
+
+_new_values = operator.itemgetter(*NEW_COLUMNS)
+_PAYLOAD = NEW_COLUMNS.index("payload")
+
+
+def copied(steps: Sequence[Step]) -> bool:
+    """Whether this unit is a big submit that COPY may write: the insert alone (no idempotency
+    record, no unique window), and no unique key, the one thing COPY cannot skip on conflict."""
+    if len(steps) != 1 or steps[0].query.name != "insert_jobs":
+        return False
+    rows: Sequence[Params] = steps[0].params  # type: ignore[assignment]
+    return len(rows) >= COPY_FROM and all(row["unique_key"] is None for row in rows)
+
+
+async def copy_jobs(conn: Conn, rows: Sequence[Params], queries: Mapping[str, Query]) -> Done:
+    """``insert_jobs`` by COPY, with its NOTIFY, in one transaction: the same rows, in the same
+    order (``seq`` follows it), refused by the same constraints."""
+    try:
+        async with conn.transaction():
+            async with conn.cursor().copy(queries["copy_jobs"].text) as copy:
+                for row in rows:
+                    await copy.write_row(_new_row(row))
+            await conn.execute(queries["notify_submit"].text)
+    except UnicodeEncodeError as exc:  # text no database can hold (a lone surrogate)
+        raise Refused(f"postgresql: {exc}") from exc
+    return Done([], [len(rows)])
+
+
+def _new_row(params: Params) -> list[Any]:
+    """A submit's row for COPY: its payload as compact JSON text, which the column reads."""
+    row = list(_new_values(params))
+    payload = row[_PAYLOAD]
+    row[_PAYLOAD] = dumps(payload.obj if isinstance(payload, Json) else payload)
+    return row
+
+
+async def check_idle(conn: Conn) -> None:
+    """The pool's check on checkout, free for a connection that is fine: an idle pooled
+    connection (no LISTEN) receives nothing, so one the server ended (a restart, a terminated
+    backend, an idle timeout) has its farewell or end of file waiting to be read. Only then is
+    the round trip of the pool's own check paid, which raises and makes the pool take another.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    ready, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if ready:
+        await AsyncConnectionPool.check_connection(conn)
