@@ -172,7 +172,8 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         if not k.startswith(("JOBHANDLER_", "BENCH_", "PG", "CELERY_", "PROCRASTINATE_"))
         and k not in {"VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP"}
     }
-    env["PYTHONPATH"] = str(ROOT)
+    # BENCH_SRC: another copy of src/ to measure instead (a before/after of one change).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("BENCH_SRC"), str(ROOT)]))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(extra or {})
     return env
@@ -650,7 +651,7 @@ class Harness:
                 "--log-level",
                 "warning",
             ]
-            ours = self.measure_http(argv, env, port, tag)
+            ours = self.measure_http(argv, env, port, tag, batches=True)
         port = self.free_port()
         argv = [self.ours_python, str(BENCH / "http_baseline.py"), "--port", str(port)]
         bare = self.measure_http(argv, clean_env(), port, tag + "-bare")
@@ -664,10 +665,11 @@ class Harness:
             "bare_p99_ms": bare["p99_ms"],
             "bare_errors": bare["errors"],
             "of_bare": ours["req_per_s"] / bare["req_per_s"],
+            "batch_jobs_per_s": ours["batch_jobs_per_s"],
         }
 
     def measure_http(
-        self, argv: list[str], env: dict[str, str], port: int, tag: str
+        self, argv: list[str], env: dict[str, str], port: int, tag: str, batches: bool = False
     ) -> dict[str, Any]:
         server = spawn(argv, env, self.rundir / "logs" / f"{tag}-server.log")
         try:
@@ -696,9 +698,10 @@ class Harness:
                 ],
                 timeout=seconds + 60,
             )
+            batch_rate = post_batches(port, seconds) if batches else None
         finally:
             stop(server)
-        return parse_wrk(out.stdout)
+        return {**parse_wrk(out.stdout), "batch_jobs_per_s": batch_rate}
 
     def claim_cost(self, system: System, rep: int) -> dict[str, Any]:
         """Claim+complete cycles on an empty table and on one with ``claim_fill`` finished jobs.
@@ -724,6 +727,29 @@ class Harness:
             )
         result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
         return result
+
+
+HTTP_BATCH = 1000  # jobs per POST /jobs/batch (its most)
+
+
+def post_batches(port: int, seconds: float) -> float:
+    """Jobs/s of ``POST /jobs/batch`` with 1,000 no-op jobs a request, one client, one after
+    another for about ``seconds`` (after one untimed request)."""
+    body = json.dumps({"jobs": [{"task": "noop", "payload": i} for i in range(HTTP_BATCH)]})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/jobs/batch",
+        data=body.encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        answer.read()
+    start, sent = time.perf_counter(), 0
+    while sent == 0 or time.perf_counter() - start < seconds:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            answer.read()
+        sent += HTTP_BATCH
+    return sent / (time.perf_counter() - start)
 
 
 def parse_wrk(text: str) -> dict[str, Any]:
@@ -765,6 +791,7 @@ OURS_COLUMNS = [
     ("http", "bare_req_per_s", "bare FastAPI, same run (req/s)", True),
     ("http", "of_bare", "ours / bare", True),
     ("http", "p99_ms", "HTTP p99 (ms)", False),
+    ("http", "batch_jobs_per_s", "HTTP batches of 1,000 (jobs/s)", True),
     ("claim_cost", "empty_cycles_per_s", "claim+complete, empty table (cycles/s)", True),
     ("claim_cost", "full_cycles_per_s", "claim+complete, filled table (cycles/s)", True),
     ("claim_cost", "full_over_empty", "filled / empty", True),
@@ -1167,7 +1194,7 @@ def profile(ours_python: str, n: int) -> int:
 def select(names: str | None, choices: list[str], what: str) -> list[str]:
     if not names:
         return list(choices)
-    chosen = []
+    chosen: list[str] = []
     for pattern in names.split(","):
         matched = [c for c in choices if fnmatch.fnmatch(c, pattern.strip())]
         if not matched:

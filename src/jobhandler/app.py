@@ -4,28 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import ConfigDict, Field
 
 from jobhandler.batching import GroupCommit
+from jobhandler.bulk import run_bulk
+from jobhandler.context import JobContext
 from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound, StoreUnavailable
+from jobhandler.flow import Flow, QueueMethods
+from jobhandler.idempotency import Submits, checked_jobs
 from jobhandler.jobs import Job, JobStatus, NewJob
+from jobhandler.live import JobFeed
+from jobhandler.logs import log_job_events
+from jobhandler.observe import Events
+from jobhandler.periodic import ScheduleRegistry
 from jobhandler.retry import RetryPolicy
+from jobhandler.scheduling import ScheduleMethods
 from jobhandler.settings import Settings
-from jobhandler.store import Store, open_store
+from jobhandler.store import Store, base, open_store
 from jobhandler.store.base import JobFilter, Page, QueueStats, WorkerInfo
-from jobhandler.tasks import Isolation, JobOptions, Task, TaskOptions, TaskRegistry
+from jobhandler.sync import SyncBridge
+from jobhandler.tasks import Isolation, JobOptions, Task, TaskDecorator, TaskOptions, TaskRegistry
 from jobhandler.tokens import Scope, TokenInfo, new_token
+from jobhandler.tracing import trace_job_events
 from jobhandler.validation import NAME_MAX_LENGTH, NAME_PATTERN
 from jobhandler.waiting import JobWatch
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
-P = ParamSpec("P")
+T = TypeVar("T")
 R = TypeVar("R")
 
 MAX_BATCH = 1000
@@ -48,7 +59,7 @@ class SubmitRequest(JobOptions):
     )
 
 
-class App:
+class App(QueueMethods, ScheduleMethods):
     """Register tasks with ``@app.task``; connect with ``async with app.connected(settings)``."""
 
     def __init__(
@@ -58,6 +69,7 @@ class App:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.tasks = TaskRegistry()
+        self.periodics = ScheduleRegistry()  # @app.periodic; run by worker/scheduler.py
         self.default_task = default_task
         self.clock = clock
         self._store: Store | None = None
@@ -68,14 +80,40 @@ class App:
         # Requests waiting for jobs to finish: woken by this process's workers, or by one
         # shared read of every waited job a few times a second.
         self._watch = JobWatch(lambda ids: self.store.job_statuses(ids))
+        self.live = JobFeed(lambda since, n: self.store.changed_jobs(since, n), clock)  # SSE
+        self.on_submit(self.live.kick)
         # A lost store fails every submit in a merged write; any other error is retried one
         # submit at a time, so a bad row fails only its own request.
         self._group_commit = GroupCommit(self._write, fail_all=(StoreUnavailable,))
+        self.flow = Flow(self)  # queue pause and limits (flow.py)
+        # Job lifecycle events (observe.py): logged here; metrics and traces subscribe too.
+        self.events = Events()
+        log_job_events(self.events)
+        trace_job_events(self.events)
+        self.sync = SyncBridge(self.connected)  # the sync API (jobhandler.sync)
+        self.submits = Submits(self)  # submits that say what they created (idempotency.py)
 
     # -- registering tasks -----------------------------------------------------------------
 
+    # T and R from the function: the shapes TaskDecorator lists (tasks.py), in the same order.
     @overload
-    def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
+    def task(self, fn: Callable[[JobContext], Awaitable[R]]) -> Task[None, R]: ...
+    @overload
+    def task(self, fn: Callable[[], Awaitable[R]]) -> Task[None, R]: ...
+    @overload
+    def task(self, fn: Callable[[T, JobContext], Awaitable[R]]) -> Task[T, R]: ...
+    @overload
+    def task(self, fn: Callable[[T], Awaitable[R]]) -> Task[T, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def task(self, fn: Callable[[JobContext], R]) -> Task[None, R]: ...
+    @overload
+    def task(self, fn: Callable[[], R]) -> Task[None, R]: ...
+    @overload
+    def task(self, fn: Callable[[T, JobContext], R]) -> Task[T, R]: ...
+    @overload
+    def task(self, fn: Callable[[T], R]) -> Task[T, R]: ...
+    @overload
+    def task(self, fn: Callable[..., Any]) -> Task[Any, Any]: ...
 
     @overload
     def task(
@@ -88,7 +126,9 @@ class App:
         priority: int = 0,
         isolation: Isolation | None = None,
         retry: RetryPolicy | None = None,
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+        concurrency: int | None = None,
+        rate_limit: str | None = None,
+    ) -> TaskDecorator: ...
 
     def task(
         self,
@@ -101,6 +141,8 @@ class App:
         priority: int = 0,
         isolation: Isolation | None = None,
         retry: RetryPolicy | None = None,
+        concurrency: int | None = None,
+        rate_limit: str | None = None,
     ) -> Any:
         """Register a function as a task. Its first parameter's type is the payload type."""
         options = TaskOptions(
@@ -113,7 +155,9 @@ class App:
         )
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
-            registered = Task(self, name or f.__name__, f, options)
+            registered: Task[Any, Any] = Task(self, name or f.__name__, f, options)
+            if concurrency is not None or rate_limit is not None:  # flow.py: all workers
+                self.flow.declare("task", registered.name, concurrency, rate_limit)
             self.tasks.add(registered)
             return registered
 
@@ -139,10 +183,24 @@ class App:
             if settings.migrate_on_start:
                 await store.migrate()
             self._store, self._settings = store, settings
+            self.sync.loop = asyncio.get_running_loop()  # where *_sync calls from threads run
             yield self
         finally:
-            self._store = None
+            self._store, self.sync.loop = None, None
             await store.close()
+
+    @contextmanager
+    def connected_sync(self, settings: Settings | None = None) -> Iterator[App]:
+        """``connected`` for code without an event loop: runs on a thread of its own (sync.py)."""
+        self.sync.connect(settings)
+        try:
+            yield self
+        finally:
+            self.sync.close()
+
+    def run_sync(self, awaitable: Awaitable[T]) -> T:
+        """Run one of this App's coroutines from sync code: ``app.run_sync(app.get_job(id))``."""
+        return self.sync.run(awaitable)
 
     # -- in-process signals ----------------------------------------------------------------
 
@@ -184,28 +242,18 @@ class App:
 
     async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Job]:
         """Submit up to MAX_BATCH jobs, all or none. Raises InvalidJob naming every bad one."""
-        if not 1 <= len(requests) <= MAX_BATCH:
-            message = f"a batch holds 1 to {MAX_BATCH} jobs, not {len(requests)}"
-            raise InvalidJob(message, [{"loc": ["jobs"], "msg": message, "type": "batch_size"}])
-        now = self.clock()
-        new, errors = [], []
-        for index, request in enumerate(requests):
-            try:
-                new.append(self.new_job(request, now))
-            except InvalidJob as exc:
-                errors.extend(exc.at("jobs", index))
-        if errors:
-            raise InvalidJob(f"{len(errors)} errors in the batch; nothing was stored", errors)
-        return await self.insert_jobs(new)
+        return await self.insert_jobs(checked_jobs(self.new_job, requests, self.clock(), MAX_BATCH))
 
     async def insert_jobs(
         self, new: list[NewJob], connection: AsyncConnection[Any] | None = None
     ) -> list[Job]:
         """Store checked jobs (from ``new_job`` or ``Task.new_job``) and wake local workers."""
-        if connection is not None:  # the caller's transaction: theirs to commit
-            jobs = await self._write(new, connection)
-        else:
-            jobs = await self._group_commit.submit(new)
+        with self.events.submitting(new) as new:  # a tracer stamps its trace context in
+            if connection is not None:  # the caller's transaction: theirs to commit
+                jobs = await self._write(new, connection)
+            else:
+                jobs = await self._group_commit.submit(new)
+        self.events.submitted(jobs)
         for wake in self._on_submit:
             wake()
         return jobs
@@ -213,7 +261,8 @@ class App:
     async def _write(
         self, new: list[NewJob], connection: AsyncConnection[Any] | None = None
     ) -> list[Job]:
-        return await self.store.insert_jobs(new, self.clock(), connection)
+        records = self.submits.records_for(new)  # idempotency records ride in its transaction
+        return await self.store.insert_jobs(new, self.clock(), connection, records)
 
     async def get_job(self, job_id: str) -> Job:
         job = await self.store.get_job(job_id)
@@ -261,6 +310,10 @@ class App:
             wake()
         return job
 
+    async def bulk_action(self, action: base.BulkAction, where: JobFilter) -> int:
+        """Cancel, retry or delete every job ``where`` matches, in short batches; how many."""
+        return await run_bulk(self, action, where)
+
     async def delete_job(self, job_id: str) -> None:
         if not await self.store.delete_job(job_id):
             job = await self.get_job(job_id)  # raises JobNotFound when it is not there at all
@@ -269,8 +322,16 @@ class App:
     async def workers(self) -> list[WorkerInfo]:
         return await self.store.list_workers()
 
+    async def job_attempts(self, job_id: str) -> list[base.Attempt]:
+        """Every run of the job, oldest first, the one in progress last. Raises JobNotFound."""
+        return await self.store.job_attempts(job_id)
+
+    async def throughput(self, since: float) -> list[base.Throughput]:
+        """Jobs finished per minute since ``since`` (epoch seconds), by status."""
+        return await self.store.throughput(since)
+
     async def queue_stats(self) -> list[QueueStats]:
-        return await self.store.queue_stats()
+        return await self.flow.queue_stats()  # with pause, limits, served (flow.py)
 
     # -- API tokens ------------------------------------------------------------------------
 

@@ -1,117 +1,55 @@
-"""Clients for the HTTP API, sync and async, over httpx. Jobs come back as plain dicts."""
+"""Clients for the whole HTTP API, sync and async, over httpx.
+
+Each call is described once (``calls.Calls``) and sent by either client; answers come back as
+the server's own wire models (``JobOut``, ``TaskOut``, ``QueueOut``, ... from http/schemas.py,
+times in epoch seconds as on ``Job``), and error answers (RFC 9457 problem JSON) as exceptions
+(errors.py): ``Unprocessable`` is an ``InvalidJob``, a missing job a ``JobNotFound``, and every
+one a ``ClientError`` with the HTTP ``status`` and the problem ``body``. ``send`` gives the raw
+JSON, for the CLI.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import httpx
+from typing_extensions import Unpack
 
-from jobhandler.errors import JobHandlerError
+from jobhandler import calls
+from jobhandler.calls import BulkAction, Call, Calls, QueueLimits
+from jobhandler.errors import ClientError, ServerUnavailable, ServerUnreachable, problem_error
 from jobhandler.jobs import TERMINAL as TERMINAL_STATUSES
+from jobhandler.options import EnqueueOptions
+
+if TYPE_CHECKING:
+    from jobhandler.http.schemas import (
+        AttemptOut,
+        BatchOut,
+        BulkOut,
+        JobOut,
+        QueueOut,
+        ScheduleOut,
+        TaskOut,
+        WorkerOut,
+    )
+
+# Kept importable from here: the CLI and older code import them from this module.
+__all__ = ["DEFAULT_URL", "TERMINAL", "AsyncClient", "Call", "Calls", "Client", "ClientError"]
+__all__ += ["ServerUnreachable"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
-
-
-class ClientError(JobHandlerError):
-    """The server answered with an error; ``status`` and the problem ``body`` say which."""
-
-    def __init__(self, status: int, message: str, body: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
-
-
-class ServerUnreachable(ClientError):
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(0, f"cannot reach the server at {url}: {reason}")
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One API call, described once and sent by either client."""
-
-    method: str
-    path: str
-    params: list[tuple[str, Any]] = field(default_factory=list)
-    body: Any = None
-    timeout: float | None = None
-
-
-def _submit_body(task: str | None, payload: Any, options: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {"payload": payload}
-    if task is not None:
-        body["task"] = task
-    body.update({k: v for k, v in options.items() if v is not None})
-    return body
-
-
-class Calls:
-    """The API's calls. ``wait`` holds a GET until the job is terminal (at most 60 s)."""
-
-    @staticmethod
-    def submit(task: str | None, payload: Any, **options: Any) -> Call:
-        return Call("POST", "/jobs", body=_submit_body(task, payload, options))
-
-    @staticmethod
-    def submit_many(jobs: list[dict[str, Any]]) -> Call:
-        return Call("POST", "/jobs/batch", body={"jobs": jobs})
-
-    @staticmethod
-    def get(job_id: str, wait: float = 0) -> Call:
-        params = [("wait", wait)] if wait else []
-        return Call("GET", f"/jobs/{job_id}", params, timeout=wait + 10 if wait else None)
-
-    @staticmethod
-    def list(
-        statuses: list[str] | None = None,
-        queue: str | None = None,
-        task: str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Call:
-        params: list[tuple[str, Any]] = [("status", s) for s in statuses or []]
-        params += [(k, v) for k, v in (("queue", queue), ("task", task), ("cursor", cursor)) if v]
-        params.append(("limit", limit))
-        return Call("GET", "/jobs", params)
-
-    @staticmethod
-    def cancel(job_id: str) -> Call:
-        return Call("POST", f"/jobs/{job_id}/cancel", timeout=30)
-
-    @staticmethod
-    def retry(job_id: str) -> Call:
-        return Call("POST", f"/jobs/{job_id}/retry")
-
-    @staticmethod
-    def delete(job_id: str) -> Call:
-        return Call("DELETE", f"/jobs/{job_id}")
-
-    @staticmethod
-    def tasks() -> Call:
-        return Call("GET", "/tasks")
-
-    @staticmethod
-    def queues() -> Call:
-        return Call("GET", "/queues")
-
-    @staticmethod
-    def workers() -> Call:
-        return Call("GET", "/workers")
-
-    @staticmethod
-    def ready() -> Call:
-        return Call("GET", "/readyz")
+Statuses = Sequence[str]
 
 
 def _auth_headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _decode(response: httpx.Response) -> Any:
+def _decode(response: httpx.Response, call: Call) -> Any:
     if response.status_code == 204:
         return None
     try:
@@ -119,13 +57,14 @@ def _decode(response: httpx.Response) -> Any:
     except ValueError:
         body = response.text
     if response.is_error:
-        message = body.get("error") if isinstance(body, dict) else None
-        raise ClientError(response.status_code, message or f"HTTP {response.status_code}", body)
+        raise problem_error(response.status_code, body, call.job_id)
     return body
 
 
 def _request_args(call: Call) -> dict[str, Any]:
-    args: dict[str, Any] = {"params": call.params}
+    args: dict[str, Any] = {"headers": call.headers}
+    if call.params:
+        args["params"] = call.params
     if call.body is not None:
         args["json"] = call.body
     if call.timeout is not None:
@@ -133,34 +72,147 @@ def _request_args(call: Call) -> dict[str, Any]:
     return args
 
 
+def _next_page(response: httpx.Response) -> Call | None:
+    """The next page's call, from the ``Link: <...>; rel="next"`` header (a keyset cursor)."""
+    link = response.links.get("next")
+    return Call("GET", link["url"]) if link else None
+
+
+def _wait_slices(timeout: float) -> Iterator[float]:
+    """Server-side waits (each at most 60 s) that together last ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = max(0.0, deadline - time.monotonic())
+        yield min(remaining, 60.0)
+        if remaining <= 0:
+            return
+
+
 class Client:
-    """``Client(url).send(Calls.submit("reverse", "abc"))``; or the shortcuts below."""
+    """``with Client(url, token=...) as client: job = client.submit("reverse", "abc")``."""
 
     def __init__(
-        self, url: str = DEFAULT_URL, timeout: float = 10.0, *, token: str | None = None
+        self,
+        url: str = DEFAULT_URL,
+        timeout: float = 10.0,
+        *,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url
-        self._http = httpx.Client(base_url=url, timeout=timeout, headers=_auth_headers(token))
+        headers = _auth_headers(token)
+        self._http = httpx.Client(
+            base_url=url, timeout=timeout, headers=headers, transport=transport
+        )
 
-    def send(self, call: Call) -> Any:
+    def _response(self, call: Call) -> httpx.Response:
         try:
-            response = self._http.request(call.method, call.path, **_request_args(call))
+            return self._http.request(call.method, call.path, **_request_args(call))
         except httpx.TransportError as exc:
             raise ServerUnreachable(self.url, str(exc) or type(exc).__name__) from None
-        return _decode(response)
 
-    def submit(self, task: str | None, payload: Any, **options: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self.send(Calls.submit(task, payload, **options))
-        return result
+    def send(self, call: Call) -> Any:
+        """The answer's JSON as it came (None for 204); an error answer raises."""
+        return _decode(self._response(call), call)
 
-    def wait(self, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    def submit(
+        self,
+        task: str | None,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> JobOut:
+        return calls.job(self.send(Calls.submit(task, payload, idempotency_key, **options)))
+
+    def submit_many(self, jobs: Sequence[dict[str, Any]]) -> BatchOut:
+        """Up to 1,000 jobs, all or none: each a dict of ``task``, ``payload`` and options."""
+        return calls.batch(self.send(Calls.submit_many(jobs)))
+
+    def get(self, job_id: str, *, wait: float = 0) -> JobOut:
+        return calls.job(self.send(Calls.get(job_id, wait)))
+
+    def wait(self, job_id: str, timeout: float = 60.0) -> JobOut:
         """Hold until the job is terminal; returns it as it stands after ``timeout``."""
-        job: dict[str, Any] = {}
         for wait in _wait_slices(timeout):
-            job = self.send(Calls.get(job_id, wait=wait))
-            if job["status"] in TERMINAL:
+            job = self.get(job_id, wait=wait)
+            if job.status.terminal:
                 break
         return job
+
+    def list_jobs(
+        self,
+        *,
+        status: Statuses = (),
+        queue: str | None = None,
+        task: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[JobOut]:
+        """Every matching job, newest first, fetched a page at a time as you iterate."""
+        call: Call | None = Calls.list(status, queue, task, page_size)
+        while call is not None:
+            response = self._response(call)
+            yield from calls.jobs(_decode(response, call))
+            call = _next_page(response)
+
+    def cancel(self, job_id: str) -> JobOut:
+        return calls.job(self.send(Calls.cancel(job_id)))
+
+    def retry(self, job_id: str) -> JobOut:
+        return calls.job(self.send(Calls.retry(job_id)))
+
+    def delete(self, job_id: str) -> None:
+        self.send(Calls.delete(job_id))
+
+    def attempts(self, job_id: str) -> list[AttemptOut]:
+        return calls.attempts(self.send(Calls.attempts(job_id)))
+
+    def bulk(
+        self,
+        action: BulkAction,
+        *,
+        status: Statuses = (),
+        queue: str | None = None,
+        task: str | None = None,
+        created_before: datetime | float | None = None,
+    ) -> BulkOut:
+        call = Calls.bulk(action, status, queue, task, created_before)
+        return calls.bulk(self.send(call))
+
+    def tasks(self) -> list[TaskOut]:
+        return calls.tasks(self.send(Calls.tasks()))
+
+    def queues(self) -> list[QueueOut]:
+        return calls.queues(self.send(Calls.queues()))
+
+    def update_queue(self, name: str, **limits: Unpack[QueueLimits]) -> QueueOut:
+        return calls.queue(self.send(Calls.update_queue(name, limits)))
+
+    def pause_queue(self, name: str) -> QueueOut:
+        return calls.queue(self.send(Calls.pause_queue(name)))
+
+    def resume_queue(self, name: str) -> QueueOut:
+        return calls.queue(self.send(Calls.pause_queue(name, pause=False)))
+
+    def schedules(self) -> list[ScheduleOut]:
+        return calls.schedules(self.send(Calls.schedules()))
+
+    def pause_schedule(self, name: str) -> ScheduleOut:
+        return calls.schedule(self.send(Calls.pause_schedule(name)))
+
+    def resume_schedule(self, name: str) -> ScheduleOut:
+        return calls.schedule(self.send(Calls.pause_schedule(name, pause=False)))
+
+    def workers(self) -> list[WorkerOut]:
+        return calls.workers(self.send(Calls.workers()))
+
+    def ready(self) -> bool:
+        """Whether the server can reach its store."""
+        try:
+            self.send(Calls.ready())
+        except ServerUnavailable:
+            return False
+        return True
 
     def close(self) -> None:
         self._http.close()
@@ -173,32 +225,126 @@ class Client:
 
 
 class AsyncClient:
-    """The same calls for asyncio code: ``await AsyncClient(url).send(Calls.get(id))``."""
+    """The same calls for asyncio code: ``async with AsyncClient(url) as client: ...``."""
 
     def __init__(
-        self, url: str = DEFAULT_URL, timeout: float = 10.0, *, token: str | None = None
+        self,
+        url: str = DEFAULT_URL,
+        timeout: float = 10.0,
+        *,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url
-        self._http = httpx.AsyncClient(base_url=url, timeout=timeout, headers=_auth_headers(token))
+        headers = _auth_headers(token)
+        self._http = httpx.AsyncClient(
+            base_url=url, timeout=timeout, headers=headers, transport=transport
+        )
 
-    async def send(self, call: Call) -> Any:
+    async def _response(self, call: Call) -> httpx.Response:
         try:
-            response = await self._http.request(call.method, call.path, **_request_args(call))
+            return await self._http.request(call.method, call.path, **_request_args(call))
         except httpx.TransportError as exc:
             raise ServerUnreachable(self.url, str(exc) or type(exc).__name__) from None
-        return _decode(response)
 
-    async def submit(self, task: str | None, payload: Any, **options: Any) -> dict[str, Any]:
-        result: dict[str, Any] = await self.send(Calls.submit(task, payload, **options))
-        return result
+    async def send(self, call: Call) -> Any:
+        return _decode(await self._response(call), call)
 
-    async def wait(self, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
-        job: dict[str, Any] = {}
+    async def submit(
+        self,
+        task: str | None,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> JobOut:
+        return calls.job(await self.send(Calls.submit(task, payload, idempotency_key, **options)))
+
+    async def submit_many(self, jobs: Sequence[dict[str, Any]]) -> BatchOut:
+        return calls.batch(await self.send(Calls.submit_many(jobs)))
+
+    async def get(self, job_id: str, *, wait: float = 0) -> JobOut:
+        return calls.job(await self.send(Calls.get(job_id, wait)))
+
+    async def wait(self, job_id: str, timeout: float = 60.0) -> JobOut:
         for wait in _wait_slices(timeout):
-            job = await self.send(Calls.get(job_id, wait=wait))
-            if job["status"] in TERMINAL:
+            job = await self.get(job_id, wait=wait)
+            if job.status.terminal:
                 break
         return job
+
+    async def list_jobs(
+        self,
+        *,
+        status: Statuses = (),
+        queue: str | None = None,
+        task: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[JobOut]:
+        call: Call | None = Calls.list(status, queue, task, page_size)
+        while call is not None:
+            response = await self._response(call)
+            for job in calls.jobs(_decode(response, call)):
+                yield job
+            call = _next_page(response)
+
+    async def cancel(self, job_id: str) -> JobOut:
+        return calls.job(await self.send(Calls.cancel(job_id)))
+
+    async def retry(self, job_id: str) -> JobOut:
+        return calls.job(await self.send(Calls.retry(job_id)))
+
+    async def delete(self, job_id: str) -> None:
+        await self.send(Calls.delete(job_id))
+
+    async def attempts(self, job_id: str) -> list[AttemptOut]:
+        return calls.attempts(await self.send(Calls.attempts(job_id)))
+
+    async def bulk(
+        self,
+        action: BulkAction,
+        *,
+        status: Statuses = (),
+        queue: str | None = None,
+        task: str | None = None,
+        created_before: datetime | float | None = None,
+    ) -> BulkOut:
+        call = Calls.bulk(action, status, queue, task, created_before)
+        return calls.bulk(await self.send(call))
+
+    async def tasks(self) -> list[TaskOut]:
+        return calls.tasks(await self.send(Calls.tasks()))
+
+    async def queues(self) -> list[QueueOut]:
+        return calls.queues(await self.send(Calls.queues()))
+
+    async def update_queue(self, name: str, **limits: Unpack[QueueLimits]) -> QueueOut:
+        return calls.queue(await self.send(Calls.update_queue(name, limits)))
+
+    async def pause_queue(self, name: str) -> QueueOut:
+        return calls.queue(await self.send(Calls.pause_queue(name)))
+
+    async def resume_queue(self, name: str) -> QueueOut:
+        return calls.queue(await self.send(Calls.pause_queue(name, pause=False)))
+
+    async def schedules(self) -> list[ScheduleOut]:
+        return calls.schedules(await self.send(Calls.schedules()))
+
+    async def pause_schedule(self, name: str) -> ScheduleOut:
+        return calls.schedule(await self.send(Calls.pause_schedule(name)))
+
+    async def resume_schedule(self, name: str) -> ScheduleOut:
+        return calls.schedule(await self.send(Calls.pause_schedule(name, pause=False)))
+
+    async def workers(self) -> list[WorkerOut]:
+        return calls.workers(await self.send(Calls.workers()))
+
+    async def ready(self) -> bool:
+        try:
+            await self.send(Calls.ready())
+        except ServerUnavailable:
+            return False
+        return True
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -208,13 +354,3 @@ class AsyncClient:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
-
-
-def _wait_slices(timeout: float) -> Iterator[float]:
-    """Server-side waits (each at most 60 s) that together last ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = max(0.0, deadline - time.monotonic())
-        yield min(remaining, 60.0)
-        if remaining <= 0:
-            return

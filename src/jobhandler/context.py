@@ -1,11 +1,22 @@
-"""What a running task sees of its job: identity, attempt, cancellation and progress."""
+"""What a running task sees of its job: identity, attempt, cancellation, progress and a logger."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
+
+
+class JobLogger(logging.LoggerAdapter[logging.Logger]):
+    """A task's logger: every record carries the job's fields (``job_id``, ``task``, ``queue``,
+    ``attempt``), beside any ``extra`` the call gives (the call's win)."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
 
 
 class JobContext:
@@ -21,13 +32,28 @@ class JobContext:
         task: str,
         attempt: int,
         on_progress: Callable[[str, int, Any], None],
+        queue: str | None = None,
     ) -> None:
         self.job_id = job_id
         self.task = task
         self.attempt = attempt
-        self.logger = logging.getLogger(f"jobhandler.task.{task}")
+        self.queue = queue
+        self._logger: JobLogger | None = None
         self._cancel = threading.Event()
         self._on_progress = on_progress
+
+    @property
+    def logger(self) -> JobLogger:
+        """Log through this: ``jobhandler.task.<task>``, each record with the job's fields.
+
+        Made on first use: most runs never log, and a run is the worker's hot path.
+        """
+        if self._logger is None:
+            fields = {"job_id": self.job_id, "task": self.task, "attempt": self.attempt}
+            if self.queue is not None:
+                fields["queue"] = self.queue
+            self._logger = JobLogger(logging.getLogger(f"jobhandler.task.{self.task}"), fields)
+        return self._logger
 
     @property
     def cancelled(self) -> bool:

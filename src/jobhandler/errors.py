@@ -56,6 +56,37 @@ class InvalidPayload(InvalidJob):
         super().__init__(f"invalid payload for task {task!r}: {where}: {first['msg']}", errors)
 
 
+class InvalidOptions(InvalidJob):
+    """Options given to ``Task.enqueue`` were refused: an unknown name or a bad value."""
+
+    def __init__(self, errors: list[dict[str, Any]], known: list[str]) -> None:
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = f"invalid option {where}: {first['msg']}" if where else f"{first['msg']}"
+        if first["type"] == "extra_forbidden":
+            message += f" (the options are {', '.join(known)})"
+        super().__init__(message, errors)
+
+
+class JobFailed(JobHandlerError):
+    """A job whose result was asked for ended without one: failed, or cancelled."""
+
+    def __init__(self, job_id: str, status: str, error: str | None) -> None:
+        super().__init__(f"job {job_id} {status}: {error or 'no error given'}")
+        self.job_id = job_id
+        self.status = status
+        self.error = error
+
+
+class WaitTimeout(JobHandlerError):
+    """A job was still not finished when its waiter gave up."""
+
+    def __init__(self, job_id: str, status: str, timeout: float) -> None:
+        super().__init__(f"job {job_id} is still {status} after {timeout:g}s")
+        self.job_id = job_id
+        self.status = status
+
+
 class DuplicateJob(JobHandlerError):
     """A job with that id exists already; nothing of the submit was stored."""
 
@@ -94,3 +125,87 @@ class InvalidResult(PermanentFailure):
             f"task {task!r} gave a value that is not storable JSON: {where}: {problem['msg']}"
         )
         self.problem = problem
+
+
+# -- what a client of the HTTP API raises (client.py): problem JSON as exceptions -----------
+
+
+class ClientError(JobHandlerError):
+    """The server answered with an error: ``status`` is the HTTP status, ``body`` the problem.
+
+    Subclasses name the common cases; where the service has its own class for the same case,
+    the client's derives from it too, so ``except JobNotFound`` or ``except InvalidJob`` works
+    the same in-process and over HTTP.
+    """
+
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
+        # Not super(): in a subclass that is also a service error, that would be its __init__.
+        JobHandlerError.__init__(self, message)
+        self.status = status
+        self.body = body
+
+
+class ServerUnreachable(ClientError):
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(0, f"cannot reach the server at {url}: {reason}")
+
+
+class Unauthorized(ClientError):
+    """401: no token, or one the server does not know."""
+
+
+class Forbidden(ClientError):
+    """403: the token's scope does not allow the call."""
+
+
+class NotFound(ClientError):
+    """404: no such job, queue or schedule."""
+
+
+class RemoteJobNotFound(NotFound, JobNotFound):
+    def __init__(self, status: int, message: str, body: Any = None, job_id: str = "") -> None:
+        NotFound.__init__(self, status, message, body)
+        self.job_id = job_id
+
+
+class Conflict(ClientError):
+    """409: the job's status (``job_status``) does not allow the action."""
+
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
+        super().__init__(status, message, body)
+        self.job_status: str | None = body.get("job_status") if isinstance(body, dict) else None
+
+
+class Unprocessable(ClientError, InvalidJob):
+    """422: the request was refused; ``errors`` has one entry per bad field (loc, msg, type)."""
+
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
+        ClientError.__init__(self, status, message, body)
+        errors = body.get("errors") if isinstance(body, dict) else None
+        self.errors = errors if isinstance(errors, list) else []
+
+
+class ServerUnavailable(ClientError, StoreUnavailable):
+    """503: the server cannot reach its store (or is not ready)."""
+
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
+        ClientError.__init__(self, status, message, body)
+
+
+_BY_STATUS: dict[int, type[ClientError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: Unprocessable,
+    503: ServerUnavailable,
+}
+
+
+def problem_error(status: int, body: Any, job_id: str | None = None) -> ClientError:
+    """The exception for an error answer (RFC 9457 problem JSON, or whatever came)."""
+    message = body.get("error") or body.get("detail") if isinstance(body, dict) else None
+    text = str(message or f"HTTP {status}")
+    if status == 404 and job_id is not None:
+        return RemoteJobNotFound(status, text, body, job_id)
+    return _BY_STATUS.get(status, ClientError)(status, text, body)

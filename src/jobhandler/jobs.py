@@ -98,6 +98,12 @@ class Job:
     lease_expires_at: float | None = None
     cancel_requested: bool = False
     progress: Any = None
+    # A submit with a unique key creates nothing while another job holds the key: one that is
+    # waiting or running (``unique_until`` None), or one submitted less than a window ago
+    # (until ``unique_until``).
+    unique_key: str | None = None
+    unique_until: float | None = None
+    trace_context: str | None = None  # the W3C traceparent of its submit (tracing.py)
 
     @property
     def attempts_used(self) -> int:
@@ -120,6 +126,9 @@ class NewJob:
     max_attempts: int
     timeout: float | None
     run_at: float
+    unique_key: str | None = None
+    unique_until: float | None = None  # None: the key is held while the job waits or runs
+    trace_context: str | None = None  # the W3C traceparent of its submit (tracing.py)
 
     def status_at(self, now: float) -> JobStatus:
         return JobStatus.SCHEDULED if self.run_at > now else JobStatus.QUEUED

@@ -10,16 +10,15 @@ Exit codes: 0 success; 1 the job failed or was cancelled (``submit --wait``), or
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 from typing import NoReturn
 
 import click
 
+from jobhandler import logs
 from jobhandler.app import App, load_app
 from jobhandler.errors import StoreUnavailable
-from jobhandler.redact import install_log_redaction
 from jobhandler.settings import Settings
 
 EXIT_FAILED = 1
@@ -35,12 +34,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 
 def configure_logging(settings: Settings) -> None:
-    # Before any handler exists: every record, uvicorn's included, has its passwords hidden.
-    install_log_redaction()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-    )
+    logs.configure(settings)  # text or JSON lines, redacted, with uvicorn's access log
 
 
 def load(settings: Settings) -> App:

@@ -48,7 +48,9 @@ async def run(app: App, settings: Settings, *, http: bool, worker: bool) -> None
                 create_app(app, settings),
                 host=settings.host,
                 port=settings.port,
-                log_level="warning",
+                # Our logging (logs.py) formats uvicorn's records, the access log included.
+                log_config=None,
+                access_log=True,
                 lifespan="on",
                 limit_concurrency=settings.max_connections,
                 timeout_keep_alive=int(max(1, settings.keep_alive)),

@@ -54,6 +54,9 @@ class Settings(BaseModel):
     log_level: Annotated[Literal["debug", "info", "warning", "error"], STORE] = Field(
         default="info", description="The least severe log records shown."
     )
+    log_format: Annotated[Literal["text", "json"], STORE] = Field(
+        default="text", description="Log lines as text, or one JSON object per line."
+    )
     host: Annotated[str, SERVE] = Field(
         default="127.0.0.1", description="The address serve listens on."
     )
@@ -71,6 +74,23 @@ class Settings(BaseModel):
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         description='Of those, the most run at once in child processes (isolation="process").',
+    )
+    process_max_jobs: Annotated[int, WORKER] = Field(
+        default=100, ge=1, description="Jobs a warm child process runs before it is replaced."
+    )
+    loop_block_threshold: Annotated[float, WORKER] = Field(
+        default=1.0,
+        ge=0,
+        description="Warn when an async task blocks the event loop this many seconds (0: off).",
+    )
+    metrics_port: Annotated[int, Option("worker", default_shown="off")] = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Serve a worker's Prometheus metrics on this port (--processes N: N ports).",
+    )
+    metrics_host: Annotated[str, WORKER] = Field(
+        default="127.0.0.1", description="The address the metrics port listens on."
     )
     poll_interval: Annotated[float, WORKER] = Field(
         default=1.0,
@@ -100,6 +120,14 @@ class Settings(BaseModel):
     )
     keep_failed: Annotated[float, WORKER] = Field(
         default=30 * 86400, ge=0, description="Seconds a failed or cancelled job is kept."
+    )
+    keep_idempotency_keys: Annotated[float, WORKER] = Field(
+        default=86400, ge=0, description="Seconds a submit's Idempotency-Key is remembered."
+    )
+    schedule_grace: Annotated[float, WORKER] = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds late a periodic run may start; older due times count as missed.",
     )
     thread_cancel_grace: Annotated[float, WORKER] = Field(
         default=1.0,

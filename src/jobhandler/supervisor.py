@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 
+from jobhandler.metrics import for_slot
 from jobhandler.process import configure_logging, run_process
 from jobhandler.settings import SETTINGS_JSON_VARIABLE, Settings, scrub_environment
 
@@ -47,7 +48,11 @@ async def supervise(settings: Settings, processes: int) -> int:
                 sys.executable,
                 "-m",
                 "jobhandler.supervisor",
-                env={**os.environ, SETTINGS_JSON_VARIABLE: settings.model_dump_json()},
+                # Each slot its own metrics port: P, P+1, ... (kept across restarts).
+                env={
+                    **os.environ,
+                    SETTINGS_JSON_VARIABLE: for_slot(settings, slot).model_dump_json(),
+                },
             )
             children[slot] = child
             log.info("worker process %d started (pid %d)", slot, child.pid)

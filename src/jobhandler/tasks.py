@@ -1,41 +1,39 @@
-"""Tasks: named functions whose first parameter's type is the payload contract. No I/O here."""
+"""Tasks: named functions whose first parameter's type is the payload contract. No I/O here.
+
+``Task[T, R]`` is generic in its payload type ``T`` and its result type ``R`` (an ``async def``'s
+awaited type), bound by ``App.task``'s overloads from the function's annotations, so mypy checks
+``enqueue``'s payload and option keywords, and ``JobHandle[R].get_result()`` is typed.
+"""
 
 from __future__ import annotations
 
-import inspect
-import re
-import typing
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 import pydantic
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
 from pydantic_core import PydanticSerializationError
+from typing_extensions import Unpack
 
 from jobhandler.context import JobContext
 from jobhandler.errors import InvalidPayload, InvalidResult, UnknownTask
+from jobhandler.handles import JobHandle, JobSource
 from jobhandler.jobs import NewJob, new_job_id
-from jobhandler.retry import RetryPolicy
-from jobhandler.validation import (
-    MAX_AHEAD,
-    NAME_MAX_LENGTH,
-    NAME_PATTERN,
-    RUN_AT_RANGE,
-    JsonLimits,
-    check_name,
-    compact_json,
-    json_errors,
-    run_at_problem,
+from jobhandler.options import (
+    NO_OPTIONS,
+    EnqueueOptions,
+    Isolation,
+    JobOptions,
+    TaskOptions,
+    job_options,
 )
+from jobhandler.payloads import (
+    Signature,
+    each_json_errors,
+    field_errors,
+    plain_shape,
+    read_payload,
+)
+from jobhandler.validation import JsonLimits, check_name, json_errors, plain_json
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -43,127 +41,26 @@ if TYPE_CHECKING:
     from jobhandler.jobs import Job
     from jobhandler.settings import Settings
 
-P = ParamSpec("P")
+# Kept importable from here: they were declared in this module before options.py.
+__all__ = [
+    "NO_OPTIONS",
+    "EnqueueOptions",
+    "Isolation",
+    "JobOptions",
+    "Signature",
+    "Task",
+    "TaskDecorator",
+    "TaskOptions",
+    "TaskOwner",
+    "TaskRegistry",
+    "job_options",
+]
+
+T = TypeVar("T")
 R = TypeVar("R")
 
-Isolation = Literal["async", "thread", "process"]
 
-
-@dataclass(frozen=True, slots=True)
-class TaskOptions:
-    queue: str = "default"
-    max_attempts: int = 3
-    timeout: float | None = None
-    priority: int = 0  # higher runs first
-    isolation: Isolation | None = None  # None: "async" for async def, "thread" for def
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-
-class JobOptions(BaseModel):
-    """Per-job overrides of a task's options; None keeps the task's own."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    queue: str | None = Field(
-        default=None, min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN
-    )
-    priority: int | None = Field(default=None, ge=-1000, le=1000, description="higher runs first")
-    delay: float | None = Field(
-        default=None, ge=0, le=MAX_AHEAD, allow_inf_nan=False, description="seconds until due"
-    )
-    run_at: datetime | Annotated[float, Field(allow_inf_nan=False)] | None = Field(
-        default=None, description=f"when due: RFC 3339 or epoch seconds, {RUN_AT_RANGE}"
-    )
-    max_attempts: int | None = Field(default=None, ge=1, le=1000)
-    timeout: float | None = Field(
-        default=None,
-        gt=0,
-        le=MAX_AHEAD,
-        allow_inf_nan=False,
-        description="seconds one run may take",
-    )
-
-    @field_validator("priority", "delay", "run_at", "max_attempts", "timeout", mode="before")
-    @classmethod
-    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        # pydantic would take true as 1 and "5" as 5: the JSON Schema says a number, and a
-        # client that sends anything else has made a mistake.
-        if isinstance(value, bool):
-            raise ValueError("a boolean is not a number")
-        if info.field_name == "run_at" and isinstance(value, str):
-            if not _RFC3339_START.match(value):
-                raise ValueError("RFC 3339 text, such as 2030-01-01T00:00:00Z, or a number")
-        elif isinstance(value, str):
-            raise ValueError("a number, written without quotes")
-        return value
-
-    @field_validator("run_at")
-    @classmethod
-    def _run_at_in_range(cls, value: datetime | float | None) -> datetime | float | None:
-        if isinstance(value, datetime) and value.tzinfo is None:
-            raise ValueError("run_at needs a time zone, for example 2030-01-01T00:00:00Z")
-        if value is not None and (problem := run_at_problem(value)):
-            raise ValueError(f"run_at {problem}")
-        return value
-
-    @model_validator(mode="after")
-    def _one_start_time(self) -> JobOptions:
-        if self.delay is not None and self.run_at is not None:
-            raise ValueError("give either delay or run_at, not both")
-        return self
-
-    def start_time(self, now: float) -> float:
-        if self.delay is not None:
-            return now + self.delay
-        if isinstance(self.run_at, datetime):
-            return self.run_at.timestamp()
-        if self.run_at is not None:
-            return float(self.run_at)
-        return now
-
-
-NO_OPTIONS = JobOptions()
-_RFC3339_START = re.compile(r"\d{4}-\d\d-\d\d[Tt]")
-
-
-def _integral_float(error: Any) -> bool:
-    """An error only because an integer came written as a float, such as 3.0."""
-    given = error.get("input")
-    return error["type"] == "int_type" and isinstance(given, float) and given.is_integer()
-
-
-@dataclass(frozen=True, slots=True)
-class Signature:
-    """What a task function asks for, read once from its annotations."""
-
-    payload_type: Any  # None when the task takes no payload
-    result_type: Any
-    context_param: str | None
-    is_async: bool
-
-    @classmethod
-    def of(cls, fn: Callable[..., Any]) -> Signature:
-        hints = typing.get_type_hints(fn)
-        params = list(inspect.signature(fn).parameters.values())
-        context_param = next((p.name for p in params if hints.get(p.name) is JobContext), None)
-        payload_params = [p for p in params if p.name != context_param]
-        if len(payload_params) > 1:
-            raise TypeError(
-                f"task {fn.__qualname__} takes one payload parameter (and optionally a "
-                f"JobContext), not {[p.name for p in payload_params]}"
-            )
-        payload_type: Any = None
-        if payload_params:
-            payload_type = hints.get(payload_params[0].name, Any)
-        return cls(
-            payload_type=payload_type,
-            result_type=hints.get("return", Any),
-            context_param=context_param,
-            is_async=inspect.iscoroutinefunction(fn),
-        )
-
-
-class TaskOwner(Protocol):
+class TaskOwner(JobSource, Protocol):
     """What a task needs from its App: declared here, as the App imports tasks and not back."""
 
     clock: Callable[[], float]
@@ -176,10 +73,16 @@ class TaskOwner(Protocol):
     ) -> list[Job]: ...
 
 
-class Task(Generic[P, R]):
-    """A registered task. Call it to run the function directly; ``enqueue`` to submit a job."""
+class Task(Generic[T, R]):
+    """A registered task taking a ``T`` and returning an ``R``.
 
-    def __init__(self, app: TaskOwner, name: str, fn: Callable[P, R], options: TaskOptions) -> None:
+    Call it to run the function directly; ``enqueue`` submits a job (``enqueue_sync`` from code
+    without an event loop).
+    """
+
+    def __init__(
+        self, app: TaskOwner, name: str, fn: Callable[..., Any], options: TaskOptions
+    ) -> None:
         self.app = app
         self.name = check_name(name, "task")
         self.fn = fn
@@ -190,6 +93,8 @@ class Task(Generic[P, R]):
         self._result = pydantic.TypeAdapter(self.signature.result_type)
         many: Any = list[self._payload_type()]  # type: ignore[misc]
         self._payloads = pydantic.TypeAdapter(many)  # enqueue_many checks a list in one pass
+        self._plain = plain_shape(self._payload_type())  # payloads that need no reading
+        self.handle: type[JobHandle[R]] = JobHandle.for_task(self)  # what enqueue returns
 
     def _payload_type(self) -> Any:
         return self.signature.payload_type  # None (no payload) is a type pydantic knows too
@@ -200,7 +105,7 @@ class Task(Generic[P, R]):
             return self.options.isolation
         return "async" if self.signature.is_async else "thread"
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
@@ -217,7 +122,16 @@ class Task(Generic[P, R]):
         try:
             return self._payload.validate_python(raw)
         except pydantic.ValidationError as exc:
-            raise InvalidPayload(self.name, _field_errors(exc)) from None
+            raise InvalidPayload(self.name, field_errors(exc)) from None
+
+    def load_result(self, raw: Any) -> R:
+        """Turn a stored JSON result back into the function's return type."""
+        try:
+            result: R = self._result.validate_python(raw)
+        except pydantic.ValidationError as exc:
+            problem = {"loc": ["result"], "msg": str(exc), "type": "result_type"}
+            raise InvalidResult(self.name, problem) from None
+        return result
 
     def dump_payload(self, value: Any) -> Any:
         """Turn a Python payload (a model, a dataclass, or its JSON form) into checked JSON.
@@ -226,12 +140,20 @@ class Task(Generic[P, R]):
         under ``Any`` into null) and its JSON form after (what a model held), by the same rules.
         """
         limits = self.json_limits()
+        if self._is_plain(value, limits):
+            return value
         if errors := json_errors(value, ["payload"], limits, strict=False):
             raise InvalidPayload(self.name, errors)
-        dumped = self._payload.dump_python(_read(self._payload, value, self.name), mode="json")
+        read = read_payload(self._payload, value, self.name)
+        dumped = self._payload.dump_python(read, mode="json")
         if errors := json_errors(dumped, ["payload"], limits):
             raise InvalidPayload(self.name, errors)
         return dumped
+
+    def _is_plain(self, value: Any, limits: JsonLimits) -> bool:
+        """Whether ``value`` is already its checked JSON form: one walk, no pydantic. Only a
+        yes is taken; anything else goes through the full checks, which say what is wrong."""
+        return self._plain is not None and self._plain(value) and plain_json(value, limits)
 
     def dump_result(self, value: Any) -> Any:
         """A run's return value as JSON; InvalidResult (the run fails) if it breaks the rules."""
@@ -265,17 +187,53 @@ class Task(Generic[P, R]):
 
     def new_job(self, payload: Any, now: float, options: JobOptions = NO_OPTIONS) -> NewJob:
         """A job of this task to store; ``payload`` is already checked and in its JSON form."""
+        (new,) = self.new_jobs([payload], now, options)
+        return new
+
+    def new_jobs(
+        self, payloads: Sequence[Any], now: float, options: JobOptions = NO_OPTIONS
+    ) -> list[NewJob]:
+        """``new_job`` for each payload: the options are read once for the batch."""
         opts = self.options
-        return NewJob(
-            id=new_job_id(),
-            task=self.name,
-            queue=options.queue or opts.queue,
-            payload=payload,
-            priority=opts.priority if options.priority is None else options.priority,
-            max_attempts=options.max_attempts or opts.max_attempts,
-            timeout=options.timeout or opts.timeout,
-            run_at=options.start_time(now),
-        )
+        queue = options.queue or opts.queue
+        priority = opts.priority if options.priority is None else options.priority
+        max_attempts = options.max_attempts or opts.max_attempts
+        timeout = options.timeout or opts.timeout
+        run_at, unique_key = options.start_time(now), options.unique_key
+        unique_until = options.unique_until(now)
+        return [
+            NewJob(
+                id=new_job_id(),
+                task=self.name,
+                queue=queue,
+                payload=payload,
+                priority=priority,
+                max_attempts=max_attempts,
+                timeout=timeout,
+                run_at=run_at,
+                unique_key=unique_key,
+                unique_until=unique_until,
+            )
+            for payload in payloads
+        ]
+
+    @overload
+    async def enqueue(
+        self: Task[None, R],
+        payload: None = None,
+        *,
+        connection: AsyncConnection[Any] | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> JobHandle[R]: ...
+
+    @overload
+    async def enqueue(
+        self,
+        payload: T,
+        *,
+        connection: AsyncConnection[Any] | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> JobHandle[R]: ...
 
     async def enqueue(
         self,
@@ -283,89 +241,93 @@ class Task(Generic[P, R]):
         *,
         connection: AsyncConnection[Any] | None = None,
         **options: Any,
-    ) -> Job:
-        """Submit one job of this task; returns it once it is committed.
+    ) -> JobHandle[R]:
+        """Submit one job of this task; returns its handle once it is committed.
 
         ``options`` override the task's: queue, priority, delay (s) or run_at, max_attempts,
-        timeout. With ``connection`` (PostgreSQL only: your open psycopg connection to the
-        jobs database) the job is written inside your current transaction instead: it
-        exists, and workers see it, only once you commit, and not at all if you roll back.
+        timeout; a wrong one raises InvalidOptions. With ``connection`` (PostgreSQL only: your
+        open psycopg connection to the jobs database) the job is written inside your current
+        transaction instead: it exists, and workers see it, only once you commit, and not at
+        all if you roll back.
         """
         overrides = job_options(options)
         now = self.app.clock()
         new = self.new_job(self.dump_payload(payload), now, overrides)
         (job,) = await self.app.insert_jobs([new], connection)
-        return job
+        return self.handle.adopt(job, duplicate=job.id != new.id)
 
-    async def enqueue_many(self, payloads: Sequence[Any], **options: Any) -> list[Job]:
+    async def enqueue_many(
+        self, payloads: Sequence[T], **options: Unpack[EnqueueOptions]
+    ) -> list[JobHandle[R]]:
         """Submit many jobs of this task in one transaction, all or none.
 
         The payloads are checked in one pass; an invalid one raises InvalidPayload naming its
         index, and nothing is stored. ``options`` apply to every job.
         """
         payloads, limits = list(payloads), self.json_limits()
-        if errors := _each_json_errors(payloads, limits, strict=False):
+        if all(self._is_plain(p, limits) for p in payloads):
+            return await self._insert_many(payloads, options)
+        if errors := each_json_errors(payloads, limits, strict=False):
             raise InvalidPayload(self.name, errors)
-        read = _read(self._payloads, payloads, self.name, ["jobs"])
+        read = read_payload(self._payloads, payloads, self.name, ["jobs"])
         checked = self._payloads.dump_python(read, mode="json")
-        if errors := _each_json_errors(checked, limits, strict=True):
+        if errors := each_json_errors(checked, limits, strict=True):
             raise InvalidPayload(self.name, errors)
+        return await self._insert_many(checked, options)
+
+    async def _insert_many(self, checked: list[Any], options: Any) -> list[JobHandle[R]]:
         overrides = job_options(options)
         now = self.app.clock()
-        return await self.app.insert_jobs([self.new_job(p, now, overrides) for p in checked])
+        new = self.new_jobs(checked, now, overrides)
+        jobs = await self.app.insert_jobs(new)
+        pairs = zip(jobs, new, strict=True)
+        return [self.handle.adopt(job, duplicate=job.id != n.id) for job, n in pairs]
+
+    # -- the same, for code without an event loop (jobhandler.sync) -----------------------
+
+    @overload
+    def enqueue_sync(
+        self: Task[None, R], payload: None = None, **options: Unpack[EnqueueOptions]
+    ) -> JobHandle[R]: ...
+
+    @overload
+    def enqueue_sync(self, payload: T, **options: Unpack[EnqueueOptions]) -> JobHandle[R]: ...
+
+    def enqueue_sync(self, payload: Any = None, **options: Any) -> JobHandle[R]:
+        """``enqueue`` for Flask, Django, scripts and threads: blocks until the job is committed."""
+        return self.app.run_sync(self.enqueue(payload, **options))
+
+    def enqueue_many_sync(
+        self, payloads: Sequence[T], **options: Unpack[EnqueueOptions]
+    ) -> list[JobHandle[R]]:
+        return self.app.run_sync(self.enqueue_many(payloads, **options))
 
 
-def _read(
-    adapter: pydantic.TypeAdapter[Any], value: Any, task: str, prefix: Sequence[str] = ()
-) -> Any:
-    """A submitted payload (or list of them) as the function's type, by its JSON Schema's rules.
+class TaskDecorator(Protocol):
+    """What ``@app.task(...)`` with options returns: binds ``T`` and ``R`` from the function.
 
-    A JSON value is read as JSON, strictly: ``true`` is no number and ``"5"`` no integer, as
-    the published schema says. Only an integral float for an integer (``3.0``), which JSON
-    Schema counts as an integer, is let through. Anything else (a model instance from Python
-    code) is read by pydantic's usual rules.
+    The same shapes as ``App.task``'s own overloads: an optional payload parameter, an optional
+    JobContext after it, sync or async. A function of another shape is a ``Task[Any, Any]``.
     """
-    try:
-        try:
-            text = compact_json(value)
-        except (TypeError, ValueError):
-            return adapter.validate_python(value)
-        try:
-            return adapter.validate_json(text, strict=True)
-        except pydantic.ValidationError as exc:
-            if not all(_integral_float(e) for e in exc.errors(include_url=False)):
-                raise
-        return adapter.validate_python(value)
-    except pydantic.ValidationError as exc:
-        raise InvalidPayload(task, _field_errors(exc, prefix)) from None
 
-
-def job_options(options: dict[str, Any]) -> JobOptions:
-    """Per-job options given to ``enqueue`` as keywords (pydantic's ValidationError if bad)."""
-    return JobOptions(**options) if options else NO_OPTIONS
-
-
-def _each_json_errors(payloads: list[Any], limits: JsonLimits, strict: bool) -> list[Any]:
-    for index, payload in enumerate(payloads):
-        if errors := json_errors(payload, ["jobs", index, "payload"], limits, strict=strict):
-            return errors
-    return []
-
-
-def _field_errors(
-    exc: pydantic.ValidationError, prefix: Sequence[str | int] = ()
-) -> list[dict[str, Any]]:
-    """Errors with their place: ``payload`` and the field path (for a batch: jobs, index)."""
-
-    def place(loc: tuple[str | int, ...]) -> list[str | int]:
-        if prefix:  # a list of payloads: loc starts with the index
-            return [*prefix, loc[0], "payload", *loc[1:]]
-        return ["payload", *loc]
-
-    return [
-        {"loc": place(err["loc"]), "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
+    @overload
+    def __call__(self, fn: Callable[[JobContext], Awaitable[R]], /) -> Task[None, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[], Awaitable[R]], /) -> Task[None, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[T, JobContext], Awaitable[R]], /) -> Task[T, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[T], Awaitable[R]], /) -> Task[T, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, fn: Callable[[JobContext], R], /) -> Task[None, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[], R], /) -> Task[None, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[T, JobContext], R], /) -> Task[T, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[T], R], /) -> Task[T, R]: ...
+    @overload
+    def __call__(self, fn: Callable[..., Any], /) -> Task[Any, Any]: ...
 
 
 class TaskRegistry:

@@ -33,6 +33,8 @@ RUN_AT_RANGE = "from 1970-01-01T00:00:00Z to 2099-12-31 (epoch seconds 0 to 4102
 JOB_ID_MAX_LENGTH = 100
 # A free-text filter (``?queue=``, ``?task=``) may name older rows, so only its text is checked.
 FILTER_MAX_LENGTH = 200
+# A unique key (``unique_key``) or an Idempotency-Key: any text of up to this many characters.
+UNIQUE_KEY_MAX_LENGTH = 255
 
 FieldError = dict[str, Any]
 
@@ -180,3 +182,90 @@ def filter_error(value: str, loc: Sequence[str | int]) -> FieldError | None:
 def is_job_id(value: str) -> bool:
     """Whether ``value`` can be the id of a job at all (so the store need not be asked)."""
     return len(value) <= JOB_ID_MAX_LENGTH and _NAME.fullmatch(value) is not None
+
+
+# -- the fast path -----------------------------------------------------------------------------
+#
+# Most payloads are small and plain: an int, a short string, a flat dict of those. For them one
+# walk proves every rule above at once, and bounds the size from above without encoding (the
+# store encodes once, when it writes). A value the walk is unsure of is not refused here: the
+# full checks above decide it, and give the error. So the fast path can only say yes.
+
+# The most bytes a float takes as JSON (``-2.2250738585072014e-308``).
+_FLOAT_BYTES = 24
+# Beyond this many bits an int may be too long to print (sys.get_int_max_str_digits).
+_INT_MAX_BITS = 4000 * 3
+
+
+def _text_bound(text: str) -> int | None:
+    """At most how many bytes ``text`` takes as a JSON string; None if it breaks a rule."""
+    if "\x00" in text:
+        return None
+    if text.isascii():
+        # Printable ASCII escapes only " and \ (two bytes); a control character takes six.
+        return 2 * len(text) + 2 if text.isprintable() else 6 * len(text) + 2
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return 6 * len(text) + 2  # four bytes at most per character, six for an escape
+
+
+def _scalar_bound(item: Any) -> int | None:
+    kind = type(item)
+    if kind is str:
+        return _text_bound(item)
+    if kind is int:
+        bits = item.bit_length()
+        return None if bits > _INT_MAX_BITS else bits * 31 // 100 + 2  # digits and a sign
+    if kind is float:
+        return _FLOAT_BYTES if math.isfinite(item) else None
+    if item is None or kind is bool:
+        return 5
+    return None
+
+
+def plain_json(value: Any, limits: JsonLimits) -> bool:
+    """Whether ``value`` is plain JSON (dicts with text keys, lists, text, ints, finite floats,
+    booleans, None) that passes every check of ``json_errors``; False when unsure."""
+    bound = _scalar_bound(value)
+    if bound is None:
+        bound = _container_bound(value, limits)
+        if bound is None:
+            return False
+    if bound <= limits.max_bytes:
+        return True
+    return len(compact_json(value).encode("utf-8")) <= limits.max_bytes
+
+
+def _container_bound(value: Any, limits: JsonLimits) -> int | None:
+    """The walk of ``plain_json`` over dicts and lists, with its own stack (any depth)."""
+    total = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if depth >= limits.max_depth:
+                return None
+            total += 2 * len(item) + 1  # braces, colons and commas
+            for key, child in item.items():
+                if type(key) is not str or (size := _text_bound(key)) is None:
+                    return None
+                total += size
+                if (size := _scalar_bound(child)) is None:
+                    stack.append((child, depth + 1))
+                else:
+                    total += size
+        elif kind is list:
+            if depth >= limits.max_depth:
+                return None
+            total += len(item) + 2
+            for child in item:
+                if (size := _scalar_bound(child)) is None:
+                    stack.append((child, depth + 1))
+                else:
+                    total += size
+        else:
+            return None
+    return total

@@ -284,6 +284,49 @@ def test_three_workers_drain_5000_jobs_each_exactly_once(
     print(f"5000 jobs drained by 3 workers in {elapsed:.1f}s")
 
 
+def test_restarted_worker_rescues_its_dead_predecessors_jobs_at_once(
+    database_url: str, db: Db, env: dict[str, str], ledger: str, spawn: Spawn
+) -> None:
+    """Same machine, the old pid gone: no need to wait out a 60 s lease."""
+    long_lease = ["worker", "--concurrency", "4", "--lease", "60", "--poll-interval", "0.2"]
+    victim = spawn(long_lease, env)
+    victim_id = db.worker_id(victim)
+    ids = db.submit("ledger", [{"hold": 60.0, "retry_hold": 0.0}] * 4)
+    wait_until(lambda: len(db.running_under(victim_id)) == 4)
+    os.kill(victim.pid, signal.SIGKILL)
+    assert victim.popen.wait(10) == -signal.SIGKILL
+    restarted_at = time.time()
+    successor = spawn(long_lease, env)
+    wait_until(lambda: db.all_terminal(ids), timeout=20)
+    for job in db.jobs(ids).values():
+        assert job.status is JobStatus.COMPLETED
+        assert job.result == {"attempt": 2, "pid": successor.pid}
+        assert job.started_at is not None and job.started_at - restarted_at < 15
+    assert victim_id not in {w.id for w in db.run(db.app.workers())}
+    assert "is gone: rescued its 4 running jobs" in successor.output()
+
+
+def test_kill_9_reruns_few_jobs_beyond_those_in_flight(
+    database_url: str, db: Db, env: dict[str, str], ledger: str, spawn: Spawn
+) -> None:
+    """Outcomes are written as soon as the previous write returns: a kill -9 loses only the
+    outcomes of the last write in flight, not a timer's worth."""
+    victim = start_worker(spawn, env, concurrency=20)
+    victim_id = db.worker_id(victim)
+    ids = db.submit("ledger", [{"hold": 0.05}] * 1000)
+    wait_until(lambda: len(crashapp.read_runs(ledger)) >= 400, interval=0.02)
+    pause(victim, db, ids[0])
+    in_flight = {j.id for j in db.running_under(victim_id)}
+    os.kill(victim.pid, signal.SIGKILL)
+    assert victim.popen.wait(10) == -signal.SIGKILL
+    start_worker(spawn, env, concurrency=20)
+    wait_until(lambda: db.all_terminal(ids), timeout=60)
+    runs = crashapp.read_runs(ledger)
+    again = {i for i, r in runs.items() if r.runs > 1}
+    assert len(again - in_flight) <= 10, f"{len(again - in_flight)} finished jobs ran again"
+    assert {j.status for j in db.jobs(ids).values()} == {JobStatus.COMPLETED}
+
+
 # -- SIGTERM -------------------------------------------------------------------------------
 
 

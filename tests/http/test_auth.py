@@ -226,7 +226,7 @@ def test_cli_commands_and_client_send_the_token(
 
     with Client(server.url, token=token) as client:
         job = client.submit("reverse", "xyz")
-        assert client.wait(job["id"], 20)["result"] == "zyx"
+        assert client.wait(job.id, 20).result == "zyx"
     with Client(server.url) as anonymous, pytest.raises(ClientError) as refused_call:
         anonymous.submit("reverse", "xyz")
     assert refused_call.value.status == 401

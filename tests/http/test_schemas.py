@@ -58,7 +58,7 @@ WIRE = (
     '"attempt":1,"max_attempts":3,"timeout":5.0,"run_at":"1970-01-01T00:00:01.000000Z",'
     '"started_at":"1970-01-01T00:00:01.500000Z","finished_at":"1970-01-01T00:00:02.000000Z",'
     '"traceback":"Traceback (most recent call last): ...","worker_id":"w",'
-    '"progress":{"done":1},"cancel_requested":true}'
+    '"progress":{"done":1},"cancel_requested":true,"unique_key":null,"unique_until":null}'
 ).encode()
 
 
@@ -114,6 +114,11 @@ def test_workers_and_queues_json_match_their_models() -> None:
             "queued": 2,
             "failed": 1,
         },
+        "oldest_waiting_at": None,
+        "paused": False,
+        "concurrency": None,
+        "rate_limit": None,
+        "served": False,
     }
     assert list(queue["counts"]) == [s.value for s in JobStatus]
     conforms(queue, QueueOut)

@@ -28,6 +28,12 @@ CONFIG = """
 [[operations]]
 include-operation-id = "getJob"
 parameters = { "query.wait" = 0 }
+
+# Event streams stay open until the client leaves (GET /jobs/{id}/events: until the job ends);
+# tests/http/test_live.py reads them.
+[[operations]]
+include-operation-id = ["streamEvents", "streamJobEvents"]
+enabled = false
 """
 
 

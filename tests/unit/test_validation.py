@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from jobhandler import App
-from jobhandler.errors import InvalidPayload, InvalidResult
+from jobhandler.errors import InvalidOptions, InvalidPayload, InvalidResult
 from jobhandler.store.base import decode_cursor, encode_cursor
 from jobhandler.tasks import JobOptions, job_options
 from jobhandler.validation import (
@@ -126,9 +126,9 @@ def test_cursors_stay_within_64_bits() -> None:
     ],
 )
 def test_bad_options_are_refused_with_their_field(options: dict[str, Any], field: str) -> None:
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(InvalidOptions) as caught:  # a JobHandlerError, with the pydantic errors
         job_options(options)
-    assert caught.value.errors()[0]["loc"][0] == field
+    assert caught.value.errors[0]["loc"][0] == field
 
 
 class Point(BaseModel):

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from jobhandler import (
     App,
+    InvalidOptions,
     InvalidPayload,
     Job,
     JobContext,
@@ -244,8 +245,8 @@ async def test_enqueue_many_is_checked_in_one_pass_and_all_or_nothing(database_u
 async def test_enqueue_options_are_checked(database_url: str) -> None:
     async with running(database_url) as app:
         task = app.tasks.get("total")
-        with pytest.raises(ValidationError):
+        with pytest.raises(InvalidOptions):
             await task.enqueue(Order(item="x", qty=1), max_attempts=0)
-        with pytest.raises(ValidationError):
+        with pytest.raises(InvalidOptions):
             await task.enqueue(Order(item="x", qty=1), delay=1, run_at=time.time())
         assert (await app.list_jobs()).jobs == []

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import click
 
-from jobhandler.cli import client_commands, server_commands, store_commands, token_commands
+from jobhandler.cli import (
+    client_commands,
+    queue_commands,
+    schedule_commands,
+    server_commands,
+    store_commands,
+    token_commands,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +25,13 @@ def main() -> None:
     """Job Handler: crash-safe background jobs for Python."""
 
 
-for _module in (server_commands, client_commands, store_commands, token_commands):
+for _module in (
+    server_commands,
+    client_commands,
+    queue_commands,
+    schedule_commands,
+    store_commands,
+    token_commands,
+):
     for _command in _module.COMMANDS:
         main.add_command(_command)

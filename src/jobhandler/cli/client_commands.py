@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from jobhandler.cli.output import show
+from jobhandler.cli.output import show, show_job
 from jobhandler.client import (
     DEFAULT_URL,
     TERMINAL,
@@ -95,6 +95,12 @@ def _parse_payload(text: str | None) -> Any:
 @click.option("--delay", type=click.FloatRange(min=0), help="Seconds before the job is due.")
 @click.option("--run-at", help="When the job is due, RFC 3339 (2030-01-01T09:00:00Z).")
 @click.option("--max-attempts", type=click.IntRange(min=1))
+@click.option("--unique-key", help="Create no job while one with this key waits or runs.")
+@click.option(
+    "--unique-for",
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --unique-key: hold the key this many seconds from the submit instead.",
+)
 @click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds one run may take."
 )
@@ -115,7 +121,7 @@ def submit(
         click.echo(json.dumps(job, indent=2) if output == "json" else job["id"])
         return
     with Client(url, token=token) as client:
-        job = _answer(lambda: client.wait(job["id"], wait_timeout))
+        job = _answer(lambda: client.wait(job["id"], wait_timeout).model_dump(mode="json"))
     if output == "json":
         click.echo(json.dumps(job, indent=2))
     elif job["status"] == "completed":
@@ -152,18 +158,55 @@ def jobs_list(
 
 
 def _job_action(name: str, make: Callable[[str], Call], help_text: str) -> None:
-    @jobs.command(name, help=help_text)
-    @click.argument("job_id")
+    """``jobs NAME JOB_ID`` for one job; ``jobs NAME --status ... --yes`` for every match."""
+
+    @jobs.command(name, help=help_text + _BULK_HELP)
+    @click.argument("job_id", required=False)
+    @click.option("--status", "statuses", multiple=True, help="Without JOB_ID. Repeatable.")
+    @click.option("--queue", help="Without JOB_ID: jobs of this queue.")
+    @click.option("--task", help="Without JOB_ID: jobs of this task.")
+    @click.option("--created-before", help="Without JOB_ID: submitted before (RFC 3339).")
+    @click.option("--yes", is_flag=True, help="Without JOB_ID: do not ask for confirmation.")
     @server_options
-    def action(job_id: str, url: str, token: str | None, output: str) -> None:
-        result = call(url, token, make(job_id))
-        if result is None:  # only delete answers with no body
-            click.echo(f"deleted {job_id}")
+    def action(
+        job_id: str | None, yes: bool, url: str, token: str | None, output: str, **where: Any
+    ) -> None:
+        where = {k: list(v) if k == "statuses" else v for k, v in where.items() if v}
+        if job_id is not None:
+            if where:
+                fail("give a JOB_ID or filters, not both")
+            result = call(url, token, make(job_id))
+            if result is None:  # only delete answers with no body
+                click.echo(f"deleted {job_id}")
+            else:
+                show(result, output)
+            return
+        body = {{"statuses": "status"}.get(k, k): v for k, v in where.items()}
+        described = ", ".join(f"{k}={v}" for k, v in body.items()) or "every job"
+        if not yes:
+            click.confirm(f"{name} {described}?", abort=True, err=True)
+        answer = call(url, token, Call("POST", f"/jobs/bulk/{name}", body=body, timeout=600))
+        if output == "json":
+            click.echo(json.dumps(answer))
         else:
-            show(result, output)
+            click.echo(f"{name}: {answer['count']} jobs")
 
 
-_job_action("get", Calls.get, "Show one job.")
+@jobs.command("get")
+@click.argument("job_id")
+@server_options
+def jobs_get(job_id: str, url: str, token: str | None, output: str) -> None:
+    """Show one job, with every run it had."""
+    job = call(url, token, Calls.get(job_id))
+    show_job(job, call(url, token, Call("GET", f"/jobs/{job_id}/attempts")), output)
+
+
+_BULK_HELP = """
+
+Without JOB_ID: every job matching the filters (--status, --queue, --task, --created-before;
+none: every job), after a confirmation (--yes skips it). Only jobs whose status allows the
+action change; it prints how many did."""
+
 _job_action("cancel", Calls.cancel, "Cancel a job (a running one is stopped).")
 _job_action("retry", Calls.retry, "Run a failed or cancelled job again.")
 _job_action("delete", Calls.delete, "Delete a finished job.")

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 JOB_COLUMNS = ("id", "task", "queue", "status", "attempt", "created_at", "error")
+ATTEMPT_COLUMNS = ("attempt", "worker_id", "started_at", "finished_at", "outcome", "error")
 
 
 def show(data: Any, output: str, columns: Sequence[str] = JOB_COLUMNS) -> None:
@@ -26,6 +27,16 @@ def show(data: Any, output: str, columns: Sequence[str] = JOB_COLUMNS) -> None:
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for r in table:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def show_job(job: dict[str, Any], attempts: list[dict[str, Any]], output: str) -> None:
+    """One job, then every run it had (in JSON: the job with an ``attempts`` list added)."""
+    if output == "json":
+        show({**job, "attempts": attempts}, output)
+        return
+    show(job, output)
+    click.echo()
+    show(attempts, output, ATTEMPT_COLUMNS)
 
 
 def cell(value: Any) -> str:

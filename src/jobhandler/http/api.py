@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 
+from jobhandler import metrics
 from jobhandler.app import App
 from jobhandler.http.auth import install_access_control
+from jobhandler.http.dashboard import PREFIX as DASHBOARD
+from jobhandler.http.dashboard import create_dashboard
+from jobhandler.http.inputs import forbid_unknown_query
 from jobhandler.http.openapi import describe_bodies
 from jobhandler.http.problems import install_error_handlers
 from jobhandler.http.routes import ROUTERS
@@ -42,7 +47,16 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
         # The routes themselves: an ``include_router`` is resolved again on every request
         # (some 300 more Python calls each), and these routers need no prefix or options.
         api.router.routes.extend(router.routes)
+    forbid_unknown_query(api)  # every route: an undeclared query parameter is a 422
+    api.mount(DASHBOARD, create_dashboard(app, settings))
+    api.add_route("/", _to_dashboard, include_in_schema=False)
+    metrics.install(app)  # count this process's job events from now on (GET /metrics)
     describe_bodies(api, app)
     install_error_handlers(api)
-    install_access_control(api, app, settings)
+    install_access_control(api, app, settings, own_auth=(DASHBOARD,))
     return api
+
+
+async def _to_dashboard(_: Request) -> Response:
+    # Relative, so it also leads the right way behind a proxy that serves us under a path.
+    return RedirectResponse(DASHBOARD.removeprefix("/") + "/", status_code=307)

@@ -12,6 +12,9 @@ One pure ASGI middleware checks every HTTP request, cheapest and most general ch
 4. A state-changing request with a body must say ``Content-Type: application/json`` (415), so a
    plain HTML form or a "simple" cross-site request cannot carry one.
 
+The dashboard (``own_auth`` paths) signs its users in with a session cookie and checks their
+scope, CSRF token and form bodies itself (http/dashboard/session.py); here it gets checks 1 and 3.
+
 Tokens are looked up in a cache that reads every token's hash and scope from the store at most
 once per ``TOKEN_CACHE_SECONDS``: a request costs no store query, and a new or revoked token
 takes effect within that time.
@@ -157,6 +160,14 @@ def _without_default_port(netloc: str) -> str:
     return netloc.removesuffix(":80").removesuffix(":443")
 
 
+def same_origin(origin: str, host: str) -> bool:
+    """Whether an ``Origin`` header names the server that the ``Host`` header addresses."""
+    netloc = origin.strip().lower().rstrip("/").partition("://")[2]
+    return bool(netloc) and _without_default_port(netloc) == _without_default_port(
+        host.strip().lower()
+    )
+
+
 class AccessControl:
     """The checks of this module, as pure ASGI middleware (no per-request task or copy)."""
 
@@ -167,11 +178,13 @@ class AccessControl:
         tokens: TokenCache,
         allowed_hosts: frozenset[str] | None,
         cors_origins: frozenset[str],
+        own_auth: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.tokens = tokens
         self.allowed_hosts = allowed_hosts
         self.cors_origins = cors_origins
+        self.own_auth = own_auth  # path prefixes that check tokens and bodies themselves
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -200,12 +213,15 @@ class AccessControl:
         host = headers.get(b"host", b"").decode("latin-1")
         if self.allowed_hosts is not None and host_name(host) not in self.allowed_hosts:
             return problem_response(400, "this server does not answer to that Host name"), None
+        if path == "/" or path.startswith(self.own_auth):
+            if method in STATE_CHANGING and not self._same_site(headers.get(b"origin"), host):
+                return problem_response(403, "cross-origin requests may not change state"), None
+            return None, None
         token_scope, refusal = await self._authenticate(headers, method, path)
         if refusal is not None:
             return refusal, None
         if method in STATE_CHANGING:
-            origin = headers.get(b"origin")
-            if origin is not None and not self._same_site(origin.decode("latin-1"), host):
+            if not self._same_site(headers.get(b"origin"), host):
                 return problem_response(403, "cross-origin requests may not change state"), None
             if _has_body(headers) and not _is_json(
                 headers.get(b"content-type", b"").decode("latin-1")
@@ -233,14 +249,14 @@ class AccessControl:
             )
         return token_scope, None
 
-    def _same_site(self, origin: str, host: str) -> bool:
-        origin = origin.strip().lower().rstrip("/")
+    def _same_site(self, origin_header: bytes | None, host: str) -> bool:
+        """No ``Origin`` (not a browser's cross-site request), this server's, or a CORS one."""
+        if origin_header is None:
+            return True
+        origin = origin_header.decode("latin-1").strip().lower().rstrip("/")
         if origin in self.cors_origins or "*" in self.cors_origins:
             return True
-        netloc = origin.partition("://")[2]
-        return bool(netloc) and _without_default_port(netloc) == _without_default_port(
-            host.strip().lower()
-        )
+        return same_origin(origin, host)
 
 
 def _unauthorized(message: str, *, invalid: bool = False) -> Response:
@@ -251,22 +267,33 @@ def _unauthorized(message: str, *, invalid: bool = False) -> Response:
     return response
 
 
-def install_access_control(api: FastAPI, app: App, settings: Settings) -> None:
-    """Put the access checks (and CORS, when origins are set) in front of every route."""
+def install_access_control(
+    api: FastAPI, app: App, settings: Settings, own_auth: tuple[str, ...] = ()
+) -> None:
+    """Put the access checks (and CORS, when origins are set) in front of every route.
+
+    ``own_auth``: path prefixes (the dashboard's) that sign in and check scopes themselves.
+    """
     api.add_middleware(
         AccessControl,
         tokens=TokenCache(app.token_scopes, app.touch_tokens),
         allowed_hosts=allowed_host_names(settings),
         cors_origins=frozenset(o.lower().rstrip("/") for o in settings.cors_origins),
+        own_auth=own_auth,
     )
     if settings.cors_origins:
         # Added last, so it runs first: a preflight carries no token and is answered here.
         api.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["Location", "Link"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=[
+                "Location",
+                "Link",
+                "Idempotent-Replayed",
+                "X-Jobhandler-Unserved-Queues",
+            ],
             max_age=600,
         )
     _declare_bearer(api)

@@ -8,16 +8,34 @@ too deep a 422, and a submit without a payload a 400, each with a message that s
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from typing import Annotated, Any, cast
+from urllib.parse import parse_qsl
 
 import pydantic
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobhandler.app import App, SubmitRequest
 from jobhandler.errors import InvalidJob, JobNotFound
+from jobhandler.http.openapi import problems
 from jobhandler.http.problems import Problem
+from jobhandler.idempotency import IdempotencyKey, fingerprint, owner_of
+from jobhandler.jobs import JobStatus
 from jobhandler.settings import Settings
-from jobhandler.validation import filter_error, is_job_id
+from jobhandler.store.base import JobFilter
+from jobhandler.validation import (
+    FILTER_MAX_LENGTH,
+    UNIQUE_KEY_MAX_LENGTH,
+    filter_error,
+    is_job_id,
+    run_at_problem,
+)
 
 
 # The App and Settings are read from the application's state (``create_app`` puts them there)
@@ -136,3 +154,137 @@ def check_filters(**filters: str | None) -> None:
 def _unprocessable(errors: list[dict[str, Any]]) -> Problem:
     first = errors[0]
     return Problem(422, f"{'.'.join(map(str, first['loc']))}: {first['msg']}", errors=errors)
+
+
+# -- query parameters: only those a route declares ---------------------------------------------
+
+
+def forbid_unknown_query(api: FastAPI) -> None:
+    """Every route answers 422 to a query parameter it does not declare.
+
+    One mechanism for all routes, installed once the routes are composed: each route's ASGI
+    app is wrapped with a check of the query string's names against the route's declared
+    query parameters (its dependencies' too). ``GET /jobs?payload=x`` would otherwise list
+    every job, as though the filter had matched. Routes are shared by every application
+    built, so a route is wrapped once.
+    """
+    for route in api.router.routes:
+        if not isinstance(route, APIRoute) or getattr(route, "_strict_query", False):
+            continue
+        allowed = frozenset(field.alias for field in _query_params(route.dependant))
+        route.app = _strict_query(route.app, allowed)
+        route._strict_query = True  # type: ignore[attr-defined]
+        route.responses.setdefault(422, problems(422)[422])  # it can answer 422 now
+
+
+def _query_params(dependant: Dependant) -> list[Any]:
+    found = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        found += _query_params(sub)
+    return found
+
+
+def _strict_query(app: ASGIApp, allowed: frozenset[str]) -> ASGIApp:
+    async def strict(scope: Scope, receive: Receive, send: Send) -> None:
+        query: bytes = scope.get("query_string", b"")
+        if query:  # parsed as Starlette parses it
+            names = {name for name, _ in parse_qsl(query.decode("latin-1"), True)}
+            if unknown := sorted(names - allowed):
+                errors = [
+                    {"loc": ["query", name], "msg": "unknown query parameter", "type": "extra"}
+                    for name in unknown
+                ]
+                raise _unprocessable(errors)  # answered by the problem handler
+        await app(scope, receive, send)
+
+    return strict
+
+
+# -- idempotent submits and bulk actions -------------------------------------------------------
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    # Described in the operations' text, not as a parameter: a fuzzer that sends one key with
+    # many bodies would take the 422 such a reuse gets for a refused valid request.
+    Header(alias="Idempotency-Key", max_length=UNIQUE_KEY_MAX_LENGTH, include_in_schema=False),
+]
+
+
+def idempotency_key(request: Request, header: str | None, body: Any) -> IdempotencyKey | None:
+    """The request's Idempotency-Key (plain, or a quoted structured-field string), scoped to
+    its token; 400 when it is empty or not printable."""
+    if header is None:
+        return None
+    key = header.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not key or not key.isprintable():
+        raise Problem(400, "Idempotency-Key must be 1 to 255 printable characters")
+    owner = owner_of(request.headers.get("authorization"))
+    return IdempotencyKey(owner, key, fingerprint(body))
+
+
+# What ``moment`` takes, as the API's description shows it (the years of ``run_at``).
+MOMENT_SCHEMA: JsonDict = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": "^(19[7-9][0-9]|20[0-9][0-9])-",
+    "description": "RFC 3339, with a time zone",
+}
+
+
+class BulkFilterIn(BaseModel):
+    """Which jobs a bulk action applies to: ``GET /jobs``'s filters, plus ``created_before``.
+    ``{}`` is every job; each action changes only the jobs its status allows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: list[JobStatus] | None = None
+    queue: str | None = Field(default=None, max_length=FILTER_MAX_LENGTH)
+    task: str | None = Field(default=None, max_length=FILTER_MAX_LENGTH)
+    created_before: str | None = Field(default=None, json_schema_extra=MOMENT_SCHEMA)
+
+
+def bulk_filter(body: Any) -> JobFilter:
+    """A bulk action's body as a filter: 400 unless a JSON object, 422 naming a bad member."""
+    if not isinstance(body, dict):
+        raise Problem(400, "request body must be a JSON object of filters ({} for every job)")
+    try:
+        given = BulkFilterIn.model_validate(body)
+    except pydantic.ValidationError as exc:
+        errors = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        raise _unprocessable(errors) from None
+    check_filters(queue=given.queue, task=given.task)
+    return JobFilter(
+        statuses=frozenset(given.status or ()),
+        queue=given.queue,
+        task=given.task,
+        created_before=moment(given.created_before, "created_before"),
+    )
+
+
+def moment(value: str | None, name: str) -> float | None:
+    """A time filter (RFC 3339 text, with a zone, in the years ``run_at`` allows) as epoch
+    seconds; 422 otherwise. Text only: pydantic would also take a number, which the API's
+    description does not offer."""
+    if value is None:
+        return None
+    try:
+        if not _RFC3339_START.match(value):
+            raise ValueError("RFC 3339 text, such as 2030-01-01T00:00:00Z")
+        when = _DATETIME.validate_python(value)
+        if when.tzinfo is None:
+            raise ValueError("needs a time zone, for example 2030-01-01T00:00:00Z")
+        if problem := run_at_problem(when):
+            raise ValueError(problem)
+    except (ValueError, pydantic.ValidationError) as exc:
+        error = {"loc": [name], "msg": _first_line(exc), "type": "datetime"}
+        raise _unprocessable([error]) from None
+    return when.timestamp()
+
+
+_RFC3339_START = re.compile(r"\d{4}-\d\d-\d\d[Tt]")
+_DATETIME = pydantic.TypeAdapter(datetime)

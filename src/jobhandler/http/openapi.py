@@ -72,6 +72,11 @@ _NOT_BOTH_TIMES = {
         "properties": {"delay": {"type": "number"}, "run_at": {"not": {"type": "null"}}},
     }
 }
+# "unique_for needs a unique_key": a window is a time a key is held.
+_UNIQUE_FOR_NEEDS_A_KEY = {
+    "if": {"required": ["unique_for"], "properties": {"unique_for": {"type": "number"}}},
+    "then": {"required": ["unique_key"], "properties": {"unique_key": {"type": "string"}}},
+}
 _NO_NUL = "^[^\\u0000]*$"  # every string of a payload: PostgreSQL cannot store NUL
 
 
@@ -92,6 +97,7 @@ def _checked_beyond_types(schema: dict[str, Any]) -> None:
     """What the server checks that a type cannot say: ``run_at``'s range, and not both times."""
     schema["properties"]["run_at"] = _run_at_schema()
     schema.update(_NOT_BOTH_TIMES)
+    schema["allOf"] = [*schema.get("allOf", []), _UNIQUE_FOR_NEEDS_A_KEY]
 
 
 class _SubmitBody(SubmitRequest):

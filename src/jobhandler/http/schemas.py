@@ -13,10 +13,11 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, TypeAdapter, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter, WithJsonSchema
 
 from jobhandler.jobs import Job, JobStatus
-from jobhandler.store.base import QueueStats, WorkerInfo
+from jobhandler.rates import MAX_CONCURRENCY, RATE_PATTERN
+from jobhandler.store.base import Attempt, QueueStats, ScheduleView, WorkerInfo
 from jobhandler.tasks import Task
 
 # Whether this request may see tracebacks (they can show internals): set per request by the
@@ -63,6 +64,8 @@ class JobOut(BaseModel):
     worker_id: str | None
     progress: Any = None
     cancel_requested: bool
+    unique_key: str | None = None
+    unique_until: Timestamp | None = None  # a window's end; null: held while it waits or runs
 
     @classmethod
     def many(cls, jobs: Sequence[Job]) -> list[JobOut]:
@@ -76,6 +79,14 @@ class JobOut(BaseModel):
 
 class BatchOut(BaseModel):
     jobs: list[JobOut]
+    # Positions in ``jobs`` of duplicates: their unique key was held, so the job there is the
+    # one that holds it, and nothing was created for them.
+    duplicates: list[int] = []
+
+
+class BulkOut(BaseModel):
+    action: Literal["cancel", "retry", "delete"]
+    count: int = Field(description="jobs changed (a running job a cancel reached: flagged)")
 
 
 class TaskOut(BaseModel):
@@ -106,9 +117,49 @@ class QueueOut(BaseModel):
     queue: str
     counts: dict[JobStatus, int]  # every status, zero included
 
+    oldest_waiting_at: Timestamp | None = None  # when its longest-waiting due job became due
+    # Flow control (flow.py): a paused queue starts nothing; limits hold over all workers.
+    paused: bool = False
+    concurrency: int | None = Field(default=None, description="jobs running at once, at most")
+    rate_limit: str | None = Field(default=None, description='jobs started, at most: "100/s"')
+    served: bool = Field(default=False, description="a live worker serves this queue")
+
     @classmethod
     def of(cls, stats: QueueStats) -> QueueOut:
-        return cls(queue=stats.queue, counts={s: stats.counts.get(s.value, 0) for s in JobStatus})
+        counts = {s: stats.counts.get(s.value, 0) for s in JobStatus}
+        return cls(
+            queue=stats.queue,
+            counts=counts,
+            oldest_waiting_at=stats.oldest_waiting_at,
+            paused=stats.paused,
+            concurrency=stats.concurrency,
+            rate_limit=stats.rate_limit,
+            served=stats.served,
+        )
+
+
+class QueueLimitsIn(BaseModel):
+    """PATCH /queues/{name}: the limits to change; a member left out stays as it is, null
+    removes that limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY)
+    rate_limit: str | None = Field(default=None, pattern=RATE_PATTERN, examples=["100/s", "10/min"])
+
+
+class AttemptOut(BaseModel):
+    """One run of a job; ``outcome`` is the status it left the job in (null while it runs)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int
+    worker_id: str | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    outcome: JobStatus | None
+    error: str | None
+    traceback: str | None
 
 
 class WorkerOut(BaseModel):
@@ -152,6 +203,7 @@ _BATCH = TypeAdapter(BatchOut)
 _TASKS = TypeAdapter(list[TaskOut])
 _QUEUES = TypeAdapter(list[QueueOut])
 _WORKERS = TypeAdapter(list[WorkerOut])
+_ATTEMPTS = TypeAdapter(list[AttemptOut])
 
 
 def job_json(job: Job) -> bytes:
@@ -162,8 +214,9 @@ def jobs_json(jobs: Sequence[Job]) -> bytes:
     return _JOBS.dump_json(JobOut.many(jobs))
 
 
-def batch_json(jobs: Sequence[Job]) -> bytes:
-    return _BATCH.dump_json(BatchOut(jobs=JobOut.many(jobs)))
+def batch_json(jobs: Sequence[Job], created: Sequence[bool] = ()) -> bytes:
+    duplicates = [i for i, made in enumerate(created) if not made]
+    return _BATCH.dump_json(BatchOut(jobs=JobOut.many(jobs), duplicates=duplicates))
 
 
 def tasks_json(tasks: Sequence[Task[Any, Any]]) -> bytes:
@@ -174,5 +227,49 @@ def queues_json(stats: Sequence[QueueStats]) -> bytes:
     return _QUEUES.dump_json([QueueOut.of(s) for s in stats])
 
 
+def queue_json(stats: QueueStats) -> bytes:
+    return QueueOut.of(stats).model_dump_json().encode()
+
+
+def attempts_json(attempts: Sequence[Attempt]) -> bytes:
+    out = _ATTEMPTS.validate_python(attempts, from_attributes=True)
+    if not SHOW_TRACEBACKS.get():  # as for jobs: a submit-only token sees no tracebacks
+        for attempt in out:
+            attempt.traceback = None
+    return _ATTEMPTS.dump_json(out)
+
+
 def workers_json(workers: Sequence[WorkerInfo]) -> bytes:
     return _WORKERS.dump_json(_WORKERS.validate_python(workers, from_attributes=True))
+
+
+class ScheduleOut(BaseModel):
+    """A periodic schedule (``@app.periodic``): its timing, whether it is paused, its runs."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    task: str
+    cron: str | None = Field(description="five-field cron expression, in `timezone`")
+    every: float | None = Field(description="seconds between runs (when there is no cron)")
+    timezone: str
+    payload: Any
+    missed: Literal["skip", "catch_up"] = Field(
+        description="what a restart does about runs missed while no worker ran"
+    )
+    paused: bool
+    next_run_at: Timestamp
+    last_run_at: Timestamp | None
+    last_job_id: str | None = Field(description="the job of the last run")
+
+
+_SCHEDULE = TypeAdapter(ScheduleOut)
+_SCHEDULES = TypeAdapter(list[ScheduleOut])
+
+
+def schedule_json(schedule: ScheduleView) -> bytes:
+    return _SCHEDULE.dump_json(_SCHEDULE.validate_python(schedule, from_attributes=True))
+
+
+def schedules_json(schedules: Sequence[ScheduleView]) -> bytes:
+    return _SCHEDULES.dump_json(_SCHEDULES.validate_python(schedules, from_attributes=True))

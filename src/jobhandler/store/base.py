@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from jobhandler.errors import JobHandlerError
 from jobhandler.jobs import Job, JobStatus, NewJob, Outcome
 from jobhandler.tokens import Scope, TokenInfo
 
@@ -18,6 +19,7 @@ class JobFilter:
     statuses: frozenset[JobStatus] = frozenset()
     queue: str | None = None
     task: str | None = None
+    created_before: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +53,73 @@ class WorkerInfo:
     started_at: float
     last_seen_at: float
     running: int = 0
+    incarnation: str | None = None  # boot and PID namespace (worker/predecessors.py)
 
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
     queue: str
     counts: dict[str, int] = field(default_factory=dict)
+    # When the job that has waited longest became due (its run_at); None: nothing is due.
+    oldest_waiting_at: float | None = None
+    # Flow control (filled in by the service, flow.py): paused, the limits that hold, and
+    # whether a live worker serves the queue.
+    paused: bool = False
+    concurrency: int | None = None
+    rate_limit: str | None = None
+    served: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLimit:
+    """What may start of a queue's or a task's jobs, over all workers: nothing while paused
+    (queues only), at most ``concurrency`` at once, at most ``rate_limit`` ("100/s")."""
+
+    scope: Literal["queue", "task"]
+    name: str
+    paused: bool = False
+    concurrency: int | None = None
+    rate_limit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of a job. ``finished_at`` and ``outcome`` are None while it runs; ``outcome`` is
+    the status the run left the job in (``scheduled``: to be retried; ``queued``: handed back)."""
+
+    attempt: int
+    worker_id: str | None
+    started_at: float | None
+    finished_at: float | None
+    outcome: str | None
+    error: str | None
+    traceback: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """Jobs that finished in one minute (``minute``: its start, epoch seconds), by status."""
+
+    minute: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleView:
+    """A periodic schedule as stored (``periodic.py``): its declaration, whether it is paused,
+    and its run times (``last_job_id``: the job its last run made)."""
+
+    name: str
+    task: str
+    cron: str | None
+    every: float | None
+    timezone: str
+    payload: Any
+    missed: str
+    paused: bool
+    next_run_at: float
+    last_run_at: float | None = None
+    last_job_id: str | None = None
 
 
 def encode_cursor(seq: int) -> str:
@@ -82,6 +145,37 @@ MAX_SEQ = 2**63 - 1  # the largest seq a store can hold (a 64-bit integer)
 CURSOR_PATTERN = "^[0-9]{1,18}$"  # what the API describes: always below MAX_SEQ
 
 
+class IdempotencyKeyTaken(JobHandlerError):
+    """A submit's Idempotency-Key is recorded already; nothing of the submit was stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """What an idempotent submit stores beside its jobs, to answer a repeat of it.
+
+    ``items``: per job, the id it was given, its unique key and whether the key's scope is a
+    window; a repeat answers with the jobs of those ids, or for a duplicate with the job that
+    holds its key.
+    """
+
+    owner: str  # whose key: a token's hash, or "anonymous" on an open server
+    key: str
+    fingerprint: str  # the request body's hash: a repeat must send the same
+    batch: bool
+    items: tuple[tuple[str, str | None, bool], ...]
+    created_at: float
+
+
+BulkAction = Literal["cancel", "retry", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkStep:
+    changed: int  # jobs this step changed
+    next_after: int | None  # where the next step starts; None: no job is left to look at
+    flagged: list[str] = field(default_factory=list)  # running jobs asked to stop
+
+
 class Store(Protocol):
     """What the service and the workers need from durable storage."""
 
@@ -94,14 +188,40 @@ class Store(Protocol):
         """Raise StoreUnavailable unless the store answers."""
 
     async def insert_jobs(
-        self, jobs: Sequence[NewJob], now: float, connection: object | None = None
+        self,
+        jobs: Sequence[NewJob],
+        now: float,
+        connection: object | None = None,
+        idempotency: Sequence[IdempotencyRecord] = (),
     ) -> list[Job]:
         """Insert all the jobs in one transaction, or none of them.
 
         ``connection``: the caller's open connection of this store's own driver; the jobs are
         written inside the caller's transaction and exist only if the caller commits it. A store
         that cannot join a caller's transaction raises TypeError when one is given.
+
+        A job whose unique key is held (see ``Job.unique_key``) is not created: its place in
+        the answer holds the job that holds the key (a different id). ``idempotency``: records
+        written in the same transaction; a record's key taken raises IdempotencyKeyTaken and
+        stores nothing.
         """
+
+    async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None:
+        """The record of an idempotent submit, if one was stored (and not yet pruned)."""
+
+    async def idempotent_jobs(self, record: IdempotencyRecord) -> list[Job | None]:
+        """Each job of a recorded submit as it stands now: the job created, or for a
+        duplicate the job that holds its key; None where that job is gone."""
+
+    async def prune_keys(self, now: float, idempotency_before: float, limit: int) -> int:
+        """Delete up to ``limit`` expired unique windows and idempotency records older than
+        ``idempotency_before``, each; how many went. Call again while it returns ``limit``."""
+
+    async def bulk_step(
+        self, action: BulkAction, where: JobFilter, after: int, limit: int, now: float
+    ) -> BulkStep:
+        """Apply ``action`` to the next ``limit`` jobs matching ``where`` past ``after`` (a
+        job's seq), each through its guarded transition, in one short write."""
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
@@ -184,7 +304,38 @@ class Store(Protocol):
 
     async def list_workers(self) -> list[WorkerInfo]: ...
 
-    async def queue_stats(self) -> list[QueueStats]: ...
+    async def expire_leases_of(self, worker_id: str, now: float) -> list[Job]:
+        """End now the leases of a worker whose process is gone; its running jobs."""
+        ...
+
+    async def queue_stats(self, now: float | None = None) -> list[QueueStats]:
+        """Job counts by queue and status (kept as jobs move, not counted per call), and when
+        each queue's longest-waiting due job became due (by ``now``; None: the host's clock)."""
+
+    async def job_attempts(self, job_id: str) -> list[Attempt]:
+        """Every run of the job, oldest first, the one in progress last. Raises JobNotFound."""
+
+    async def throughput(self, since: float) -> list[Throughput]:
+        """Jobs finished per minute by status since ``since``, oldest minute first."""
+
+    async def changed_jobs(self, since: float, limit: int) -> list[Job]:
+        """Up to ``limit`` jobs whose ``updated_at`` is after ``since``, oldest change first."""
+
+    # -- flow control (store/queues.py) -------------------------------------------------------
+
+    async def flow_limits(self) -> list[FlowLimit]:
+        """Every queue and task with a pause or a limit (or a limit declared in code)."""
+
+    async def set_paused(self, queue: str, paused: bool, now: float) -> FlowLimit:
+        """Pause or resume a queue: a paused queue's jobs are not claimed."""
+
+    async def set_limits(self, limit: FlowLimit, now: float, fields: frozenset[str]) -> FlowLimit:
+        """Set (None: remove) the ``fields`` of ``limit`` (concurrency, rate_limit) at run
+        time; they hold until changed again or until the code declares other values."""
+
+    async def declare_limits(self, limits: Sequence[FlowLimit], now: float) -> None:
+        """The limits the code declares: each replaces the one in force where the code's
+        declaration changed since the last (a value set at run time stays otherwise)."""
 
     # -- leader election (one holder per role, by lease) --------------------------------------
 
@@ -215,3 +366,28 @@ class Store(Protocol):
 
     async def touch_tokens(self, hashes: Sequence[str], now: float) -> None:
         """Record that these tokens were used at ``now``."""
+
+    # -- periodic schedules (store/schedules.py) -------------------------------------------
+
+    async def sync_schedules(self, schedules: Sequence[ScheduleView], now: float) -> None:
+        """Store the schedules an app declares. A stored one keeps its pause state and last run,
+        and its next run too unless its cron, every or timezone changed."""
+
+    async def list_schedules(self) -> list[ScheduleView]:
+        """Every stored schedule, by name."""
+
+    async def fire_schedule(
+        self, name: str, expected: float, job: NewJob, next_run_at: float, now: float
+    ) -> Job | None:
+        """Insert ``job`` (due at its ``run_at``) for the schedule's run and move its next run
+        to ``next_run_at``, in one transaction, only if its next run is still ``expected``, it
+        is not paused and ``job.run_at`` is after its last run: so one job per due time, however
+        many schedulers race. The job stored, or None when it was not."""
+
+    async def advance_schedule(
+        self, name: str, expected: float, next_run_at: float, now: float
+    ) -> bool:
+        """Move the next run past a due time without a job, if it is still ``expected``."""
+
+    async def pause_schedule(self, name: str, paused: bool, now: float) -> ScheduleView:
+        """Pause or resume a schedule. Raises periodic.ScheduleNotFound."""

@@ -15,9 +15,24 @@ from typing import Any
 from jobhandler.errors import DuplicateJob, InvalidTransition, JobNotFound
 from jobhandler.jobs import Job, JobStatus, NewJob, Outcome, Transition
 from jobhandler.store import rows as r
-from jobhandler.store.base import HeartbeatReply, JobFilter, JobRef, Page, QueueStats, WorkerInfo
-from jobhandler.store.dialect import Dialect, Duplicate, Step
+from jobhandler.store.attempts import AttemptOps
+from jobhandler.store.base import (
+    HeartbeatReply,
+    IdempotencyRecord,
+    JobFilter,
+    JobRef,
+    Page,
+    WorkerInfo,
+)
+from jobhandler.store.bulk import BulkOps
+from jobhandler.store.changes import ChangeOps
+from jobhandler.store.dialect import Duplicate, Step
+from jobhandler.store.predecessors import PredecessorOps
 from jobhandler.store.queries import Query
+from jobhandler.store.queues import QueueOps
+from jobhandler.store.schedules import ScheduleOps
+from jobhandler.store.stats import StatsOps
+from jobhandler.store.uniqueness import UniquenessOps
 from jobhandler.tokens import DuplicateToken, Scope, TokenInfo, as_scope
 
 _REFUSALS = {
@@ -26,7 +41,16 @@ _REFUSALS = {
 }
 
 
-class StoreCore(Dialect):
+class StoreCore(
+    AttemptOps,
+    ChangeOps,
+    StatsOps,
+    ScheduleOps,
+    QueueOps,
+    UniquenessOps,
+    BulkOps,
+    PredecessorOps,
+):
     """The Store protocol over a dialect: a dialect class derives from this one."""
 
     async def ping(self) -> None:
@@ -39,18 +63,15 @@ class StoreCore(Dialect):
     # -- jobs ------------------------------------------------------------------------------
 
     async def insert_jobs(
-        self, jobs: Sequence[NewJob], now: float, connection: object | None = None
+        self,
+        jobs: Sequence[NewJob],
+        now: float,
+        connection: object | None = None,
+        idempotency: Sequence[IdempotencyRecord] = (),
     ) -> list[Job]:
         self._accept(connection)
-        created = [r.created_job(j, now) for j in jobs]
-        if created:
-            values = [r.new_job_params(j, self._json) for j in created]
-            step = Step(self.queries["insert_jobs"], values, many=True)
-            try:
-                await self._run([step], True, connection)
-            except Duplicate as exc:
-                raise DuplicateJob("a job with one of these ids exists already") from exc
-        return created
+        # Unique keys and idempotency records ride in the same transaction (uniqueness.py).
+        return await self._insert_unique(jobs, now, connection, idempotency)
 
     async def import_jobs(self, jobs: Sequence[Job]) -> None:
         if not jobs:
@@ -116,9 +137,9 @@ class StoreCore(Dialect):
             "limit": limit,
             "lease_until": now + await self._skew() + lease,
         }
-        done = await self._one("claim_jobs", params, write=True)
+        taken = await self._claim(params)  # store/queues.py: with pauses and limits
         # RETURNING gives rows in no set order; run them in the order they were picked.
-        return [self._job(row) for row in sorted(done.rows, key=r.claim_order)]
+        return [self._job(row) for row in sorted(taken, key=r.claim_order)]
 
     async def finish_jobs(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         if not outcomes:
@@ -128,6 +149,7 @@ class StoreCore(Dialect):
         # In order, in one transaction: a later outcome for a job sees the earlier one's effect.
         step = Step(self.queries["finish_job"], values, many=True, each=True)
         (done,) = await self._run([step], True)
+        await self._counted_finishes(len(outcomes))
         return [count == 1 for count in done.counts]
 
     def _finish_params(self, o: Outcome, now: float, skew: float) -> dict[str, Any]:
@@ -226,6 +248,7 @@ class StoreCore(Dialect):
             "started_at": info.started_at,
             "last_seen_at": info.last_seen_at,
             "running": info.running,
+            "incarnation": info.incarnation,
         }
         await self._one("register_worker", params, write=True)
 
@@ -235,9 +258,6 @@ class StoreCore(Dialect):
     async def list_workers(self) -> list[WorkerInfo]:
         done = await self._one("list_workers", {})
         return [r.worker_from_row(row, self._loads) for row in done.rows]
-
-    async def queue_stats(self) -> list[QueueStats]:
-        return r.queue_stats_of((await self._one("queue_counts", {})).rows)
 
     # -- leader election -------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ LISTEN) it delivers nothing; NOTIFY itself still goes out, as it passes through 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -39,13 +40,14 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from jobhandler.errors import StoreUnavailable
 from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
+from jobhandler.store.pgwire import check_idle, copied, copy_jobs
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget
 
 log = logging.getLogger("jobhandler.store.postgres")
@@ -98,11 +100,19 @@ def _translated() -> Iterator[None]:
 
 
 def _identity(value: Any) -> Any:
-    return value  # psycopg already decoded the jsonb
+    return value  # psycopg already decoded the json
 
 
-def _jsonb(value: Any) -> Jsonb:
-    return Jsonb(value)
+def _dumps(value: Any) -> str:
+    # Unescaped, as SQLite stores it: text that is not valid Unicode (a lone surrogate) then
+    # fails to encode instead of reaching a json column that would keep its escape.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _as_json(value: Any) -> Json:
+    # json, not jsonb: the text as written, so a dict's key order survives (migration 010);
+    # PostgreSQL casts it where a column is jsonb.
+    return Json(value, dumps=_dumps)
 
 
 def _list(values: list[Any]) -> list[Any]:
@@ -158,8 +168,8 @@ class PostgresStore(
             open=False,
             configure=self._measure_skew,
             # A connection the server dropped is found and replaced before a caller gets it,
-            # for one empty round trip per checkout.
-            check=AsyncConnectionPool.check_connection,
+            # without a round trip unless the server sent it something (pgwire.check_idle).
+            check=check_idle,
             name="jobhandler",
         )
         self._opened = False
@@ -167,7 +177,7 @@ class PostgresStore(
 
     # -- what the core asks of a dialect ---------------------------------------------------
 
-    _json = staticmethod(_jsonb)
+    _json = staticmethod(_as_json)
     _array = staticmethod(_list)
     _loads = staticmethod(_identity)
     _native = staticmethod(_native)
@@ -188,6 +198,9 @@ class PostgresStore(
                 # they commit.
                 return await _read(await _send(connection, steps))
             async with self._connection() as conn:
+                if copied(steps):  # a big submit: by COPY (pgwire.py)
+                    rows: Sequence[Params] = steps[0].params  # type: ignore[assignment]
+                    return [await copy_jobs(conn, rows, self.queries)]
                 if len(steps) == 1 and (not steps[0].many or steps[0].query.columnar):
                     return await _read(await _send(conn, steps))  # one statement: autocommit
                 # Several statements: one transaction, sent together, one round trip; the
@@ -226,10 +239,20 @@ class PostgresStore(
         with _translated():
             if not self._opened:
                 # Opened on first use, not in __init__: a pool belongs to a running loop.
+                await self._probe()
                 await self._pool.open()
                 self._opened = True
             async with self._pool.connection() as conn:
                 yield conn
+
+    async def _probe(self) -> None:
+        """Connect once before the pool starts: a wrong URL or a server that is down fails at
+        once, as one line, instead of as the pool's retries and a warning for each of them."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.url, **self._connect_args)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable("postgresql: " + " ".join(str(exc).split())) from None
+        await conn.close()
 
     async def _measure_skew(self, conn: Conn) -> None:
         before = self._host_clock()

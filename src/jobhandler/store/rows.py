@@ -6,6 +6,8 @@ derived from the dataclasses, so a new field is declared once, in ``jobs.py``, p
 
 from __future__ import annotations
 
+import json
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from typing import Any, Protocol
@@ -53,6 +55,20 @@ Loads = Callable[[Any], Any]
 Dumps = Callable[[Any], Any]
 
 
+# Made once: json.dumps with options builds an encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text, as the stores keep it."""
+    kind = type(value)
+    if kind is int:  # the commonest payloads, an int or a text, skip the encoder's setup
+        return int.__repr__(value)
+    if kind is str:
+        return json.encoder.encode_basestring(value)  # as the encoder writes text
+    return _ENCODER.encode(value)
+
+
 def job_from_row(row: Row, loads: Loads) -> Job:
     """Build a Job from a row; ``loads`` decodes the JSON columns as the dialect returns them."""
     values = {c: row[c] for c in JOB_COLUMNS}
@@ -90,12 +106,19 @@ def created_job(new: NewJob, now: float) -> Job:
         run_at=new.run_at,
         created_at=now,
         updated_at=now,
+        trace_context=new.trace_context,
+        unique_key=new.unique_key,
+        unique_until=new.unique_until,
     )
+
+
+# Every column a submit writes, read in one call (a submit builds these for each of its jobs).
+_new_values = operator.attrgetter(*NEW_COLUMNS)
 
 
 def new_job_params(job: Job, dumps: Dumps) -> dict[str, Any]:
     """The columns a submit writes, from the job ``created_job`` made."""
-    values = {c: getattr(job, c) for c in NEW_COLUMNS}
+    values = dict(zip(NEW_COLUMNS, _new_values(job), strict=True))
     values["payload"] = dumps(job.payload)
     values["status"] = job.status.value
     return values
@@ -116,6 +139,7 @@ def worker_from_row(row: Row, loads: Loads) -> WorkerInfo:
         started_at=row["started_at"],
         last_seen_at=row["last_seen_at"],
         running=row["running"],
+        incarnation=row["incarnation"],
     )
 
 
@@ -161,6 +185,9 @@ def list_query(
         if value is not None:
             clauses.append(f"{column} = :{column}")
             params[column] = value
+    if where.created_before is not None:
+        clauses.append("created_at < :created_before")
+        params["created_before"] = where.created_before
     if cursor is not None:
         clauses.append(f"seq {'>' if oldest_first else '<'} :cursor")
         params["cursor"] = decode_cursor(cursor)

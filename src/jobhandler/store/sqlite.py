@@ -26,7 +26,7 @@ from jobhandler.errors import StoreUnavailable
 from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
-from jobhandler.store.rows import COLUMN_WORDS, PageBudget
+from jobhandler.store.rows import COLUMN_WORDS, PageBudget, dumps
 from jobhandler.store.wakeup import WakeChannel
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -44,8 +44,7 @@ _UNAVAILABLE = {
 }
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_dumps = dumps
 
 
 def _loads(text: Any) -> Any:

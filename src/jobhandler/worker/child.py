@@ -1,8 +1,9 @@
-"""The child side of the process runner: ``python -m jobhandler.worker.child APP TASK``.
+"""The child side of the process runner: ``python -m jobhandler.worker.child APP``.
 
-It reads one JSON request on stdin, runs the task and writes JSON lines to what was stdout
-(the task's own prints go to stderr, so they cannot garble the report). It dies with the
-worker: a result nobody can read is not worth a core.
+A warm child: it imports the app once, then runs one job per JSON request line on stdin, and
+writes JSON lines (progress, then one outcome per job) to what was stdout (the task's own prints
+go to stderr, so they cannot garble the report). It exits when stdin closes (the worker recycles
+it) and dies with the worker: a result nobody can read is not worth a core.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import IO, Any
 
-from jobhandler.app import load_app
+from jobhandler.app import App, load_app
 from jobhandler.context import JobContext
 from jobhandler.errors import PermanentFailure, RetryLater
 from jobhandler.redact import install_log_redaction
+
+Send = Callable[[dict[str, Any]], None]
 
 
 def exit_with_parent(interval: float = 0.2) -> None:
@@ -35,20 +39,11 @@ def exit_with_parent(interval: float = 0.2) -> None:
     threading.Thread(target=watch, name="jobhandler-parent-watch", daemon=True).start()
 
 
-def main(argv: list[str]) -> int:
-    app_ref, task_name = argv
-    exit_with_parent()
-    install_log_redaction()  # what the task logs reaches the worker's log: no passwords in it
-    report_stream: IO[str] = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    sys.stdout = sys.stderr
-
-    def send(message: dict[str, Any]) -> None:
-        report_stream.write(json.dumps(message) + "\n")
-        report_stream.flush()
-
-    request = json.loads(sys.stdin.readline())
+def run_one(app: App, request: dict[str, Any], loop: asyncio.AbstractEventLoop, send: Send) -> None:
+    """Run one job and send its outcome; the task's exceptions become reports, never escape."""
+    task_name = request["task"]
     try:
-        task = load_app(app_ref).tasks.get(task_name)
+        task = app.tasks.get(task_name)
         ctx = JobContext(
             request["job_id"],
             task_name,
@@ -58,7 +53,8 @@ def main(argv: list[str]) -> int:
         args, kwargs = task.call_args(task.load_payload(request["payload"]), ctx)
         value = task.fn(*args, **kwargs)
         if asyncio.iscoroutine(value):
-            value = asyncio.run(value)
+            # One loop for the child's life: what a task caches on it survives between jobs.
+            value = loop.run_until_complete(value)
         send({"ok": True, "result": task.dump_result(value)})
     except RetryLater as exc:
         send({"ok": False, "kind": "retry_later", "delay": exc.delay, "error": str(exc)})
@@ -72,6 +68,39 @@ def main(argv: list[str]) -> int:
                 "traceback": traceback.format_exc(),
             }
         )
+
+
+def main(argv: list[str]) -> int:
+    (app_ref,) = argv
+    exit_with_parent()
+    install_log_redaction()  # what the task logs reaches the worker's log: no passwords in it
+    # The worker's pipes move to private descriptors: what a task (or a program it starts)
+    # prints goes to stderr, and what it reads is /dev/null, never the next job's request.
+    report_stream: IO[str] = os.fdopen(os.dup(1), "w", buffering=1)
+    requests: IO[str] = os.fdopen(os.dup(0), "r")
+    os.dup2(2, 1)
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nothing, 0)
+    os.close(nothing)
+    sys.stdout = sys.stderr
+
+    def send(message: dict[str, Any]) -> None:
+        report_stream.write(json.dumps(message) + "\n")
+        report_stream.flush()
+
+    try:
+        app: App | None = load_app(app_ref)
+        load_error = ""
+    except Exception as exc:  # reported to every job sent here, where the user sees it
+        app, load_error = None, f"cannot load {app_ref}: {type(exc).__name__}: {exc}"
+    loop = asyncio.new_event_loop()
+    for line in requests:
+        request = json.loads(line)
+        if app is None:
+            send({"ok": False, "error": load_error, "traceback": ""})
+        else:
+            run_one(app, request, loop, send)
+    loop.close()
     return 0
 
 

@@ -14,7 +14,9 @@ from typing import Any
 
 from jobhandler.errors import StoreUnavailable
 from jobhandler.jobs import Outcome
+from jobhandler.observe import Events
 from jobhandler.store.base import JobRef, Store
+from jobhandler.worker.executor import Running
 
 log = logging.getLogger("jobhandler.worker")
 
@@ -26,17 +28,21 @@ class Completer:
         clock: Callable[[], float],
         on_written: Callable[[Iterable[str]], None],
         retry_pause: float,
+        events: Events | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.on_written = on_written  # wakes whoever waits on these jobs in this process
         self.retry_pause = retry_pause
-        self._outcomes: list[Outcome] = []
+        self.events = events or Events()
+        # Each outcome with the run it ends (None for one not from a run of this worker).
+        self._outcomes: list[tuple[Outcome, Running | None]] = []
         self._progress: dict[str, tuple[JobRef, Any]] = {}
         self._wanted = asyncio.Event()
 
-    def add(self, outcome: Outcome) -> None:
-        self._outcomes.append(outcome)
+    def add(self, outcome: Outcome, run: Running | None = None) -> None:
+        """Write ``outcome``; once written, tell the events how ``run`` ended."""
+        self._outcomes.append((outcome, run))
         self._wanted.set()
 
     def add_progress(self, ref: JobRef, value: Any) -> None:
@@ -63,21 +69,24 @@ class Completer:
         try:
             if progress:
                 await self.store.record_progress(progress, now)
-            if outcomes:
-                applied = await self.store.finish_jobs(outcomes, now)
-                _log_lost(outcomes, applied)
-                self.on_written(o.job_id for o in outcomes)
+            applied = await self.store.finish_jobs([o for o, _ in outcomes], now)
         except BaseException:
             self._outcomes[:0] = outcomes  # keep them for the next try
             raise
+        if outcomes:
+            self._written(outcomes, applied, now)
 
-
-def _log_lost(outcomes: list[Outcome], applied: list[bool]) -> None:
-    for outcome, ok in zip(outcomes, applied, strict=True):
-        if not ok:
-            log.warning(
-                "lease lost on job %s (attempt %d): outcome %s not written",
-                outcome.job_id,
-                outcome.attempt,
-                outcome.transition,
-            )
+    def _written(
+        self, outcomes: list[tuple[Outcome, Running | None]], applied: list[bool], now: float
+    ) -> None:
+        for (outcome, run), ok in zip(outcomes, applied, strict=True):
+            if not ok:
+                log.warning(
+                    "lease lost on job %s (attempt %d): outcome %s not written",
+                    outcome.job_id,
+                    outcome.attempt,
+                    outcome.transition,
+                )
+            elif run is not None:
+                self.events.run_ended(run.job, outcome, now, run.duration, run.timed_out)
+        self.on_written(o.job_id for o, _ in outcomes)

@@ -7,18 +7,21 @@ is decided (and tested) here without one; the completer writes the outcome.
 from __future__ import annotations
 
 import asyncio
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from jobhandler.context import JobContext
 from jobhandler.errors import JobHandlerError, PermanentFailure, RetryLater
 from jobhandler.jobs import Job, Outcome, Transition
+from jobhandler.observe import Events
 from jobhandler.redact import clean
 from jobhandler.retry import RetryPolicy
 from jobhandler.store.base import JobRef
-from jobhandler.tasks import TaskRegistry
+from jobhandler.tasks import Task, TaskRegistry
 from jobhandler.worker.runners import ChildFailed, JobTimeout, Runner
 
 
@@ -36,6 +39,8 @@ class Running:
     ctx: JobContext
     stop_reason: StopReason | None = None
     run: asyncio.Task[Outcome | None] = field(init=False)
+    duration: float | None = None  # seconds the body ran, once it ended (None: it never began)
+    timed_out: bool = False
 
     @property
     def ref(self) -> JobRef:
@@ -60,13 +65,20 @@ def stopped_outcome(entry: Running) -> Outcome | None:
 class Executor:
     """``await executor.execute(entry)``: the job's Outcome, or None when nothing may be written."""
 
-    def __init__(self, tasks: TaskRegistry, runner: Runner, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        tasks: TaskRegistry,
+        runner: Runner,
+        clock: Callable[[], float],
+        events: Events | None = None,
+    ) -> None:
         self.tasks = tasks
         self.runner = runner
         self.clock = clock
+        self.events = events or Events()
 
     async def execute(self, entry: Running) -> Outcome | None:
-        job, ctx = entry.job, entry.ctx
+        job = entry.job
         fail = _Failure(job, self.clock)
         try:
             task = self.tasks.get(job.task)
@@ -74,7 +86,7 @@ class Executor:
         except JobHandlerError as exc:  # nothing to run: never import by name from the store
             return fail.permanently(str(exc), "")
         try:
-            result = await self.runner.run(task, payload, ctx, job.timeout)
+            result = await self._run(entry, task, payload)
         except asyncio.CancelledError:
             if entry.stop_reason in (StopReason.CANCEL, StopReason.SHUTDOWN):
                 return stopped_outcome(entry)
@@ -84,6 +96,7 @@ class Executor:
         except PermanentFailure as exc:
             return fail.permanently(str(exc) or "failed", traceback.format_exc())
         except JobTimeout as exc:
+            entry.timed_out = True
             return fail.by_policy(str(exc), "", task.options.retry)
         except ChildFailed as exc:
             return fail.by_policy(str(exc), exc.traceback, task.options.retry)
@@ -91,6 +104,16 @@ class Executor:
             message = f"{type(exc).__name__}: {exc}"
             return fail.by_policy(message, traceback.format_exc(), task.options.retry)
         return Outcome(job.id, job.attempt, Transition.COMPLETE, result=result)
+
+    async def _run(self, entry: Running, task: Task[Any, Any], payload: Any) -> Any:
+        """The body, inside the run hooks (a tracer's span), timed."""
+        self.events.started(entry.job, self.clock())
+        started = time.perf_counter()
+        try:
+            with self.events.running(entry.job):
+                return await self.runner.run(task, payload, entry.ctx, entry.job.timeout)
+        finally:
+            entry.duration = time.perf_counter() - started
 
 
 class _Failure:

@@ -1,4 +1,4 @@
-"""Maintenance: rescue and prune, run by one elected worker at a time.
+"""Maintenance: rescue, prune and periodic jobs, run by one elected worker at a time.
 
 Every worker campaigns for the "maintenance" role (worker/leader.py); only the leader runs
 these services, so a fleet of workers does not scan for expired leases and old jobs N times
@@ -19,6 +19,7 @@ from jobhandler.jobs import Job, Outcome, Transition
 from jobhandler.retry import RetryPolicy
 from jobhandler.settings import Settings
 from jobhandler.worker.leader import Elector
+from jobhandler.worker.scheduler import Scheduler
 
 log = logging.getLogger("jobhandler.rescuer")
 
@@ -53,6 +54,8 @@ class Maintenance:
 
     def __init__(self, app: App, settings: Settings, holder: str) -> None:
         self._kicks = [asyncio.Event(), asyncio.Event()]
+        self._schedule_kick = asyncio.Event()  # a new leader fires what is due at once
+        self.scheduler = Scheduler(app, settings)
         self.elector = Elector(
             app.store,
             ROLE,
@@ -72,6 +75,7 @@ class Maintenance:
     async def run(self) -> None:
         """Campaign, and serve while leading, until cancelled; ``resign()`` afterwards."""
         loops = [asyncio.create_task(self.elector.run())]
+        loops.append(asyncio.create_task(self.scheduler.run(self.elector, self._schedule_kick)))
         for (interval, action), kick in zip(self._services, self._kicks, strict=True):
             loops.append(asyncio.create_task(every(interval, self._if_leading(action), kick=kick)))
         try:
@@ -86,6 +90,7 @@ class Maintenance:
 
     def _kick_all(self) -> None:
         """A new leader rescues at once: the old one may have died with jobs to rescue."""
+        self._schedule_kick.set()
         for kick in self._kicks:
             kick.set()
 
@@ -113,15 +118,22 @@ class Rescuer:
     async def run_once(self) -> None:
         store, now = self.app.store, self.app.clock()
         await self._forget_dead_workers(now)
-        expired = await store.expired_jobs(now, self.batch)
-        if not expired:
-            return
-        outcomes = [self._outcome(job, now) for job in expired]
-        applied = await store.finish_jobs(outcomes, now)
-        rescued = sum(applied)
+        rescued = await self.rescue(await store.expired_jobs(now, self.batch), now)
         if rescued:
             log.warning("rescued %d jobs whose worker stopped heartbeating", rescued)
+
+    async def rescue(self, expired: list[Job], now: float) -> int:
+        """Requeue (or fail) these jobs, each only if its lease is still expired."""
+        if not expired:
+            return 0
+        outcomes = [self._outcome(job, now) for job in expired]
+        applied = await self.app.store.finish_jobs(outcomes, now)
+        for job, outcome, ok in zip(expired, outcomes, applied, strict=True):
+            if ok:
+                self.app.events.rescued(job, outcome, now)
+        if any(applied):
             self.app.notify_finished()
+        return sum(applied)
 
     async def _forget_dead_workers(self, now: float) -> None:
         """Drop registry entries of workers that stopped heartbeating (killed, not stopped)."""
@@ -171,4 +183,11 @@ class Pruner:
                 break
         if total:
             log.info("pruned %d finished jobs past their retention", total)
+        await self._prune_keys()
         return total
+
+    async def _prune_keys(self) -> None:
+        """Expired unique-key windows and Idempotency-Keys past their retention."""
+        before = self.app.clock() - self.settings.keep_idempotency_keys
+        while await self.app.store.prune_keys(self.app.clock(), before, self.batch) >= self.batch:
+            pass

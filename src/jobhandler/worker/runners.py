@@ -1,31 +1,46 @@
 """How a task body runs, and how it is stopped on cancel or timeout.
 
 - ``async``: a coroutine on the worker's loop. Cancel and timeout cancel it (CancelledError
-  is raised at its next ``await``).
+  is raised at its next ``await``). A coroutine that blocks the loop cannot be interrupted:
+  if it overran its timeout it still ends timed out, with an error that says why, and the
+  watchdog (worker/watchdog.py) logs the block while it happens.
 - ``thread``: a plain function in its own thread. Python cannot stop a thread, so cancel and
   timeout set ``ctx.cancelled``, wait ``thread_cancel_grace`` seconds for it to return, then
-  abandon it: the job is settled and its late result is dropped.
-- ``process``: a child Python process that imports the app, runs the task and reports back
-  as JSON. Cancel and timeout terminate it (SIGTERM), then kill it after the grace period.
+  abandon it: the job is settled and its late result is dropped. The job's error says that the
+  thread may still be running.
+- ``process``: a warm child process (worker/pool.py) that imported the app once, runs the
+  task and reports back as JSON. Cancel and timeout terminate it (SIGTERM), then kill it after
+  the grace period; a replacement is started at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
-import signal
-import sys
 import threading
 from typing import Any
 
 from jobhandler.context import JobContext
 from jobhandler.errors import JobHandlerError, PermanentFailure, RetryLater
-from jobhandler.tasks import Task
+from jobhandler.tasks import Task, TaskRegistry
+from jobhandler.worker.pool import ProcessPool
 
 
 class JobTimeout(JobHandlerError):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"timed out after {seconds:g} s")
+    def __init__(self, seconds: float, why: str = "") -> None:
+        super().__init__(f"timed out after {seconds:g} s" + (f"; {why}" if why else ""))
+
+
+# What a job's error says when its run could not be stopped, so the user reads it on the job.
+THREAD_LEFT_RUNNING = (
+    "its thread could not be stopped (Python cannot kill a thread) and may still be running,"
+    " with its side effects; its result will be dropped"
+)
+LOOP_BLOCKED = (
+    "the task blocked the event loop, so it could not be interrupted and ran {ran:.1f} s to the"
+    " end (use a def task, or await asyncio.to_thread(...) for blocking calls)"
+)
 
 
 class ChildFailed(JobHandlerError):
@@ -37,11 +52,20 @@ class ChildFailed(JobHandlerError):
 
 
 class Runner:
-    def __init__(self, app_ref: str, cancel_grace: float, process_slots: int) -> None:
+    def __init__(
+        self, app_ref: str, cancel_grace: float, process_slots: int, process_max_jobs: int = 100
+    ) -> None:
         self.app_ref = app_ref
         self.cancel_grace = cancel_grace
-        # Child processes cost a core and tens of MB each: they queue for a slot here.
-        self._process_slots = asyncio.Semaphore(process_slots)
+        self.pool = ProcessPool(app_ref, process_slots, process_max_jobs, cancel_grace)
+
+    async def start(self, tasks: TaskRegistry) -> None:
+        """Warm a child process now if any task needs one."""
+        if any(t.isolation == "process" for t in tasks):
+            await self.pool.start()
+
+    async def close(self) -> None:
+        await self.pool.close()
 
     async def run(
         self, task: Task[Any, Any], payload: Any, ctx: JobContext, timeout: float | None
@@ -51,8 +75,7 @@ class Runner:
         Raises JobTimeout, CancelledError (when the run was stopped) or what the task raised.
         """
         if task.isolation == "process":
-            async with self._process_slots:
-                return await self._in_process(task, payload, ctx, timeout)  # the child dumps it
+            return await self._in_process(task, payload, ctx, timeout)  # the child dumps it
         if task.isolation == "thread":
             return task.dump_result(await self._in_thread(task, payload, ctx, timeout))
         return task.dump_result(await self._on_loop(task, payload, ctx, timeout))
@@ -66,14 +89,21 @@ class Runner:
             return coro
         if timeout is None:  # the common case, kept off the hot path
             return await coro
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             async with asyncio.timeout(timeout) as deadline:
-                return await coro
+                value = await coro
         except TimeoutError:
             if deadline.expired():
                 ctx.cancel()
                 raise JobTimeout(timeout or 0) from None
             raise
+        if (ran := loop.time() - started) > timeout:
+            # It overran without awaiting (a blocking call): the cancel never got in. It still
+            # counts as timed out, as it would have had it awaited.
+            raise JobTimeout(timeout, LOOP_BLOCKED.format(ran=ran))
+        return value
 
     async def _in_thread(
         self, task: Task[Any, Any], payload: Any, ctx: JobContext, timeout: float | None
@@ -91,7 +121,9 @@ class Runner:
                 loop.call_soon_threadsafe(_settle, done, value, None)
 
         # A thread of its own, not a pool: an abandoned run must never starve the next jobs.
-        threading.Thread(target=body, name=f"job-{ctx.job_id}", daemon=True).start()
+        # It runs in a copy of this context, so the run's trace span and log fields follow it.
+        run = contextvars.copy_context().run
+        threading.Thread(target=run, args=(body,), name=f"job-{ctx.job_id}", daemon=True).start()
         try:
             return await asyncio.wait_for(asyncio.shield(done), timeout)
         except TimeoutError:
@@ -99,7 +131,7 @@ class Runner:
                 return done.result()
             ctx.cancel()
             await self._grace(done)
-            raise JobTimeout(timeout or 0) from None
+            raise JobTimeout(timeout or 0, "" if done.done() else THREAD_LEFT_RUNNING) from None
         except asyncio.CancelledError:
             ctx.cancel()
             await self._grace(done)
@@ -114,34 +146,29 @@ class Runner:
     async def _in_process(
         self, task: Task[Any, Any], payload: Any, ctx: JobContext, timeout: float | None
     ) -> Any:
-        child = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "jobhandler.worker.child",
-            self.app_ref,
-            task.name,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        request = {"payload": payload, "job_id": ctx.job_id, "attempt": ctx.attempt}
-        assert child.stdin is not None and child.stdout is not None
-        child.stdin.write(json.dumps(request).encode() + b"\n")
-        await child.stdin.drain()
-        child.stdin.close()
-        try:
-            async with asyncio.timeout(timeout) as deadline:
-                report = await _read_reports(child.stdout, ctx)
-                code = await child.wait()
-        except TimeoutError:
-            await self._stop_child(child)
-            if deadline.expired():
-                raise JobTimeout(timeout or 0) from None
-            raise
-        except asyncio.CancelledError:
-            await self._stop_child(child)
-            raise
-        if report is None:
-            raise ChildFailed(f"task process exited with code {code} before reporting", "")
+        request = {"task": task.name, "payload": payload, "job_id": ctx.job_id}
+        request["attempt"] = ctx.attempt
+        async with self.pool.child() as child:
+            stdin, stdout = child.process.stdin, child.process.stdout
+            assert stdin is not None and stdout is not None
+            try:
+                async with asyncio.timeout(timeout) as deadline:
+                    stdin.write(json.dumps(request).encode() + b"\n")
+                    await stdin.drain()
+                    report = await _read_reports(stdout, ctx)
+            except TimeoutError:
+                await self.pool.retire(child)
+                if deadline.expired():
+                    raise JobTimeout(timeout or 0) from None
+                raise
+            except asyncio.CancelledError:
+                await self.pool.retire(child)
+                raise
+            except ConnectionError:  # it died before it read the request
+                report = None
+            if report is None:  # it died mid-job: the block raising retires it
+                code = await child.process.wait()
+                raise ChildFailed(f"task process exited with code {code} before reporting", "")
         if report["ok"]:
             return report["result"]
         if report.get("kind") == "retry_later":
@@ -149,16 +176,6 @@ class Runner:
         if report.get("kind") == "permanent":
             raise PermanentFailure(report["error"])
         raise ChildFailed(report["error"], report.get("traceback", ""))
-
-    async def _stop_child(self, child: asyncio.subprocess.Process) -> None:
-        if child.returncode is not None:
-            return
-        child.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(child.wait()), self.cancel_grace)
-        except TimeoutError:
-            child.kill()
-            await child.wait()
 
 
 def _settle(done: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:

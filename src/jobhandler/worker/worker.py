@@ -19,6 +19,7 @@ import uuid
 from functools import partial
 from typing import Any
 
+from jobhandler import metrics
 from jobhandler.app import App
 from jobhandler.context import JobContext
 from jobhandler.errors import InvalidResult, JobHandlerError
@@ -28,10 +29,12 @@ from jobhandler.store.base import JobRef, WorkerInfo
 from jobhandler.validation import JsonLimits, json_errors
 from jobhandler.worker.completer import Completer
 from jobhandler.worker.executor import Executor, Running, StopReason, stopped_outcome
-from jobhandler.worker.maintenance import Maintenance, every
+from jobhandler.worker.maintenance import Maintenance, Rescuer, every
 from jobhandler.worker.notifier import Notifier, notifier_for
+from jobhandler.worker.predecessors import incarnation, rescue_predecessors
 from jobhandler.worker.producer import Producer
 from jobhandler.worker.runners import Runner
+from jobhandler.worker.watchdog import LoopWatchdog
 
 log = logging.getLogger("jobhandler.worker")
 
@@ -55,8 +58,13 @@ class Worker:
         self.queues = queues or list(settings.queues) or app.tasks.queues() or ["default"]
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._notifier = notifier
-        runner = Runner(settings.app, settings.thread_cancel_grace, settings.process_concurrency)
-        self.executor = Executor(app.tasks, runner, app.clock)
+        self.runner = Runner(
+            settings.app,
+            settings.thread_cancel_grace,
+            settings.process_concurrency,
+            settings.process_max_jobs,
+        )
+        self.executor = Executor(app.tasks, self.runner, app.clock, app.events)
         self.producer = Producer(
             app.store,
             app.clock,
@@ -66,12 +74,17 @@ class Worker:
             poll_interval=settings.poll_interval,
         )
         self.completer = Completer(
-            app.store, app.clock, app.notify_finished, min(1.0, settings.poll_interval)
+            app.store,
+            app.clock,
+            app.notify_finished,
+            min(1.0, settings.poll_interval),
+            app.events,
         )
         self.maintenance = Maintenance(app, settings, self.id)
         self._running: dict[str, Running] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_at = 0.0
+        self._incarnation = incarnation()
 
     @property
     def running_jobs(self) -> list[Job]:
@@ -86,8 +99,12 @@ class Worker:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         app, settings = self.app, self.settings
+        stop_metrics = metrics.serve(app, settings)  # --metrics-port: this process's metrics
         self._started_at = app.clock()
+        await app.flow.write_declarations(self.queues, [t.name for t in app.tasks])  # limits
         await self._register()
+        await rescue_predecessors(app, Rescuer(app, settings), self._info())
+        await self.runner.start(app.tasks)
         notifier = self._notifier or notifier_for(app)
         stop_listening = await notifier.listen(self.producer.wake, self._on_cancel)
         services = [
@@ -95,6 +112,9 @@ class Worker:
             asyncio.create_task(every(settings.cancel_check_interval, self._check_cancels)),
             asyncio.create_task(self.maintenance.run()),
         ]
+        if settings.loop_block_threshold > 0:
+            watchdog = LoopWatchdog(settings.loop_block_threshold, self._describe_task)
+            services.append(asyncio.create_task(watchdog.run()))
         completing = asyncio.create_task(self.completer.run())
         log.info("worker %s serving queues %s", self.id, ",".join(self.queues))
         try:
@@ -106,7 +126,14 @@ class Worker:
             await self.maintenance.resign()
             await _cancel([completing])
             await self.completer.flush()
+            await self.runner.close()
             await self._deregister()
+            stop_metrics()
+
+    def _describe_task(self, name: str) -> str:
+        """An asyncio task's name as the watchdog logs it (called from its thread)."""
+        entry = self._running.get(name.removeprefix("job-"))
+        return f"task {entry.job.task!r} (job {entry.job.id})" if entry else f"{name!r}"
 
     def _free_slots(self) -> int:
         return self.settings.concurrency - len(self._running)
@@ -137,7 +164,8 @@ class Worker:
             # We still run an older attempt of this job: this process stalled past its lease,
             # the job was rescued and came back to us. That run lost; stop it before this one.
             self._stop_run(job.id, StopReason.LOST)
-        entry = Running(job, JobContext(job.id, job.task, job.attempt, self._record_progress))
+        ctx = JobContext(job.id, job.task, job.attempt, self._record_progress, job.queue)
+        entry = Running(job, ctx)
         entry.run = asyncio.create_task(self.executor.execute(entry), name=f"job-{job.id}")
         entry.run.add_done_callback(partial(self._settle, entry))
         self._running[job.id] = entry
@@ -159,7 +187,7 @@ class Worker:
         else:
             outcome = run.result()
         if outcome is not None:
-            self.completer.add(outcome)
+            self.completer.add(outcome, entry)
 
     def _on_cancel(self, job_id: str) -> None:
         self._stop_run(job_id, StopReason.CANCEL)
@@ -186,19 +214,21 @@ class Worker:
 
     # -- leases and cancels ----------------------------------------------------------------
 
-    async def _register(self) -> None:
-        now = self.app.clock()
-        info = WorkerInfo(
+    def _info(self) -> WorkerInfo:
+        return WorkerInfo(
             id=self.id,
             host=socket.gethostname(),
             pid=os.getpid(),
             queues=self.queues,
             concurrency=self.settings.concurrency,
             started_at=self._started_at,
-            last_seen_at=now,
+            last_seen_at=self.app.clock(),
             running=len(self._running),
+            incarnation=self._incarnation,
         )
-        await self.app.store.register_worker(info)
+
+    async def _register(self) -> None:
+        await self.app.store.register_worker(self._info())
 
     async def _heartbeat(self) -> None:
         refs = [r.ref for r in self._running.values()]

@@ -1,7 +1,27 @@
 """One router per resource. Each route answers with its response model's own JSON."""
 
-from jobhandler.http.routes import health, jobs, queues, tasks, workers
+from jobhandler.http.routes import (
+    attempts,
+    events,
+    health,
+    jobs,
+    metrics,
+    queues,
+    schedules,
+    tasks,
+    workers,
+)
 
-ROUTERS = (jobs.router, tasks.router, queues.router, workers.router, health.router)
+ROUTERS = (
+    jobs.router,
+    attempts.router,
+    events.router,
+    tasks.router,
+    queues.router,
+    workers.router,
+    schedules.router,
+    health.router,
+    metrics.router,
+)
 
 __all__ = ["ROUTERS"]

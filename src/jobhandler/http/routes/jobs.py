@@ -1,4 +1,5 @@
-"""Jobs: submit one or a batch, list, get (optionally waiting), cancel, retry, delete."""
+"""Jobs: submit one or a batch, list, get (optionally waiting), cancel, retry, delete; the last
+three also for every job a filter matches (bulk)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,16 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from jobhandler.app import MAX_BATCH
 from jobhandler.http.inputs import (
+    MOMENT_SCHEMA,
+    BulkFilterIn,
+    IdempotencyKeyHeader,
     JobId,
+    bulk_filter,
     check_filters,
+    idempotency_key,
+    moment,
     read_json,
     served_app,
     served_settings,
@@ -19,13 +27,16 @@ from jobhandler.http.inputs import (
 )
 from jobhandler.http.openapi import STORE, job_links, problems
 from jobhandler.http.problems import Problem
-from jobhandler.http.schemas import BatchOut, JobOut, batch_json, job_json, jobs_json
+from jobhandler.http.schemas import BatchOut, BulkOut, JobOut, batch_json, job_json, jobs_json
+from jobhandler.idempotency import Submitted, checked_jobs
 from jobhandler.jobs import JobStatus
-from jobhandler.store.base import CURSOR_PATTERN, JobFilter
+from jobhandler.store.base import CURSOR_PATTERN, BulkAction, JobFilter
 from jobhandler.validation import FILTER_MAX_LENGTH
 
 CANCEL_WAIT = 5.0  # how long a cancel of a running job waits for its worker to stop it
 JSON = "application/json"
+# Names the queues of a submit that no live worker serves (flow.py): the jobs wait.
+UNSERVED = "X-Jobhandler-Unserved-Queues"
 
 router = APIRouter(tags=["jobs"])
 
@@ -42,6 +53,19 @@ Cursor = Annotated[
     ),
 ]
 Wait = Annotated[float, Query(ge=0, le=60, description="seconds to hold until terminal")]
+CreatedBefore = Annotated[
+    str | None,
+    Query(description="only jobs submitted before this time", json_schema_extra=MOMENT_SCHEMA),
+]
+IDEMPOTENT = (
+    "An `Idempotency-Key` header (1 to 255 printable characters) makes a retry safe: the same"
+    " key and body within the retention window (24 h) answer as the first request did, with"
+    " its jobs as they stand now and `Idempotent-Replayed: true`, and store nothing; the same"
+    " key with another body is a 422. Keys belong to the token that sent them."
+)
+DUPLICATE = "a job with this unique_key exists already: that job (nothing was created)"
+REPLAYED = "Idempotent-Replayed"  # set on an answer replayed for a repeated Idempotency-Key
+_FILTER = BulkFilterIn.model_json_schema(ref_template="#/components/schemas/{model}")
 
 
 @router.post(
@@ -49,18 +73,40 @@ Wait = Annotated[float, Query(ge=0, le=60, description="seconds to hold until te
     status_code=201,
     response_model=JobOut,
     summary="Submit a job",
+    description=IDEMPOTENT,
     operation_id="createJob",
     responses={
-        201: {"description": "the job, committed", "links": job_links()},
-        **problems(*STORE, 413, 415, 422),
+        200: {"description": DUPLICATE, "model": JobOut, "links": job_links()},
+        201: {
+            "description": "the job, committed",
+            "links": job_links(),
+            "headers": {
+                UNSERVED: {
+                    "description": "queues no live worker serves",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **problems(*STORE, 404, 413, 415, 422),
     },
 )
-async def create_job(request: Request) -> Response:
+async def create_job(request: Request, idempotency: IdempotencyKeyHeader = None) -> Response:
     app, settings = served_app(request), served_settings(request)
-    job = await app.submit(submit_request(await read_json(request, settings), []))
-    return Response(
-        job_json(job), status_code=201, media_type=JSON, headers={"Location": f"/jobs/{job.id}"}
-    )
+    body = await read_json(request, settings)
+    submit = submit_request(body, [])
+    key = idempotency_key(request, idempotency, body)
+    done = await app.submits.submit(lambda now: [app.new_job(submit, now)], batch=False, key=key)
+    if not done.jobs:  # replayed, and its job was deleted since
+        raise Problem(404, "the job this Idempotency-Key created was deleted")
+    (job,) = done.jobs
+    headers = {"Location": f"/jobs/{job.id}", **_replayed(done)}
+    if unserved := await app.flow.unserved([job.queue]):  # the job waits for a worker
+        headers[UNSERVED] = ", ".join(unserved)
+    return Response(job_json(job), status_code=done.status, media_type=JSON, headers=headers)
+
+
+def _replayed(done: Submitted) -> dict[str, str]:
+    return {REPLAYED: "true"} if done.replayed else {}
 
 
 @router.post(
@@ -68,14 +114,30 @@ async def create_job(request: Request) -> Response:
     status_code=201,
     response_model=BatchOut,
     summary="Submit up to 1,000 jobs, all or none",
+    description=IDEMPOTENT,
     operation_id="createJobs",
-    responses=problems(*STORE, 413, 415, 422),
+    responses={
+        200: {"description": "every job was a duplicate", "model": BatchOut},
+        201: {"description": "the jobs, committed; `duplicates` names those that were there"},
+        **problems(*STORE, 413, 415, 422),
+    },
 )
-async def create_jobs(request: Request) -> Response:
+async def create_jobs(request: Request, idempotency: IdempotencyKeyHeader = None) -> Response:
     app, settings = served_app(request), served_settings(request)
-    requests = submit_requests(app, await read_json(request, settings))
-    jobs = await app.submit_many(requests)
-    return Response(batch_json(jobs), status_code=201, media_type=JSON)
+    body = await read_json(request, settings)
+    requests = submit_requests(app, body)
+    key = idempotency_key(request, idempotency, body)
+    done = await app.submits.submit(
+        lambda now: checked_jobs(app.new_job, requests, now, MAX_BATCH), batch=True, key=key
+    )
+    unserved = await app.flow.unserved({j.queue for j in done.jobs})
+    headers = {UNSERVED: ", ".join(unserved)} if unserved else {}
+    return Response(
+        batch_json(done.jobs, done.created),
+        status_code=done.status,
+        media_type=JSON,
+        headers={**headers, **_replayed(done)},
+    )
 
 
 @router.get(
@@ -92,10 +154,16 @@ async def list_jobs(
     task: FilterText = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Cursor = None,
+    created_before: CreatedBefore = None,
 ) -> Response:
     check_filters(queue=queue, task=task)
     app = served_app(request)
-    where = JobFilter(statuses=frozenset(status or ()), queue=queue, task=task)
+    where = JobFilter(
+        statuses=frozenset(status or ()),
+        queue=queue,
+        task=task,
+        created_before=moment(created_before, "created_before"),
+    )
     try:
         page = await app.list_jobs(where, limit, cursor)
     except ValueError as exc:
@@ -106,6 +174,25 @@ async def list_jobs(
         query.append(("cursor", page.next_cursor))
         headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
     return Response(jobs_json(page.jobs), media_type=JSON, headers=headers)
+
+
+# Before /jobs/{job_id}/cancel and the rest: "bulk" is not a job id.
+@router.post(
+    "/jobs/bulk/{action}",
+    response_model=BulkOut,
+    summary="Cancel, retry or delete every job that matches a filter",
+    description="In short batches, each job through its own guarded transition: a cancel"
+    " flags running jobs for their workers, a retry takes failed and cancelled jobs, a delete"
+    " finished ones; other jobs are left as they are.",
+    operation_id="bulkJobs",
+    responses=problems(*STORE, 413, 415, 422),
+    openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": _FILTER}}}},
+)
+async def bulk_jobs(request: Request, action: BulkAction) -> Response:
+    app, settings = served_app(request), served_settings(request)
+    where = bulk_filter(await read_json(request, settings))
+    count = await app.bulk_action(action, where)
+    return Response(BulkOut(action=action, count=count).model_dump_json(), media_type=JSON)
 
 
 @router.get(

@@ -51,7 +51,7 @@ UPDATE jobs SET
 WHERE id = :id AND status IN {cancellable}
 RETURNING *;
 
--- name: retry_job
+-- name: retry_job :wakes
 UPDATE jobs SET status = {requeued}, run_at = :now, updated_at = :now, uncounted = attempt,
     finished_at = NULL, result = NULL, error = NULL, traceback = NULL,
     cancel_requested = false, progress = NULL, lease_expires_at = NULL
@@ -62,9 +62,12 @@ RETURNING *;
 UPDATE workers SET last_seen_at = :now, running = :running WHERE id = :worker;
 
 -- name: register_worker
-INSERT INTO workers (id, host, pid, queues, concurrency, started_at, last_seen_at, running)
-VALUES (:id, :host, :pid, :queues, :concurrency, :started_at, :last_seen_at, :running)
+INSERT INTO workers (id, host, pid, queues, concurrency, started_at, last_seen_at, running,
+    incarnation)
+VALUES (:id, :host, :pid, :queues, :concurrency, :started_at, :last_seen_at, :running,
+    :incarnation)
 ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+    incarnation = excluded.incarnation,
     queues = excluded.queues, concurrency = excluded.concurrency,
     started_at = excluded.started_at, last_seen_at = excluded.last_seen_at,
     running = excluded.running;
@@ -74,9 +77,6 @@ DELETE FROM workers WHERE id = :id;
 
 -- name: list_workers
 SELECT * FROM workers ORDER BY started_at;
-
--- name: queue_counts
-SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status;
 
 -- name: try_lead
 -- One guarded write: the role is taken if free, expired, or already the holder's.

@@ -5,9 +5,13 @@
 WITH inserted AS (
     INSERT INTO jobs ({new_columns})
     SELECT * FROM unnest(
-        :id::text[], :task::text[], :queue::text[], :payload::jsonb[], :priority::int[],
-        :max_attempts::int[], :timeout::float8[], :run_at::float8[], :status::text[],
+        :id::text[], :task::text[], :queue::text[], :payload::json[], :priority::int[],
+        :max_attempts::int[], :timeout::float8[], :run_at::float8[],
+        :unique_key::text[], :unique_until::float8[], :trace_context::text[], :status::text[],
         :created_at::float8[], :updated_at::float8[])
+    -- A job whose unique key a live job holds is skipped (see uniqueness.py).
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND unique_until IS NULL
+        AND status IN {cancellable} DO NOTHING
     RETURNING 1
 )
 SELECT pg_notify({submit_channel}, '');
@@ -17,22 +21,6 @@ SELECT id, status FROM jobs WHERE id = ANY(:ids);
 
 -- name: jobs_by_seq
 SELECT * FROM jobs WHERE seq = ANY(:seqs);
-
--- name: claim_jobs
--- The CTE picks through the partial index and locks the rows it picks, skipping rows another
--- claimer holds; the UPDATE takes them. One statement, committed at once.
-WITH picked AS (
-    SELECT seq FROM jobs
-    WHERE status IN {claimable} AND queue = ANY(:queues) AND run_at <= :now
-    ORDER BY priority DESC, run_at, seq
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE jobs SET status = {running}, attempt = attempt + 1, worker_id = :worker,
-    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
-    cancel_requested = false, progress = NULL
-FROM picked WHERE jobs.seq = picked.seq
-RETURNING jobs.*;
 
 -- name: finish_job
 -- One outcome: its target and sources come from the state machine, as parameters. Found by

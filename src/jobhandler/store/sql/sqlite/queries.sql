@@ -1,30 +1,17 @@
 -- SQLite's own named queries (see ../shared.sql). A list parameter is JSON text, read with
 -- json_each: one parameter however many items (SQLite caps the number of parameters).
 
--- name: insert_jobs
-INSERT INTO jobs ({new_columns}) VALUES ({new_values});
+-- name: insert_jobs :wakes
+-- A job whose unique key a live job holds is skipped (see uniqueness.py).
+INSERT INTO jobs ({new_columns}) VALUES ({new_values})
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND unique_until IS NULL
+    AND status IN {cancellable} DO NOTHING;
 
 -- name: job_statuses
 SELECT id, status FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: jobs_by_seq
 SELECT * FROM jobs WHERE seq IN (SELECT value FROM json_each(:seqs));
-
--- name: claim_jobs
--- One statement: the subquery picks through the partial index, the UPDATE takes them. :queues
--- is one parameter per queue. INDEXED BY: over several queues SQLite would otherwise pick
--- jobs_queue_seq and read every finished job of those queues.
-UPDATE jobs SET status = {running}, attempt = attempt + 1, worker_id = :worker,
-    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
-    cancel_requested = false, progress = NULL
-WHERE seq IN (
-    SELECT seq FROM jobs INDEXED BY jobs_due
-    WHERE status IN {claimable} AND queue IN (:queues)
-      AND run_at <= :now
-    ORDER BY priority DESC, run_at, seq
-    LIMIT :limit
-)
-RETURNING *;
 
 -- name: finish_job
 -- One outcome: its target and sources come from the state machine, as parameters. :sources is
