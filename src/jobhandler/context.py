@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+_EVENTS = threading.Lock()  # makes each context's event once, for waiting threads
+
 
 class JobLogger(logging.LoggerAdapter[logging.Logger]):
     """A task's logger: every record carries the job's fields (``job_id``, ``task``, ``queue``,
@@ -39,7 +41,8 @@ class JobContext:
         self.attempt = attempt
         self.queue = queue
         self._logger: JobLogger | None = None
-        self._cancel = threading.Event()
+        self._cancelled = False
+        self._event: threading.Event | None = None  # made only for a task that waits on it
         self._on_progress = on_progress
 
     @property
@@ -58,15 +61,24 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         """True once the job was cancelled, timed out or its lease lost: stop as soon as you can."""
-        return self._cancel.is_set()
+        return self._cancelled
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:
         """Block a thread task until cancelled (True) or ``timeout`` seconds passed (False)."""
-        return self._cancel.wait(timeout)
+        with _EVENTS:
+            if self._event is None:
+                self._event = threading.Event()
+        # Published before the flag is read, and cancel() sets the flag before it reads the
+        # event: one of the two sides always sees the other.
+        if self._cancelled:
+            self._event.set()
+        return self._event.wait(timeout)
 
     def progress(self, value: Any) -> None:
         """Record progress (any JSON value, such as a fraction or ``{"done": 3, "of": 10}``)."""
         self._on_progress(self.job_id, self.attempt, value)
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._cancelled = True
+        if (event := self._event) is not None:
+            event.set()

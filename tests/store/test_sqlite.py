@@ -70,13 +70,19 @@ async def test_the_check_migration_keeps_jobs_and_indexes(tmp_path: Path) -> Non
         if migration.version < 4:
             conn.executescript(migration.sql)
             conn.execute("INSERT INTO schema_version VALUES (?)", (migration.version,))
+    kept = [new_job() for _ in range(3)]
+    # Rows as that schema held them: written by hand, since today's statements know later columns.
+    conn.executemany(
+        "INSERT INTO jobs (id, task, queue, payload, priority, max_attempts, timeout, run_at,"
+        " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (j.id, j.task, j.queue, '{"n":1}', 0, 3, None, NOW, status, NOW, NOW)
+            for j, status in zip(kept, ["processing", "queued", "queued"], strict=True)
+        ],
+    )
     conn.close()
     before = SQLiteStore(path)
-    kept = [new_job() for _ in range(3)]
     try:
-        # The store's operations before the migration (none touch what 004 changes).
-        await before.insert_jobs(kept, NOW)
-        await before.claim_jobs(["default"], "w1", 1, NOW, 30)
         await before.migrate()
         assert await before.schema_version() >= 4
         for job in kept:

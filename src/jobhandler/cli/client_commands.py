@@ -222,18 +222,9 @@ def tasks(url: str, token: str | None, output: str) -> None:
 
 @click.command()
 @server_options
-def queues(url: str, token: str | None, output: str) -> None:
-    """Job counts by queue and status."""
-    rows = [{"queue": q["queue"], **q["counts"]} for q in call(url, token, Calls.queues())]
-    statuses = ("queued", "scheduled", "processing", "completed", "failed", "cancelled")
-    show(rows, output, ("queue", *statuses))
-
-
-@click.command()
-@server_options
 def healthcheck(url: str, token: str | None, output: str) -> None:
     """Exit 0 when the server and its store answer, 3 otherwise."""
     show(call(url, token, Calls.ready()), output)
 
 
-COMMANDS = (submit, jobs, tasks, queues, healthcheck)
+COMMANDS = (submit, jobs, tasks, healthcheck)

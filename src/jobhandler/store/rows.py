@@ -18,7 +18,6 @@ from jobhandler.store.base import (
     JobFilter,
     JobRef,
     Page,
-    QueueStats,
     WorkerInfo,
     decode_cursor,
     encode_cursor,
@@ -50,6 +49,8 @@ class Row(Protocol):
 
     def __getitem__(self, key: str, /) -> Any: ...
 
+    def keys(self) -> Iterable[str]: ...
+
 
 Loads = Callable[[Any], Any]
 Dumps = Callable[[Any], Any]
@@ -71,13 +72,26 @@ def dumps(value: Any) -> str:
 
 def job_from_row(row: Row, loads: Loads) -> Job:
     """Build a Job from a row; ``loads`` decodes the JSON columns as the dialect returns them."""
-    values = {c: row[c] for c in JOB_COLUMNS}
-    for column in JSON_COLUMNS:
-        if values[column] is not None:
-            values[column] = loads(values[column])
-    values["status"] = JobStatus(values["status"])
-    values["cancel_requested"] = bool(values["cancel_requested"])
-    return Job(**values)
+    # By position: a claim turns every row it takes into a Job, and a lookup by column name
+    # costs a scan of the names on SQLite. The row's own order is learnt once per shape.
+    values = list(row.values()) if isinstance(row, dict) else list(row)  # type: ignore[call-overload]
+    keys = tuple(row.keys())
+    order = _ORDERS.get(keys)
+    if order is None:
+        order = _ORDERS.setdefault(keys, tuple(keys.index(c) for c in JOB_COLUMNS))
+    fields = [values[i] for i in order]
+    for i in _JSON_AT:
+        if fields[i] is not None:
+            fields[i] = loads(fields[i])
+    fields[_STATUS_AT] = JobStatus(fields[_STATUS_AT])
+    fields[_CANCEL_AT] = bool(fields[_CANCEL_AT])
+    return Job(*fields)
+
+
+_ORDERS: dict[tuple[str, ...], tuple[int, ...]] = {}
+_JSON_AT = tuple(JOB_COLUMNS.index(c) for c in JSON_COLUMNS)
+_STATUS_AT = JOB_COLUMNS.index("status")
+_CANCEL_AT = JOB_COLUMNS.index("cancel_requested")
 
 
 def job_params(job: Job, dumps: Dumps) -> dict[str, Any]:
@@ -156,14 +170,6 @@ def heartbeat_reply(
         elif state[1]:
             cancel.add(ref.id)
     return HeartbeatReply(lost=frozenset(lost), cancel=frozenset(cancel), registered=registered)
-
-
-def queue_stats_of(rows: Iterable[Row]) -> list[QueueStats]:
-    """Rows of (queue, status, n) as one entry per queue."""
-    by_queue: dict[str, dict[str, int]] = {}
-    for r in rows:
-        by_queue.setdefault(r["queue"], {})[r["status"]] = r["n"]
-    return [QueueStats(q, counts) for q, counts in sorted(by_queue.items())]
 
 
 # -- listing -----------------------------------------------------------------------------------
