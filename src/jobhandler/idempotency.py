@@ -150,9 +150,7 @@ def checked_jobs(
     make: Callable[[Any, float], NewJob], requests: Sequence[Any], now: float, max_batch: int
 ) -> list[NewJob]:
     """Jobs from a batch's requests; InvalidJob naming every bad one, or a bad batch size."""
-    if not 1 <= len(requests) <= max_batch:
-        message = f"a batch holds 1 to {max_batch} jobs, not {len(requests)}"
-        raise InvalidJob(message, [{"loc": ["jobs"], "msg": message, "type": "batch_size"}])
+    _check_size(len(requests), max_batch)
     new, errors = [], []
     for index, request in enumerate(requests):
         try:
@@ -162,3 +160,15 @@ def checked_jobs(
     if errors:
         raise InvalidJob(f"{len(errors)} errors in the batch; nothing was stored", errors)
     return new
+
+
+def batch_sized(new: list[NewJob], max_batch: int) -> list[NewJob]:
+    """Jobs made already (and checked one by one), if they are 1 to ``max_batch``."""
+    _check_size(len(new), max_batch)
+    return new
+
+
+def _check_size(size: int, max_batch: int) -> None:
+    if not 1 <= size <= max_batch:
+        message = f"a batch holds 1 to {max_batch} jobs, not {size}"
+        raise InvalidJob(message, [{"loc": ["jobs"], "msg": message, "type": "batch_size"}])

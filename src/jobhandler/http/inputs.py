@@ -26,7 +26,7 @@ from jobhandler.errors import InvalidJob, JobNotFound
 from jobhandler.http.openapi import problems
 from jobhandler.http.problems import Problem
 from jobhandler.idempotency import IdempotencyKey, fingerprint, owner_of
-from jobhandler.jobs import JobStatus
+from jobhandler.jobs import JobStatus, NewJob
 from jobhandler.settings import Settings
 from jobhandler.store.base import JobFilter
 from jobhandler.validation import (
@@ -70,7 +70,8 @@ def _refuse_constant(name: str) -> Any:
 def parse_json(body: bytes, max_depth: int) -> Any:
     """A request body as JSON: 400 if it is not standard JSON, 422 if it nests too deep."""
     try:
-        return json.loads(body, parse_constant=_refuse_constant)
+        # As ``json.loads`` reads bytes, with one decoder made at import, not one per request.
+        return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except RecursionError:  # the parser's own limit, far past any payload we would take
         message = f"request body nests deeper than {max_depth} levels"
         raise Problem(
@@ -78,6 +79,9 @@ def parse_json(body: bytes, max_depth: int) -> Any:
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, f"request body is not valid JSON: {_first_line(exc)}") from None
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def _first_line(exc: Exception) -> str:
@@ -116,15 +120,17 @@ def submit_request(body: Any, where: list[str | int]) -> SubmitRequest:
         raise _unprocessable(errors) from None
 
 
-def submit_requests(app: App, body: Any) -> list[SubmitRequest]:
-    """A batch: every bad job named in one 422 (nothing is stored), or all of them checked."""
+def submit_requests(app: App, body: Any) -> list[NewJob]:
+    """A batch's jobs, each checked and made once (one id, one payload walk), with one clock
+    reading for all; every bad job named in one 422 (nothing is stored)."""
     if not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
         raise Problem(400, "request body must be a JSON object with a jobs array")
-    requests: list[SubmitRequest] = []
+    new: list[NewJob] = []
     errors: list[dict[str, Any]] = []
+    now = app.clock()
     for index, item in enumerate(body["jobs"]):
         try:
-            requests.append(submit_request(item, ["jobs", index]))
+            request = submit_request(item, ["jobs", index])
         except Problem as exc:
             errors.extend(
                 exc.extra.get("errors")
@@ -132,12 +138,12 @@ def submit_requests(app: App, body: Any) -> list[SubmitRequest]:
             )
             continue
         try:  # name every bad job in one answer, not only those of the first kind
-            app.new_job(requests[-1], app.clock())
+            new.append(app.new_job(request, now))
         except InvalidJob as exc:
             errors.extend(exc.at("jobs", index))
     if errors:
         raise Problem(422, f"{len(errors)} errors in the batch; nothing was stored", errors=errors)
-    return requests
+    return new
 
 
 def check_filters(**filters: str | None) -> None:

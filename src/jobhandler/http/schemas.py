@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter, WithJsonSchema
@@ -25,6 +26,8 @@ from jobhandler.tasks import Task
 SHOW_TRACEBACKS: ContextVar[bool] = ContextVar("jobhandler_show_tracebacks", default=True)
 
 
+# Cached: the jobs of a batch share their times (created, updated, run at), three per job.
+@lru_cache(maxsize=1024)
 def rfc3339(ts: float) -> str:
     """Epoch seconds as RFC 3339 in UTC, always with microseconds, as the Go service wrote them."""
     # isoformat of an aware UTC time always ends in "+00:00": cutting it is cheaper than replace.

@@ -28,7 +28,7 @@ from jobhandler.http.inputs import (
 from jobhandler.http.openapi import STORE, job_links, problems
 from jobhandler.http.problems import Problem
 from jobhandler.http.schemas import BatchOut, BulkOut, JobOut, batch_json, job_json, jobs_json
-from jobhandler.idempotency import Submitted, checked_jobs
+from jobhandler.idempotency import Submitted, batch_sized
 from jobhandler.jobs import JobStatus
 from jobhandler.store.base import CURSOR_PATTERN, BulkAction, JobFilter
 from jobhandler.validation import FILTER_MAX_LENGTH
@@ -125,11 +125,9 @@ def _replayed(done: Submitted) -> dict[str, str]:
 async def create_jobs(request: Request, idempotency: IdempotencyKeyHeader = None) -> Response:
     app, settings = served_app(request), served_settings(request)
     body = await read_json(request, settings)
-    requests = submit_requests(app, body)
+    new = submit_requests(app, body)
     key = idempotency_key(request, idempotency, body)
-    done = await app.submits.submit(
-        lambda now: checked_jobs(app.new_job, requests, now, MAX_BATCH), batch=True, key=key
-    )
+    done = await app.submits.submit(lambda now: batch_sized(new, MAX_BATCH), batch=True, key=key)
     unserved = await app.flow.unserved({j.queue for j in done.jobs})
     headers = {UNSERVED: ", ".join(unserved)} if unserved else {}
     return Response(
