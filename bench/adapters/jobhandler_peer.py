@@ -28,10 +28,12 @@ async def noop(i: int) -> None:
 def settings() -> Settings:
     # The workers read JOBHANDLER_SQLITE_SYNCHRONOUS themselves; the submitter is told here.
     level = os.environ.get("JOBHANDLER_SQLITE_SYNCHRONOUS", "FULL")
-    return Settings(
-        database_url=env("BENCH_DB_URL"),
-        app="bench.adapters.jobhandler_peer:app",
-        sqlite_synchronous=level,
+    return Settings.model_validate(
+        {
+            "database_url": env("BENCH_DB_URL"),
+            "app": "bench.adapters.jobhandler_peer:app",
+            "sqlite_synchronous": level,
+        }
     )
 
 
