@@ -198,8 +198,24 @@ async def test_killed_connections_raise_store_unavailable_then_the_store_answers
             await cancel
         await locker.rollback()
 
-    # Every idle pooled connection dies too; the next calls get fresh ones.
+    # Every idle pooled connection dies too; once the server has closed them, the next calls
+    # get fresh ones (a checkout sees a closed socket without a round trip).
+    pooled = await sql(
+        pg_database_url,
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
     assert await terminate_backends(pg_database_url) >= 1
+
+    async def sessions_closed() -> bool:  # those sessions, not any the pool opens since
+        rows = await sql(
+            pg_database_url,
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)",
+            [pid for (pid,) in pooled],
+        )
+        return rows == [(0,)]
+
+    await eventually(sessions_closed)
     await pg.ping()
     cancelled = await pg.request_cancel(job.id, NOW + 1)
     assert cancelled.status == "cancelled"

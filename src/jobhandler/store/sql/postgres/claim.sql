@@ -38,14 +38,20 @@ limited AS MATERIALIZED (
 ),
 paused AS MATERIALIZED (SELECT name FROM flow_limits WHERE scope = 'queue' AND paused),
 free AS (
-    SELECT seq, priority, run_at FROM jobs
-    WHERE status IN {claimable} AND queue = ANY(:queues) AND run_at <= :now
-      AND queue NOT IN (SELECT name FROM paused)
-      AND queue NOT IN (SELECT name FROM limited WHERE scope = 'queue')
-      AND task NOT IN (SELECT name FROM limited WHERE scope = 'task')
-    ORDER BY priority DESC, run_at, seq
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
+    -- Queue by queue, so each walks jobs_due in its order and stops at :limit; over
+    -- queue = ANY(...) the planner reads and sorts every row of the queues instead.
+    SELECT j.seq, j.priority, j.run_at
+    FROM unnest(CAST(:queues AS text[])) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT seq, priority, run_at FROM jobs
+        WHERE status IN {claimable} AND queue = q.name AND run_at <= :now
+          AND task NOT IN (SELECT name FROM limited WHERE scope = 'task')
+        ORDER BY priority DESC, run_at, seq
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    ) AS j
+    WHERE q.name NOT IN (SELECT name FROM paused)
+      AND q.name NOT IN (SELECT name FROM limited WHERE scope = 'queue')
 ),
 held AS (
     SELECT seq, priority, run_at, queue, task FROM jobs
