@@ -129,8 +129,8 @@ class StoreCore(
         if limit <= 0 or not queues:
             return []
         params = {
-            # A plain list, not ``_array``: the planner must see the queues to use the partial
-            # index (PostgreSQL binds an array; SQLite gives each its own parameter).
+            # A plain list, not ``_array``: SQLite gives each queue its own parameter, so its
+            # planner sees them; PostgreSQL binds an array and walks jobs_due queue by queue.
             "queues": list(queues),
             "worker": worker_id,
             "now": now,

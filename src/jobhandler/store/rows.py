@@ -10,7 +10,7 @@ import json
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from jobhandler.jobs import Job, JobStatus, NewJob
 from jobhandler.store.base import (
@@ -74,7 +74,7 @@ def job_from_row(row: Row, loads: Loads) -> Job:
     """Build a Job from a row; ``loads`` decodes the JSON columns as the dialect returns them."""
     # By position: a claim turns every row it takes into a Job, and a lookup by column name
     # costs a scan of the names on SQLite. The row's own order is learnt once per shape.
-    values = list(row.values()) if isinstance(row, dict) else list(row)  # type: ignore[call-overload]
+    values = list(row.values()) if isinstance(row, dict) else list(cast(Iterable[Any], row))
     keys = tuple(row.keys())
     order = _ORDERS.get(keys)
     if order is None:
