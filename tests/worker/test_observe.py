@@ -72,6 +72,10 @@ def kinds(seen: list[JobEvent], job_id: str) -> list[Kind]:
     return [e.kind for e in seen if e.job_id == job_id]
 
 
+def worker_kinds(seen: list[JobEvent], job_id: str) -> list[Kind]:
+    return [k for k in kinds(seen, job_id) if k is not Kind.SUBMITTED]
+
+
 async def until_kind(seen: list[JobEvent], job_id: str, kind: Kind, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while kind not in kinds(seen, job_id):
@@ -92,11 +96,15 @@ async def test_every_run_end_is_one_event_with_its_fields(database_url: str) -> 
         await app.cancel_job(stuck.id, wait=5)
         await until_kind(seen, stuck.id, Kind.CANCELLED)
 
+    # The submitter's event and the worker's are told by two actors: a worker in the same
+    # process may claim a job in the moment before its submitter's call returns.
     S, R = Kind.SUBMITTED, Kind.STARTED
-    assert kinds(seen, done.id) == [S, R, Kind.COMPLETED]
-    assert kinds(seen, flaky.id) == [S, R, Kind.RETRIED, R, Kind.FAILED]
-    assert kinds(seen, slow.id) == [S, R, Kind.TIMED_OUT]
-    assert kinds(seen, stuck.id) == [S, R, Kind.CANCELLED]
+    for job_id in (done.id, flaky.id, slow.id, stuck.id):
+        assert kinds(seen, job_id).count(S) == 1
+    assert worker_kinds(seen, done.id) == [R, Kind.COMPLETED]
+    assert worker_kinds(seen, flaky.id) == [R, Kind.RETRIED, R, Kind.FAILED]
+    assert worker_kinds(seen, slow.id) == [R, Kind.TIMED_OUT]
+    assert worker_kinds(seen, stuck.id) == [R, Kind.CANCELLED]
     completed = next(e for e in seen if e.kind is Kind.COMPLETED)
     assert (completed.task, completed.queue, completed.attempt) == ("greet", "mail", 1)
     assert completed.duration is not None and 0 <= completed.duration < 5

@@ -55,6 +55,9 @@ class Query:
     text: str  # in the driver's own parameter style
     columnar: bool = False  # ``:columnar``: a batch binds each column as one array
     wakes: bool = False  # ``:wakes``: its commit may give idle workers something to claim
+    # ``:relaxed``: losing its commit to a power cut only makes a job run again (a claim, a
+    # heartbeat, an outcome: at-least-once allows it), so it need not wait for the disk.
+    relaxed: bool = False
 
 
 def fill(text: str, words: Mapping[str, str]) -> str:
@@ -73,7 +76,11 @@ def load(dialect: str, native: Callable[[str], str], words: Mapping[str, str]) -
             if name in found:
                 raise ValueError(f"{dialect}: query {name!r} is named twice")
             found[name] = Query(
-                name, native(fill(text, everything)), ":columnar" in flags, ":wakes" in flags
+                name,
+                native(fill(text, everything)),
+                columnar=":columnar" in flags,
+                wakes=":wakes" in flags,
+                relaxed=":relaxed" in flags,
             )
     return found
 

@@ -1,9 +1,11 @@
 """The SQLite dialect: one file in WAL mode, shared safely by several processes on one host.
 
-Every call runs on one dedicated thread that owns the connection, so the event loop never
-blocks on the file: a unit of work (core.Step list) is one hop to that thread. Every write is a
-short ``BEGIN IMMEDIATE`` transaction: it takes the write lock up front, so a second writer waits
-on ``busy_timeout`` instead of failing with "database is locked" halfway through. No transaction
+Calls run on one dedicated thread that owns the connection, so the event loop never waits on
+the file: a unit of work (core.Step list) is one hop to that thread. The exception is a small
+write that will not fsync and finds the write lock free: it runs on the loop's own thread,
+where it takes less time than the hop would (sqlite_direct.py). Every write is a short
+``BEGIN IMMEDIATE`` transaction: it takes the write lock up front, so a second writer waits on
+``busy_timeout`` instead of failing with "database is locked" halfway through. No transaction
 is ever held while a job runs. The operations themselves are in core.py.
 """
 
@@ -18,7 +20,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -27,9 +29,13 @@ from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget, dumps
+from jobhandler.store.sqlite_direct import MAX_ROWS, DirectWriter, rows_of
 from jobhandler.store.wakeup import WakeChannel
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+# Twice SQLite's own autocheckpoint size (1,000 pages): see SQLiteStore._checkpoint.
+WAL_RESTART_FRAMES = 2000
 
 # The primary result codes that mean the database cannot be used now (locked past the busy
 # timeout, the file cannot be opened or read, the disk is full), not that a statement is wrong.
@@ -59,7 +65,7 @@ QUERIES = queries.load("sqlite", _same, {**COLUMN_WORDS, "skip_locked": ""})
 
 
 def _translated(exc: sqlite3.Error) -> BaseException:
-    """A driver error as the core's (see dialect.py): what ``_hop`` raises instead."""
+    """A driver error as the core's (see dialect.py): what ``_run`` raises instead."""
     if isinstance(exc, sqlite3.IntegrityError):
         if str(exc).startswith("UNIQUE constraint failed"):
             return Duplicate(f"sqlite: {exc}")
@@ -130,6 +136,21 @@ def _bound(text: str, params: Params) -> tuple[str, tuple[Any, ...]]:
     return positional, values_of(params)
 
 
+@contextmanager
+def _translating() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        translated = _translated(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
+
+
+def _steps(conn: sqlite3.Connection, steps: Sequence[Step]) -> list[Done]:
+    return [_step(conn, step) for step in steps]
+
+
 def _step(conn: sqlite3.Connection, step: Step) -> Done:
     if not step.many:
         cur = conn.execute(*_bound(step.query.text, step.params))  # type: ignore[arg-type]
@@ -160,6 +181,9 @@ class SQLiteStore(
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobhandler-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._direct = DirectWriter(self._connect, _steps, synchronous)
+        self._fsyncs = synchronous in ("FULL", "EXTRA")
+        self._checkpointing: Future[None] | None = None
 
     # -- what the core asks of a dialect ---------------------------------------------------
 
@@ -179,29 +203,58 @@ class SQLiteStore(
         self, steps: Sequence[Step], write: bool, connection: object | None = None
     ) -> list[Done]:
         self._accept(connection)
-        done: list[Done] = await self._hop(self._work, steps, write)
-        return done
+        if write and self._direct_may_run(steps):
+            with _translating():
+                done = self._direct.run(steps)
+            if done is not None:
+                self._committed(steps)
+                if self._direct.checkpoint_due():
+                    # Not awaited; this process's writes queue behind it on the thread.
+                    self._checkpointing = self._executor.submit(self._checkpoint)
+                return done
+        found: list[Done] = await self._hop(self._work, steps, write)
+        return found
+
+    def _direct_may_run(self, steps: Sequence[Step]) -> bool:
+        """Small, its commit will not wait for the disk (see sqlite_direct.py), and no
+        checkpoint is running: a checkpoint must not race this process's own writes."""
+        if self._fsyncs and not all(step.query.relaxed for step in steps):
+            return False
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return False
+        return rows_of(steps) <= MAX_ROWS
 
     async def _hop(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn`` on the store's thread: the one way in to the connection."""
+        """Run ``fn`` on the store's thread: the one way in to its connection."""
         loop = asyncio.get_running_loop()
-        try:
+        with _translating():
             return await loop.run_in_executor(self._executor, fn, *args)
-        except sqlite3.Error as exc:
-            translated = _translated(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     def _work(self, steps: Sequence[Step], write: bool) -> list[Done]:
         conn = self._connection()
         if not write:
-            return [_step(conn, step) for step in steps]
+            return _steps(conn, steps)
         with self._write() as conn:
-            done = [_step(conn, step) for step in steps]
+            done = _steps(conn, steps)
+        self._committed(steps)
+        return done
+
+    def _committed(self, steps: Sequence[Step]) -> None:
         if any(step.query.wakes for step in steps):
             self._wake.send()  # committed: idle workers in other processes may claim it now
-        return done
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL back into the database, so that the next write starts it over.
+
+        The WAL starts over only at a write that finds it all copied. While this runs, this
+        process's writes wait behind it on the thread (``_direct_may_run``), so the passive
+        checkpoint usually copies everything; if other processes' writes kept the WAL past
+        WAL_RESTART_FRAMES, a RESTART makes them wait for it once.
+        """
+        conn = self._connection()
+        ((_, frames, _),) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        if frames > WAL_RESTART_FRAMES:
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
     async def _page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
         def read() -> list[Any]:
@@ -223,17 +276,20 @@ class SQLiteStore(
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            _create_private(self.path)
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=0
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._conn = conn
+            self._conn = self._connect()
         return self._conn
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection set up as the store's thread uses it (the loop's own one changes its
+        busy timeout and synchronous level after)."""
+        _create_private(self.path)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -247,6 +303,8 @@ class SQLiteStore(
         conn.execute("COMMIT")
 
     async def close(self) -> None:
+        self._direct.close()
+
         def close() -> None:
             if self._conn is not None:
                 self._conn.close()

@@ -34,7 +34,7 @@ DELETE FROM jobs WHERE seq IN (
 -- name: cancel_requests
 SELECT id FROM jobs WHERE worker_id = :worker AND status = {running} AND cancel_requested;
 
--- name: record_progress
+-- name: record_progress :relaxed
 UPDATE jobs SET progress = :progress, updated_at = :now
 WHERE id = :id AND attempt = :attempt AND status = {running};
 
@@ -58,7 +58,7 @@ UPDATE jobs SET status = {requeued}, run_at = :now, updated_at = :now, uncounted
 WHERE id = :id AND status IN {retryable}
 RETURNING *;
 
--- name: touch_worker
+-- name: touch_worker :relaxed
 UPDATE workers SET last_seen_at = :now, running = :running WHERE id = :worker;
 
 -- name: register_worker

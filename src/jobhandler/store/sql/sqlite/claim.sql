@@ -11,7 +11,7 @@
 -- parameter per queue. INDEXED BY: over several queues SQLite would otherwise pick
 -- jobs_queue_seq and read every finished job of those queues.
 
--- name: claim_jobs
+-- name: claim_jobs :relaxed
 WITH
 limited AS (
     SELECT f.scope, f.name, min(
@@ -86,7 +86,7 @@ WHERE seq IN (
 )
 RETURNING *;
 
--- name: claim_spend
+-- name: claim_spend :relaxed
 -- After claim_jobs, in its transaction: each rate bucket of what the worker could claim is
 -- refilled to now and spent by the jobs this claim took (this worker's, started at :now).
 UPDATE flow_limits SET
