@@ -34,8 +34,9 @@ from jobhandler.store.wakeup import WakeChannel
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
-# Twice SQLite's own autocheckpoint size (1,000 pages): see SQLiteStore._checkpoint.
-WAL_RESTART_FRAMES = 2000
+# WAL sizes in pages (SQLite's own autocheckpoint runs at 1,000): see SQLiteStore._checkpoint.
+WAL_HOLD_FRAMES = 2000
+WAL_RESTART_FRAMES = 8000
 
 # The primary result codes that mean the database cannot be used now (locked past the busy
 # timeout, the file cannot be opened or read, the disk is full), not that a statement is wrong.
@@ -184,6 +185,7 @@ class SQLiteStore(
         self._direct = DirectWriter(self._connect, _steps, synchronous)
         self._fsyncs = synchronous in ("FULL", "EXTRA")
         self._checkpointing: Future[None] | None = None
+        self._hold_writes = False
 
     # -- what the core asks of a dialect ---------------------------------------------------
 
@@ -209,18 +211,17 @@ class SQLiteStore(
             if done is not None:
                 self._committed(steps)
                 if self._direct.checkpoint_due():
-                    # Not awaited; this process's writes queue behind it on the thread.
-                    self._checkpointing = self._executor.submit(self._checkpoint)
+                    self._checkpointing = self._executor.submit(self._checkpoint)  # not awaited
                 return done
         found: list[Done] = await self._hop(self._work, steps, write)
         return found
 
     def _direct_may_run(self, steps: Sequence[Step]) -> bool:
-        """Small, its commit will not wait for the disk (see sqlite_direct.py), and no
-        checkpoint is running: a checkpoint must not race this process's own writes."""
+        """Small, its commit will not wait for the disk (see sqlite_direct.py), and not held
+        back behind a checkpoint (``_checkpoint``)."""
         if self._fsyncs and not all(step.query.relaxed for step in steps):
             return False
-        if self._checkpointing is not None and not self._checkpointing.done():
+        if self._hold_writes and self._checkpointing and not self._checkpointing.done():
             return False
         return rows_of(steps) <= MAX_ROWS
 
@@ -246,13 +247,15 @@ class SQLiteStore(
     def _checkpoint(self) -> None:
         """Copy the WAL back into the database, so that the next write starts it over.
 
-        The WAL starts over only at a write that finds it all copied. While this runs, this
-        process's writes wait behind it on the thread (``_direct_may_run``), so the passive
-        checkpoint usually copies everything; if other processes' writes kept the WAL past
-        WAL_RESTART_FRAMES, a RESTART makes them wait for it once.
+        PASSIVE: it waits for, and blocks, nobody. But the WAL starts over only at a write that
+        finds it all copied, and a steady stream of writes during the copy keeps adding to it.
+        So once the WAL has grown past WAL_HOLD_FRAMES, the next checkpoint holds this
+        process's writes back (they wait on the thread, not on the loop) until it is done;
+        past WAL_RESTART_FRAMES (other processes kept writing) a RESTART waits for them too.
         """
         conn = self._connection()
         ((_, frames, _),) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self._hold_writes = frames > WAL_HOLD_FRAMES
         if frames > WAL_RESTART_FRAMES:
             conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
