@@ -8,6 +8,7 @@ a sort of every match) is what makes a page slow once the store holds millions o
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -64,6 +65,9 @@ def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Conn
     asyncio.run(_migrate(f"sqlite:///{path}"))
     conn = sqlite3.connect(path)
     conn.executescript(fill(SQLITE_SERIES))
+    # Rows written by hand are counted as the store counts its own inserts (migration 012).
+    ids = json.dumps([f"j{n}" for n in range(1, N + 1)])
+    conn.execute(SQLiteStore.queries["count_inserted"].text, {"ids": ids})
     conn.commit()
     yield conn
     conn.close()
@@ -162,7 +166,7 @@ def test_postgres_counts_read_an_index(pg_db: psycopg.Connection[Any], name: str
 def test_counts_stay_small_whatever_the_table_holds(
     sqlite_db: sqlite3.Connection, pg_db: psycopg.Connection[Any]
 ) -> None:
-    # Counted by the triggers as the rows went in: a row per queue on SQLite, a row per queue
+    # Counted as the rows went in: a row per queue on SQLite, a row per queue
     # and status on PostgreSQL; not a row per job.
     queues = "SELECT count(DISTINCT queue) FROM jobs"
     every = "queued + scheduled + processing + completed + failed + cancelled"

@@ -77,8 +77,9 @@ class StoreCore(
         if not jobs:
             return
         values = [r.job_params(j, self._json) for j in jobs]
+        insert = Step(self.queries["import_jobs"], values, many=True)
         try:
-            await self._run([Step(self.queries["import_jobs"], values, many=True)], True)
+            await self._run(self._counted(insert, [j.id for j in jobs]), True)
         except Duplicate as exc:
             raise DuplicateJob("a job with one of these ids exists already") from exc
 

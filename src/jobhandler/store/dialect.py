@@ -131,6 +131,28 @@ class Dialect:
 
     # -- plumbing --------------------------------------------------------------------------
 
+    def _counted(
+        self, insert: Step, ids: Sequence[str], skippable: Sequence[str] = ()
+    ) -> list[Step]:
+        """``insert`` with what keeps ``queue_counts`` right after it, in its unit of work.
+
+        PostgreSQL counts inserted jobs in a statement-level trigger and needs nothing here.
+        SQLite has no such trigger, and a row-level one costs an UPSERT per job (about half a
+        bulk submit's store time), so the jobs ``ids`` names are counted once, after the insert
+        (``count_inserted``). ``skippable``: the ids the insert may skip on a held unique key;
+        such an id may name a job already there (the same job submitted again), which the
+        count would find too, so those are taken off first (``uncount_present``): a job the
+        insert left alone is added back as it was taken off, and only new rows add up.
+        """
+        count = self.queries.get("count_inserted")
+        if count is None or not ids:
+            return [insert]
+        before = []
+        if skippable:  # each id once: the queries join on them
+            uncount = self.queries["uncount_present"]
+            before.append(Step(uncount, {"ids": self._array(list(dict.fromkeys(skippable)))}))
+        return [*before, insert, Step(count, {"ids": self._array(list(dict.fromkeys(ids)))})]
+
     def _job(self, row: Any) -> Job:
         return r.job_from_row(row, self._loads)
 

@@ -55,10 +55,9 @@ class ScheduleOps(Dialect):
             "next_due": next_run_at,
             "now": now,
         }
-        steps = [
-            Step(self.queries["fire_schedule"], params),
-            Step(self.queries["insert_fired_job"], params),
-        ]
+        insert = Step(self.queries["insert_fired_job"], params)
+        # Found by id: a fire that lost its compare-and-set inserted nothing and counts nothing.
+        steps = [Step(self.queries["fire_schedule"], params), *self._counted(insert, [created.id])]
         notify = self.queries.get("notify_fired")
         if notify is not None:  # a dialect with a channel tells the workers
             steps.append(Step(notify, params))

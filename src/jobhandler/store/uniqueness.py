@@ -65,7 +65,9 @@ class UniquenessOps(Dialect):
                 Step(self.queries["free_windows"], {"keys": self._array(window), "now": now}),
                 Step(self.queries["claim_window"], claims, many=True),
             ]
-        steps.append(Step(self.queries["insert_jobs"], values, many=True))
+        insert = Step(self.queries["insert_jobs"], values, many=True)
+        # Counted before drop_unclaimed, whose delete trigger takes a dropped job off again.
+        steps += self._counted(insert, [j.id for j in created], _live_ids(created))
         if window:
             ids = self._array([c["job_id"] for c in claims])
             steps.append(Step(self.queries["drop_unclaimed"], {"ids": ids}))
@@ -151,6 +153,11 @@ class UniquenessOps(Dialect):
         ]
         windows, records = await self._run(steps, True)
         return max(windows.counts[0], records.counts[0])
+
+
+def _live_ids(created: Sequence[Job]) -> list[str]:
+    """The jobs the insert skips if their key is held: those with a live unique key."""
+    return [j.id for j in created if j.unique_key is not None and j.unique_until is None]
 
 
 def _claims(created: Sequence[Job]) -> list[dict[str, Any]]:

@@ -1,0 +1,28 @@
+-- SQLite's count of inserted jobs (see Dialect._counted): once per insert statement, by queue
+-- and status, where a row-level trigger (jobs_count_insert, dropped by 012) wrote an UPSERT per
+-- job. Updates and deletes are still counted by triggers (009). A job is found by id, so one a
+-- held unique key made the insert skip is not counted. :ids holds each id once (a join, which
+-- costs less than IN (SELECT ...) with its temporary table, would count a repeated id twice).
+-- WHERE true: SQLite's rule for an INSERT ... SELECT with ON CONFLICT to parse as an upsert.
+
+-- name: count_inserted
+INSERT INTO queue_counts (queue, queued, scheduled, processing, completed, failed, cancelled)
+SELECT queue, sum(status = 'queued'), sum(status = 'scheduled'), sum(status = 'processing'),
+    sum(status = 'completed'), sum(status = 'failed'), sum(status = 'cancelled')
+FROM json_each(:ids) AS new JOIN jobs ON jobs.id = new.value WHERE true GROUP BY queue
+ON CONFLICT (queue) DO UPDATE SET queued = queued + excluded.queued,
+    scheduled = scheduled + excluded.scheduled, processing = processing + excluded.processing,
+    completed = completed + excluded.completed, failed = failed + excluded.failed,
+    cancelled = cancelled + excluded.cancelled;
+
+-- name: uncount_present
+-- Before an insert that may skip these ids: the jobs they name already, taken off, since
+-- count_inserted after it finds them again (a skipped job's id may be its key's holder's).
+INSERT INTO queue_counts (queue, queued, scheduled, processing, completed, failed, cancelled)
+SELECT queue, -sum(status = 'queued'), -sum(status = 'scheduled'), -sum(status = 'processing'),
+    -sum(status = 'completed'), -sum(status = 'failed'), -sum(status = 'cancelled')
+FROM json_each(:ids) AS old JOIN jobs ON jobs.id = old.value WHERE true GROUP BY queue
+ON CONFLICT (queue) DO UPDATE SET queued = queued + excluded.queued,
+    scheduled = scheduled + excluded.scheduled, processing = processing + excluded.processing,
+    completed = completed + excluded.completed, failed = failed + excluded.failed,
+    cancelled = cancelled + excluded.cancelled;
