@@ -147,11 +147,19 @@ class StoreCore(
             return []
         skew = await self._skew()
         values = [self._finish_params(o, now, skew) for o in outcomes]
-        # In order, in one transaction: a later outcome for a job sees the earlier one's effect.
-        step = Step(self.queries["finish_job"], values, many=True, each=True)
-        (done,) = await self._run([step], True)
+        batch = self.queries.get("finish_jobs")  # a dialect that writes a batch as one statement
+        if batch is not None and len({o.job_id for o in outcomes}) == len(outcomes):
+            (done,) = await self._run([Step(batch, values, many=True)], True)
+            matched = {row["ordinal"] for row in done.rows}
+            applied = [n in matched for n in range(1, len(outcomes) + 1)]
+        else:
+            # One statement per outcome, in order, in one transaction: a later outcome for a job
+            # sees the earlier one's effect (in one statement, a row is updated once at most).
+            step = Step(self.queries["finish_job"], values, many=True, each=True)
+            (done,) = await self._run([step], True)
+            applied = [count == 1 for count in done.counts]
         await self._counted_finishes(len(outcomes))
-        return [count == 1 for count in done.counts]
+        return applied
 
     def _finish_params(self, o: Outcome, now: float, skew: float) -> dict[str, Any]:
         """One outcome as the parameters of the guarded UPDATE: its target and the statuses it

@@ -1,5 +1,6 @@
-"""The PostgreSQL store's cheap paths (postgres.py uses them): a big submit by COPY, and a
-pool checkout check that costs no round trip for a healthy connection."""
+"""The PostgreSQL store's wire (postgres.py uses it): a unit's statements sent on cursors and
+their results read, a big submit by COPY, and a pool checkout check that costs no round trip
+for a healthy connection."""
 
 from __future__ import annotations
 
@@ -69,3 +70,54 @@ async def check_idle(conn: Conn) -> None:
     ready, _, _ = select.select([conn.pgconn.socket], [], [], 0)
     if ready:
         await AsyncConnectionPool.check_connection(conn)
+
+
+Sent = list[tuple[Step, "psycopg.AsyncCursor[DictRow]"]]
+
+
+async def send(conn: Conn, steps: Sequence[Step]) -> Sent:
+    """Send every statement, each on its own cursor (in a pipeline, results come later)."""
+    sent: Sent = []
+    for step in steps:
+        cur = conn.cursor()
+        text, params = step.query.text, step.params
+        if step.many and step.query.columnar:
+            await cur.execute(text, columns(params))  # type: ignore[arg-type]
+        elif step.many:
+            await cur.executemany(text, params, returning=step.each)
+        else:
+            await cur.execute(text, params)
+        sent.append((step, cur))
+    return sent
+
+
+async def read(sent: Sent) -> list[Done]:
+    """Each statement's rows and row counts (one count per run of an ``each`` batch)."""
+    done = []
+    for step, cur in sent:
+        if step.many and step.each:
+            counts = [cur.rowcount]
+            while cur.nextset():
+                counts.append(cur.rowcount)
+            done.append(Done([], counts))
+        else:
+            found = await cur.fetchall() if cur.description is not None else []
+            done.append(Done(found, [cur.rowcount]))
+    return done
+
+
+def columns(rows: Sequence[Params]) -> dict[str, list[Any]]:
+    """A batch of rows as one list per column (for an ``unnest`` of arrays). A column of lists
+    goes as each list's array text, for the query to cast: an array of arrays must be
+    rectangular, and unnest would flatten it."""
+    by_column = {key: [row[key] for row in rows] for key in rows[0]}
+    for key, values in by_column.items():
+        if isinstance(values[0], list):
+            by_column[key] = [_array_text(v) for v in values]
+    return by_column
+
+
+def _array_text(values: list[Any]) -> str:
+    """``['a', 'b"']`` as ``{"a","b\\""}``: a text array as PostgreSQL reads it."""
+    quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"

@@ -2,9 +2,16 @@
 
 psycopg 3 async with a connection pool in autocommit mode: a single statement is its own
 transaction, so the claim (``FOR UPDATE SKIP LOCKED`` in a CTE, then ``UPDATE ... RETURNING``)
-commits at once and no lock outlives the round trip. A unit of work of several statements takes
-an explicit transaction, pipelined into one round trip. Connection failures and pool timeouts
-surface as ``StoreUnavailable``. The operations themselves are in core.py.
+commits at once and no lock outlives the round trip. A unit of work of several statements is
+one pipeline, one round trip, and one transaction (pgwire.py sends it). Connection failures
+and pool timeouts surface as ``StoreUnavailable``. The operations themselves are in core.py.
+
+Durability per write. A submit, a user's action and every other write commit only once their
+WAL is on disk, but a relaxed unit (``Query.relaxed``: claims, heartbeats, outcomes,
+progress) commits with ``synchronous_commit`` off, for its own transaction only: a crash of
+the database or its host may lose the last such commits (up to three ``wal_writer_delay``),
+which puts jobs back where a crash of the worker would have left them, to run again. The
+database stays consistent, and a commit that waited for the disk keeps all before it.
 
 Time. Rows keep the domain's float seconds since the epoch in ``double precision`` columns, and
 callers pass ``now`` as they do to the SQLite store, so tests own the clock and both stores hold
@@ -47,7 +54,7 @@ from jobhandler.errors import StoreUnavailable
 from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
-from jobhandler.store.pgwire import check_idle, copied, copy_jobs
+from jobhandler.store.pgwire import check_idle, copied, copy_jobs, read, send
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget
 
 log = logging.getLogger("jobhandler.store.postgres")
@@ -63,6 +70,10 @@ LISTENER_NAME = "jobhandler-listen"  # its application_name, unless the URL sets
 LISTEN_CHECK = 30.0  # seconds without a notification before the listener checks its connection
 LISTEN_BACKOFF = (0.1, 10.0)  # first and longest wait before reconnecting the listener
 PAGE_FETCH = 16  # candidates fetched per round trip while a bounded page is read
+# A relaxed unit's commit returns before its WAL reaches the disk (queries.Query.relaxed): a
+# power cut within a few WAL writer cycles may undo it, which at-least-once already allows.
+# SET LOCAL as a function: the statement itself would warn outside a BEGIN.
+RELAXED_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -119,9 +130,9 @@ def _list(values: list[Any]) -> list[Any]:
     return values  # psycopg binds a list as an array
 
 
-def _columns(rows: Sequence[Params]) -> dict[str, list[Any]]:
-    """A batch of rows as one list per column (for an ``unnest`` of arrays)."""
-    return {key: [row[key] for row in rows] for key in rows[0]}
+def _single(steps: Sequence[Step]) -> bool:
+    """Whether a unit is one statement, which autocommit makes a transaction of its own."""
+    return len(steps) == 1 and (not steps[0].many or steps[0].query.columnar)
 
 
 async def _nothing_to_stop() -> None:
@@ -196,18 +207,22 @@ class PostgresStore(
             if isinstance(connection, psycopg.AsyncConnection):
                 # The caller's transaction: no commit here. A NOTIFY, too, goes out only if
                 # they commit.
-                return await _read(await _send(connection, steps))
+                return await read(await send(connection, steps))
             async with self._connection() as conn:
                 if copied(steps):  # a big submit: by COPY (pgwire.py)
                     rows: Sequence[Params] = steps[0].params  # type: ignore[assignment]
                     return [await copy_jobs(conn, rows, self.queries)]
-                if len(steps) == 1 and (not steps[0].many or steps[0].query.columnar):
-                    return await _read(await _send(conn, steps))  # one statement: autocommit
-                # Several statements: one transaction, sent together, one round trip; the
-                # results are all in once the pipeline ends.
-                async with conn.pipeline(), conn.transaction():
-                    sent = await _send(conn, steps)
-                return await _read(sent)
+                relaxed = all(step.query.relaxed for step in steps)
+                if not relaxed and _single(steps):
+                    return await read(await send(conn, steps))  # its own transaction
+                # One pipeline, one round trip. With no BEGIN the statements up to its Sync are
+                # one implicit transaction, committed by the Sync or rolled back whole if one
+                # fails: the same as BEGIN ... COMMIT without two more statements to send.
+                async with conn.pipeline():
+                    if relaxed:
+                        await conn.cursor().execute(RELAXED_COMMIT)
+                    sent = await send(conn, steps)
+                return await read(sent)
 
     async def _page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
         with _translated():
@@ -337,39 +352,6 @@ class PostgresStore(
                 log.warning("listen connection lost (%s); reconnecting in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, longest)
-
-
-Sent = list[tuple[Step, "psycopg.AsyncCursor[DictRow]"]]
-
-
-async def _send(conn: Conn, steps: Sequence[Step]) -> Sent:
-    """Send every statement, each on its own cursor (in a pipeline, results come later)."""
-    sent: Sent = []
-    for step in steps:
-        cur = conn.cursor()
-        text, params = step.query.text, step.params
-        if step.many and step.query.columnar:
-            await cur.execute(text, _columns(params))  # type: ignore[arg-type]
-        elif step.many:
-            await cur.executemany(text, params, returning=step.each)
-        else:
-            await cur.execute(text, params)
-        sent.append((step, cur))
-    return sent
-
-
-async def _read(sent: Sent) -> list[Done]:
-    done = []
-    for step, cur in sent:
-        if step.many and step.each:
-            counts = [cur.rowcount]
-            while cur.nextset():
-                counts.append(cur.rowcount)
-            done.append(Done([], counts))
-        else:
-            found = await cur.fetchall() if cur.description is not None else []
-            done.append(Done(found, [cur.rowcount]))
-    return done
 
 
 def _call(callback: Callable[..., None], *args: Any) -> None:

@@ -12,7 +12,7 @@
 -- limited claims run one at a time, in a fresh snapshot each); claims of unlimited queues
 -- never wait for it.
 
--- name: claim_lock
+-- name: claim_lock :relaxed
 SELECT pg_advisory_xact_lock(7411510) FROM (
     SELECT 1 FROM flow_limits
     WHERE (concurrency IS NOT NULL OR rate_count IS NOT NULL)
@@ -20,7 +20,7 @@ SELECT pg_advisory_xact_lock(7411510) FROM (
     LIMIT 1
 ) AS any_limit;
 
--- name: claim_jobs
+-- name: claim_jobs :relaxed
 WITH
 limited AS MATERIALIZED (
     SELECT f.scope, f.name, f.rate_count, least(

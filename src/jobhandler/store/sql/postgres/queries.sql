@@ -22,7 +22,7 @@ SELECT id, status FROM jobs WHERE id = ANY(:ids);
 -- name: jobs_by_seq
 SELECT * FROM jobs WHERE seq = ANY(:seqs);
 
--- name: finish_job
+-- name: finish_job :relaxed
 -- One outcome: its target and sources come from the state machine, as parameters. Found by
 -- its unique id, so there is no partial index to match, and one text serves every transition.
 UPDATE jobs SET status = :target, result = :result, error = :error, traceback = :traceback,
@@ -31,7 +31,25 @@ UPDATE jobs SET status = :target, result = :result, error = :error, traceback = 
 WHERE id = :id AND attempt = :attempt AND status = ANY(:sources)
   AND (:expired_by::float8 IS NULL OR lease_expires_at < :expired_by);
 
--- name: extend_leases
+-- name: finish_jobs :columnar :relaxed
+-- A batch of outcomes, each naming a different job, in one statement: finish_job's guard and
+-- values per outcome, one array per parameter. :sources holds each outcome's statuses as an
+-- array's text (arrays of arrays must be rectangular). Its ordinals tell which outcomes
+-- matched; each job is found by its unique id.
+UPDATE jobs SET status = o.target, result = o.result, error = o.error, traceback = o.traceback,
+    run_at = coalesce(o.run_at, jobs.run_at), finished_at = o.finished_at, updated_at = o.now,
+    uncounted = jobs.uncounted + o.uncount, lease_expires_at = NULL
+FROM unnest(
+    :id::text[], :attempt::int[], :target::text[], :sources::text[], :result::json[],
+    :error::text[], :traceback::text[], :run_at::float8[], :finished_at::float8[],
+    :now::float8[], :uncount::int[], :expired_by::float8[]
+) WITH ORDINALITY AS o(id, attempt, target, sources, result, error, traceback, run_at,
+    finished_at, now, uncount, expired_by, ordinal)
+WHERE jobs.id = o.id AND jobs.attempt = o.attempt AND jobs.status = ANY(o.sources::text[])
+  AND (o.expired_by IS NULL OR jobs.lease_expires_at < o.expired_by)
+RETURNING o.ordinal;
+
+-- name: extend_leases :relaxed
 UPDATE jobs SET lease_expires_at = :lease_until
 WHERE worker_id = :worker AND status = {running}
   AND (id, attempt) IN (SELECT * FROM unnest(:ids::text[], :attempts::int[]))
