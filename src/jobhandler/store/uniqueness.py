@@ -65,7 +65,9 @@ class UniquenessOps(Dialect):
                 Step(self.queries["free_windows"], {"keys": self._array(window), "now": now}),
                 Step(self.queries["claim_window"], claims, many=True),
             ]
-        insert = Step(self.queries["insert_jobs"], values, many=True)
+        one = self.queries.get("insert_job") if len(values) == 1 else None  # a dialect's row form
+        many = Step(self.queries["insert_jobs"], values, many=True)
+        insert = Step(one, values[0]) if one else many
         # Counted before drop_unclaimed, whose delete trigger takes a dropped job off again.
         steps += self._counted(insert, [j.id for j in created], _live_ids(created))
         if window:

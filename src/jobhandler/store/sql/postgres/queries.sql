@@ -16,6 +16,17 @@ WITH inserted AS (
 )
 SELECT pg_notify({submit_channel}, '');
 
+-- name: insert_job
+-- One job as a plain row: binding each column as a one-element array costs the client more
+-- than the insert costs the server. Otherwise as insert_jobs.
+WITH inserted AS (
+    INSERT INTO jobs ({new_columns}) VALUES ({new_values})
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND unique_until IS NULL
+        AND status IN {cancellable} DO NOTHING
+    RETURNING 1
+)
+SELECT pg_notify({submit_channel}, '');
+
 -- name: job_statuses
 SELECT id, status FROM jobs WHERE id = ANY(:ids);
 
