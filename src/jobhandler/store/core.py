@@ -147,7 +147,9 @@ class StoreCore(
             return []
         skew = await self._skew()
         values = [self._finish_params(o, now, skew) for o in outcomes]
-        batch = self.queries.get("finish_jobs")  # a dialect that writes a batch as one statement
+        # A dialect that writes a batch as one statement, when each job is in it once (for one
+        # outcome, binding a column of arrays costs more than the statement saves).
+        batch = self.queries.get("finish_jobs") if len(outcomes) > 1 else None
         if batch is not None and len({o.job_id for o in outcomes}) == len(outcomes):
             (done,) = await self._run([Step(batch, values, many=True)], True)
             matched = {row["ordinal"] for row in done.rows}
