@@ -13,8 +13,8 @@ the bare loops of bench/run.py measure.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -78,9 +78,12 @@ async def _one(jobs: int) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("database_url", nargs="?", help="default: a SQLite file in /tmp")
+    args = parser.parse_args()
     StoreThread.install()
     with tempfile.TemporaryDirectory() as tmp:
-        url = sys.argv[1] if len(sys.argv) > 1 else f"sqlite:///{Path(tmp) / 'cost.db'}"
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'cost.db'}"
         for name, (mine, store) in asyncio.run(rounds(url)).items():
             extra = f", store thread {store:.1f}" if url.startswith("sqlite") else ""
             print(f"{name}: submitting thread {mine:.1f} us/job{extra}")

@@ -95,6 +95,7 @@ class Task(Generic[T, R]):
         self._payloads = pydantic.TypeAdapter(many)  # enqueue_many checks a list in one pass
         self._plain = plain_shape(self._payload_type())  # payloads that need no reading
         self.handle: type[JobHandle[R]] = JobHandle.for_task(self)  # what enqueue returns
+        self._limits: tuple[object, JsonLimits] = (None, JsonLimits())  # see json_limits
 
     def _payload_type(self) -> Any:
         return self.signature.payload_type  # None (no payload) is a type pydantic knows too
@@ -170,7 +171,10 @@ class Task(Generic[T, R]):
 
     def json_limits(self) -> JsonLimits:
         settings = self.app.settings
-        return JsonLimits(settings.max_json_depth, settings.max_payload_bytes)
+        if self._limits[0] is not settings:  # read once per Settings, not once per submit
+            limits = JsonLimits(settings.max_json_depth, settings.max_payload_bytes)
+            self._limits = (settings, limits)
+        return self._limits[1]
 
     def payload_schema(self) -> dict[str, Any]:
         return self._payload.json_schema()
@@ -187,35 +191,32 @@ class Task(Generic[T, R]):
 
     def new_job(self, payload: Any, now: float, options: JobOptions = NO_OPTIONS) -> NewJob:
         """A job of this task to store; ``payload`` is already checked and in its JSON form."""
-        (new,) = self.new_jobs([payload], now, options)
-        return new
+        fields = self._job_fields(options, now)
+        return NewJob(new_job_id(), self.name, fields[0], payload, *fields[1:])
 
     def new_jobs(
         self, payloads: Sequence[Any], now: float, options: JobOptions = NO_OPTIONS
     ) -> list[NewJob]:
         """``new_job`` for each payload: the options are read once for the batch."""
+        queue, *rest = self._job_fields(options, now)
+        name = self.name
+        return [NewJob(new_job_id(), name, queue, payload, *rest) for payload in payloads]
+
+    def _job_fields(self, options: JobOptions, now: float) -> tuple[Any, ...]:
+        """What the options decide of a NewJob, in its field order: the queue (before the
+        payload), then priority, max_attempts, timeout, run_at, unique_key, unique_until."""
         opts = self.options
-        queue = options.queue or opts.queue
-        priority = opts.priority if options.priority is None else options.priority
-        max_attempts = options.max_attempts or opts.max_attempts
-        timeout = options.timeout or opts.timeout
-        run_at, unique_key = options.start_time(now), options.unique_key
-        unique_until = options.unique_until(now)
-        return [
-            NewJob(
-                id=new_job_id(),
-                task=self.name,
-                queue=queue,
-                payload=payload,
-                priority=priority,
-                max_attempts=max_attempts,
-                timeout=timeout,
-                run_at=run_at,
-                unique_key=unique_key,
-                unique_until=unique_until,
-            )
-            for payload in payloads
-        ]
+        if options is NO_OPTIONS:  # enqueue without options: the task's own
+            return (opts.queue, opts.priority, opts.max_attempts, opts.timeout, now, None, None)
+        return (
+            options.queue or opts.queue,
+            opts.priority if options.priority is None else options.priority,
+            options.max_attempts or opts.max_attempts,
+            options.timeout or opts.timeout,
+            options.start_time(now),
+            options.unique_key,
+            options.unique_until(now),
+        )
 
     @overload
     async def enqueue(

@@ -210,7 +210,12 @@ _ATTEMPTS = TypeAdapter(list[AttemptOut])
 
 
 def job_json(job: Job) -> bytes:
-    return _JOB.dump_json(JobOut.many([job])[0])
+    # One job, not a list of one; pydantic's core serialiser called directly (what dump_json
+    # calls, less its keyword handling): a submit answers with this.
+    out = _JOB.validate_python(job, from_attributes=True)
+    if not SHOW_TRACEBACKS.get():  # as JobOut.many
+        out.traceback = None
+    return _JOB.serializer.to_json(out)
 
 
 def jobs_json(jobs: Sequence[Job]) -> bytes:
@@ -219,7 +224,7 @@ def jobs_json(jobs: Sequence[Job]) -> bytes:
 
 def batch_json(jobs: Sequence[Job], created: Sequence[bool] = ()) -> bytes:
     duplicates = [i for i, made in enumerate(created) if not made]
-    return _BATCH.dump_json(BatchOut(jobs=JobOut.many(jobs), duplicates=duplicates))
+    return _BATCH.serializer.to_json(BatchOut(jobs=JobOut.many(jobs), duplicates=duplicates))
 
 
 def tasks_json(tasks: Sequence[Task[Any, Any]]) -> bytes:
