@@ -13,7 +13,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from jobhandler.jobs import JobStatus, NewJob, Outcome, Transition
-from jobhandler.store.base import JobRef
+from jobhandler.store.base import IdempotencyKeyTaken, IdempotencyRecord, JobRef
 from jobhandler.store.dialect import Refused, Step
 from jobhandler.store.postgres import QUERIES, PostgresStore
 from jobhandler.store.queries import Query
@@ -212,3 +212,19 @@ def _numbered(text: str, names: list[str]) -> str:
     for i, name in enumerate(names, 1):
         text = text.replace(f"%({name})s", f"${i}")
     return text
+
+
+async def test_units_that_fail_again_and_again_leave_the_connection_usable(
+    pg: PostgresStore,
+) -> None:
+    """A unit that fails halfway (a taken Idempotency-Key) after its statements were run often
+    enough to be prepared: the statements the server skipped must not be taken for prepared
+    ones, or the next unit on that connection fails with "prepared statement does not exist"."""
+    taken = IdempotencyRecord("anonymous", "taken", "f", False, (), NOW)
+    await pg.insert_jobs([new_job()], NOW, idempotency=[taken])
+    for n in range(12):
+        with pytest.raises(IdempotencyKeyTaken):
+            await pg.insert_jobs([new_job()], NOW, idempotency=[taken])
+        fresh = IdempotencyRecord("anonymous", f"k{n}", "f", False, (), NOW)
+        (job,) = await pg.insert_jobs([new_job()], NOW, idempotency=[fresh])
+        assert job.status is JobStatus.QUEUED

@@ -54,7 +54,7 @@ from jobhandler.errors import StoreUnavailable
 from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
-from jobhandler.store.pgwire import check_idle, copied, copy_jobs, read, send
+from jobhandler.store.pgwire import check_idle, copied, copy_jobs, read, send, transaction
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget
 
 log = logging.getLogger("jobhandler.store.postgres")
@@ -70,10 +70,6 @@ LISTENER_NAME = "jobhandler-listen"  # its application_name, unless the URL sets
 LISTEN_CHECK = 30.0  # seconds without a notification before the listener checks its connection
 LISTEN_BACKOFF = (0.1, 10.0)  # first and longest wait before reconnecting the listener
 PAGE_FETCH = 16  # candidates fetched per round trip while a bounded page is read
-# A relaxed unit's commit returns before its WAL reaches the disk (queries.Query.relaxed): a
-# power cut within a few WAL writer cycles may undo it, which at-least-once already allows.
-# SET LOCAL as a function: the statement itself would warn outside a BEGIN.
-RELAXED_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -215,14 +211,7 @@ class PostgresStore(
                 relaxed = all(step.query.relaxed for step in steps)
                 if not relaxed and _single(steps):
                     return await read(await send(conn, steps))  # its own transaction
-                # One pipeline, one round trip. With no BEGIN the statements up to its Sync are
-                # one implicit transaction, committed by the Sync or rolled back whole if one
-                # fails: the same as BEGIN ... COMMIT without two more statements to send.
-                async with conn.pipeline():
-                    if relaxed:
-                        await conn.cursor().execute(RELAXED_COMMIT)
-                    sent = await send(conn, steps)
-                return await read(sent)
+                return await transaction(conn, steps, relaxed)
 
     async def _page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
         with _translated():
