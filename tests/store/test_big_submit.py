@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,16 +17,6 @@ from jobhandler.store.postgres import PostgresStore
 
 NOW = 1_900_000_000.0
 BIG = COPY_FROM + 6
-
-
-@pytest.fixture
-async def pg(pg_database_url: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore(pg_database_url)
-    await store.migrate()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def new_job(payload: object, run_at: float = NOW, unique_key: str | None = None) -> NewJob:

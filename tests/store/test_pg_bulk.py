@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,16 +19,6 @@ BIG = COPY_FROM + 6
 # Text COPY must escape (its separators, its escape, its NULL marker), or must not touch.
 TEXTS = ["tab\there", "line\nnew", "cr\rhere", "back\\slash", "\\N", "N", "", " ünï € 𝄞 "]
 FLOATS = [None, 0.1 + 0.2, 1e-300, 2.5e300, -0.0, 0.0, 7.0, NOW + 0.123456789]
-
-
-@pytest.fixture
-async def pg(pg_database_url: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore(pg_database_url)
-    await store.migrate()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def awkward(i: int) -> NewJob:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -33,16 +32,6 @@ def new_job(queue: str = "default") -> NewJob:
         timeout=None,
         run_at=NOW,
     )
-
-
-@pytest.fixture
-async def pg(pg_database_url: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore(pg_database_url)
-    await store.migrate()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def rows(url: str, query: str, *params: object) -> list[dict[str, Any]]:

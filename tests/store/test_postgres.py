@@ -34,16 +34,6 @@ def new_job(run_at: float = NOW) -> NewJob:
     )
 
 
-@pytest.fixture
-async def pg(pg_database_url: str) -> AsyncIterator[PostgresStore]:
-    store = PostgresStore(pg_database_url)
-    await store.migrate()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
 async def sql(url: str, query: str, *params: object) -> list[tuple[object, ...]]:
     """Run one statement on a connection of its own (the test's view from outside the store)."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
