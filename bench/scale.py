@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.run import (
     BENCH,
     CREATED_DBS,
-    PG_URL,
     Records,
+    backend,
     clean_env,
     drop_db,
     parse_wrk,
-    psql,
     run,
     spawn,
     stop,
@@ -124,16 +122,9 @@ def rss_mb(pid: int) -> float:
 # -- pieces ---------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def database(tag: str) -> Iterator[str]:
-    name = f"bench_scale_{tag}_{os.getpid()}"
-    drop_db(name)
-    psql(f"CREATE DATABASE {name}")
-    CREATED_DBS.add(name)
-    try:
-        yield PG_URL.format(db=name)
-    finally:
-        drop_db(name)
+def database(tag: str) -> contextlib.AbstractContextManager[str]:
+    """A fresh PostgreSQL database, as the harness makes one for each run."""
+    return backend("postgres", f"scale_{tag}", WORK)
 
 
 def job_env(url: str, record: Path) -> dict[str, str]:
