@@ -29,6 +29,21 @@ class InvalidTransition(JobHandlerError):
         self.status = status
 
 
+class UniqueKeyHeld(InvalidTransition):
+    """A retry was refused, and nothing written: another job holds the job's unique key (a
+    waiting or running job with it, or for a windowed key the job whose window is unexpired),
+    as it would answer a submit of that key in the job's place. ``holder``: that job's id."""
+
+    def __init__(self, job_id: str, key: str, holder: str, status: str) -> None:
+        super().__init__(
+            f"job {job_id} cannot be retried while job {holder} holds its unique key {key!r}",
+            status,
+        )
+        self.job_id = job_id
+        self.key = key
+        self.holder = holder
+
+
 class InvalidJob(JobHandlerError):
     """A submitted job was refused; ``errors`` has one entry per field: loc, msg, type."""
 

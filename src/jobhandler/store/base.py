@@ -174,6 +174,8 @@ class BulkStep:
     changed: int  # jobs this step changed
     next_after: int | None  # where the next step starts; None: no job is left to look at
     flagged: list[str] = field(default_factory=list)  # running jobs asked to stop
+    # Jobs a retry left as they were because another job holds their unique key: id, holder.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Store(Protocol):
@@ -221,7 +223,8 @@ class Store(Protocol):
         self, action: BulkAction, where: JobFilter, after: int, limit: int, now: float
     ) -> BulkStep:
         """Apply ``action`` to the next ``limit`` jobs matching ``where`` past ``after`` (a
-        job's seq), each through its guarded transition, in one short write."""
+        job's seq), each through its guarded transition, in one short write. A retry leaves a
+        job whose unique key another job holds (as ``retry_job`` refuses it) in ``skipped``."""
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
@@ -276,7 +279,9 @@ class Store(Protocol):
         """
 
     async def retry_job(self, job_id: str, now: float) -> Job:
-        """Queue a failed or cancelled job again. Raises JobNotFound or InvalidTransition."""
+        """Queue a failed or cancelled job again. Raises JobNotFound or InvalidTransition, or
+        UniqueKeyHeld (an InvalidTransition) while another job holds its unique key as it would
+        against a submit of it: a waiting or running job with the key, or its window's job."""
 
     async def expired_jobs(self, now: float, limit: int) -> list[Job]:
         """Processing jobs whose lease ran out before ``now``."""

@@ -14,8 +14,9 @@ from dataclasses import replace
 from jobhandler.jobs import TERMINAL, TRANSITIONS, JobStatus, Transition
 from jobhandler.store import rows as r
 from jobhandler.store.base import BulkAction, BulkStep, JobFilter, encode_cursor
-from jobhandler.store.dialect import Dialect, Step
+from jobhandler.store.dialect import Step
 from jobhandler.store.queries import Query
+from jobhandler.store.uniqueness import UniquenessOps
 
 # The statuses each action may change; a job in any other status is left as it is.
 BULK_SOURCES: dict[str, frozenset[JobStatus]] = {
@@ -25,7 +26,7 @@ BULK_SOURCES: dict[str, frozenset[JobStatus]] = {
 }
 
 
-class BulkOps(Dialect):
+class BulkOps(UniquenessOps):
     async def bulk_step(
         self, action: BulkAction, where: JobFilter, after: int, limit: int, now: float
     ) -> BulkStep:
@@ -35,7 +36,7 @@ class BulkOps(Dialect):
             return BulkStep(0, None)
         cursor = encode_cursor(after) if after > 0 else None
         narrowed = replace(where, statuses=frozenset(statuses))
-        sql, params = r.list_query(narrowed, limit - 1, cursor, True, "seq")
+        sql, params = r.list_query(narrowed, limit - 1, cursor, True, "seq, id")
         candidates = Step(Query("bulk_candidates", self._native(sql)), params)
         (found,) = await self._run([candidates], False)
         seqs = [int(row["seq"]) for row in found.rows]
@@ -43,10 +44,13 @@ class BulkOps(Dialect):
             return BulkStep(0, None)
         batch = {"seqs": self._array(seqs), "now": now}
         steps = [Step(self.queries[f"bulk_{action}"], batch)]
+        if action == "retry":  # which it left as they were, for a held unique key
+            steps.append(self._held_keys([row["id"] for row in found.rows], now))
         notify = self.queries.get(f"notify_bulk_{action}")
         if notify is not None:  # a dialect with a channel tells the workers
             steps.append(Step(notify, batch if action == "cancel" else {}))
-        changed, *_ = await self._run(steps, True)
+        changed, *read = await self._unraced(lambda: self._run(steps, True))
         flagged = [row["id"] for row in changed.rows if row["status"] == JobStatus.PROCESSING]
+        skipped = self._skipped(read[0]) if action == "retry" else []
         more = len(seqs) >= limit
-        return BulkStep(len(changed.rows), seqs[-1] if more else None, flagged)
+        return BulkStep(len(changed.rows), seqs[-1] if more else None, flagged, skipped)

@@ -47,8 +47,8 @@ class StoreCore(
     StatsOps,
     ScheduleOps,
     QueueOps,
+    BulkOps,  # before UniquenessOps, which it derives from (a retry's held keys)
     UniquenessOps,
-    BulkOps,
     PredecessorOps,
 ):
     """The Store protocol over a dialect: a dialect class derives from this one."""
@@ -229,22 +229,28 @@ class StoreCore(
         return await self._act("cancel_job", job_id, now)
 
     async def retry_job(self, job_id: str, now: float) -> Job:
-        # A user retry starts afresh: earlier claims stop counting against max_attempts.
-        return await self._act("retry_job", job_id, now)
+        # A user retry starts afresh: earlier claims stop counting against max_attempts. It is
+        # refused while another job holds the job's unique key (uniqueness.py).
+        held = self._held_keys([job_id], now)
+        return await self._unraced(lambda: self._act("retry_job", job_id, now, held))
 
-    async def _act(self, name: str, job_id: str, now: float) -> Job:
+    async def _act(self, name: str, job_id: str, now: float, held: Step | None = None) -> Job:
         """The guarded UPDATE, and in the same transaction the job's status, which says why
-        when the UPDATE matched nothing."""
+        when the UPDATE matched nothing (and ``held``: who holds the job's unique key)."""
         params = {"id": job_id, "now": now}
         steps = [Step(self.queries[name], params), Step(self.queries["job_status"], params)]
+        if held is not None:
+            steps.append(held)
         notify = self.queries.get(f"notify_{name.removesuffix('_job')}")
         if notify is not None:  # a dialect with a channel tells the workers
             steps.append(Step(notify, params))
-        changed, status, *_ = await self._run(steps, True)
+        changed, status, *after = await self._run(steps, True)
         if changed.rows:
             return self._job(changed.rows[0])
         if not status.rows:
             raise JobNotFound(job_id)
+        if held is not None:
+            self._refuse_held(after[0])
         raise InvalidTransition(_REFUSALS[name], status.rows[0]["status"])
 
     # -- workers and stats -----------------------------------------------------------------

@@ -56,6 +56,7 @@ from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
 from jobhandler.store.pgwire import check_idle, copied, copy_jobs, read, send, transaction
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget
+from jobhandler.store.uniqueness import KEY_WORDS
 
 log = logging.getLogger("jobhandler.store.postgres")
 
@@ -84,6 +85,7 @@ QUERIES = queries.load(
     _native,
     {
         **COLUMN_WORDS,
+        **KEY_WORDS,
         "skip_locked": "FOR UPDATE SKIP LOCKED",
         "submit_channel": f"'{SUBMIT_CHANNEL}'",
         "cancel_channel": f"'{CANCEL_CHANNEL}'",

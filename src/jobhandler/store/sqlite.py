@@ -30,6 +30,7 @@ from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget, dumps
 from jobhandler.store.sqlite_direct import MAX_ROWS, DirectWriter, rows_of
+from jobhandler.store.uniqueness import KEY_WORDS
 from jobhandler.store.wakeup import WakeChannel
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -62,7 +63,7 @@ def _same(sql: str) -> str:
     return sql  # sqlite3 binds :name itself
 
 
-QUERIES = queries.load("sqlite", _same, {**COLUMN_WORDS, "skip_locked": ""})
+QUERIES = queries.load("sqlite", _same, {**COLUMN_WORDS, **KEY_WORDS, "skip_locked": ""})
 
 
 def _translated(exc: sqlite3.Error) -> BaseException:

@@ -18,18 +18,49 @@ across API servers and under concurrent submits:
 Then, in the same transaction, the insert reads who holds each key: a job that was skipped is
 answered with that holder (a different id) instead. With no key in a batch, the insert is the
 one statement it always was.
+
+A user's retry puts a finished job back among the waiting ones, so it follows the rule a submit
+of its key in its place would: the guarded UPDATE of a retry (one job's or a bulk batch's) also
+requires that no other job holds the key (``{key_held}``: a waiting or running job with the
+live key, or the job of an unexpired window), and a read after it, in its transaction, names
+the holder of each job it left as it was (``held_keys``): one job's retry is refused with
+:class:`UniqueKeyHeld`, a bulk retry reports them as skipped. The unique index stays the
+judge: on PostgreSQL a concurrent submit or retry of the key may commit between the guard's
+snapshot and the write, whose unique violation rolls the write back; it is run again, and
+then sees the holder (``_unraced``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
-from jobhandler.errors import DuplicateJob
+from jobhandler.errors import DuplicateJob, UniqueKeyHeld
 from jobhandler.jobs import Job, NewJob
 from jobhandler.store import rows as r
 from jobhandler.store.base import IdempotencyKeyTaken, IdempotencyRecord
 from jobhandler.store.dialect import Dialect, Done, Duplicate, Step
+from jobhandler.store.queries import STATUS_WORDS, fill
+
+T = TypeVar("T")
+
+# Whether the job ``jobs`` may not leave a finished status because the job ``holder`` holds its
+# unique key, judged as a submit of the key would be at ``:now``: a live key by a waiting or
+# running job with it (the statuses of the index jobs_unique_live), a windowed key by the job
+# its unexpired window names. Written into the queries of a retry (a word of both dialects).
+KEY_WORDS = {
+    "key_held": fill(
+        """holder.unique_key = jobs.unique_key AND holder.id <> jobs.id AND (
+        (jobs.unique_until IS NULL AND holder.unique_until IS NULL
+            AND holder.status IN {cancellable})
+        OR (jobs.unique_until IS NOT NULL AND holder.id IN (
+            SELECT job_id FROM unique_windows
+            WHERE unique_windows.key = jobs.unique_key AND unique_windows.expires_at > :now)))""",
+        STATUS_WORDS,
+    )
+}
+# A write that lost a unique key to a concurrent one is run again this often, at most.
+RACES = 3
 
 
 def _keys(jobs: Sequence[Job | NewJob], windowed: bool) -> list[str]:
@@ -145,6 +176,32 @@ class UniquenessOps(Dialect):
         return [
             jobs.get(i) or (held.get((k, w)) if k is not None else None) for i, k, w in record.items
         ]
+
+    def _held_keys(self, job_ids: Sequence[str], now: float) -> Step:
+        """The read, after a retry's write, of the jobs it left finished for a held key."""
+        return Step(self.queries["held_keys"], {"ids": self._array(list(job_ids)), "now": now})
+
+    @staticmethod
+    def _skipped(held: Done) -> list[tuple[str, str]]:
+        """What ``_held_keys`` found: each job kept from a retry, and its key's holder."""
+        return [(row["id"], row["holder"]) for row in held.rows]
+
+    @staticmethod
+    def _refuse_held(held: Done) -> None:
+        """Raise UniqueKeyHeld for the job ``_held_keys`` found, if it found one."""
+        for row in held.rows:
+            raise UniqueKeyHeld(row["id"], row["unique_key"], row["holder"], row["status"])
+
+    @staticmethod
+    async def _unraced(write: Callable[[], Awaitable[T]]) -> T:
+        """``write``, run again if a concurrent writer took a unique key it needs between its
+        guard's read and its write (which rolled back): the next run sees the holder."""
+        for _ in range(RACES - 1):
+            try:
+                return await write()
+            except Duplicate:
+                continue
+        return await write()
 
     async def prune_keys(self, now: float, idempotency_before: float, limit: int) -> int:
         if limit <= 0:

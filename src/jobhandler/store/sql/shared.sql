@@ -52,10 +52,12 @@ WHERE id = :id AND status IN {cancellable}
 RETURNING *;
 
 -- name: retry_job :wakes
+-- Not while another job holds its unique key (see ../uniqueness.py: held_keys says which).
 UPDATE jobs SET status = {requeued}, run_at = :now, updated_at = :now, uncounted = attempt,
     finished_at = NULL, result = NULL, error = NULL, traceback = NULL,
     cancel_requested = false, progress = NULL, lease_expires_at = NULL
 WHERE id = :id AND status IN {retryable}
+  AND NOT EXISTS (SELECT 1 FROM jobs AS holder WHERE {key_held})
 RETURNING *;
 
 -- name: touch_worker :relaxed

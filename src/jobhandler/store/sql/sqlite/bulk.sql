@@ -15,6 +15,15 @@ UPDATE jobs SET status = {requeued}, run_at = :now, updated_at = :now, uncounted
     finished_at = NULL, result = NULL, error = NULL, traceback = NULL,
     cancel_requested = false, progress = NULL, lease_expires_at = NULL
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status IN {retryable}
+  -- Not while another job holds its unique key (see ../../uniqueness.py), nor after a job of
+  -- the batch before it with the same live key (the first of them goes, the others see it held).
+  AND NOT EXISTS (SELECT 1 FROM jobs AS holder WHERE {key_held})
+  AND NOT EXISTS (
+    SELECT 1 FROM jobs AS mate
+    WHERE mate.seq IN (SELECT value FROM json_each(:seqs)) AND mate.seq < jobs.seq AND mate.status IN {retryable}
+      AND mate.unique_key = jobs.unique_key
+      AND mate.unique_until IS NULL AND jobs.unique_until IS NULL
+  )
 RETURNING id, status;
 
 -- name: bulk_delete

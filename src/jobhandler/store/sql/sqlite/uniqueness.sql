@@ -27,3 +27,10 @@ WHERE unique_windows.key IN (SELECT value FROM json_each(:keys));
 
 -- name: jobs_by_id
 SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: held_keys
+-- After a retry's write, in its transaction: which of these jobs it left finished because
+-- another job holds their unique key, and that job (see ../../uniqueness.py).
+SELECT jobs.id, jobs.status, jobs.unique_key, holder.id AS holder
+FROM jobs JOIN jobs AS holder ON {key_held}
+WHERE jobs.id IN (SELECT value FROM json_each(:ids)) AND jobs.status IN {retryable};
