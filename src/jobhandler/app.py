@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from pydantic import ConfigDict, Field
 
 from jobhandler.batching import GroupCommit
-from jobhandler.bulk import run_bulk
+from jobhandler.bulk import BulkDone, run_bulk
 from jobhandler.context import JobContext
 from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound, StoreUnavailable
 from jobhandler.flow import Flow, QueueMethods
@@ -310,8 +310,9 @@ class App(QueueMethods, ScheduleMethods):
             wake()
         return job
 
-    async def bulk_action(self, action: base.BulkAction, where: JobFilter) -> int:
-        """Cancel, retry or delete every job ``where`` matches, in short batches; how many."""
+    async def bulk_action(self, action: base.BulkAction, where: JobFilter) -> BulkDone:
+        """Cancel, retry or delete every job ``where`` matches, in short batches: how many it
+        changed, and those a retry skipped because another job holds their unique key."""
         return await run_bulk(self, action, where)
 
     async def delete_job(self, job_id: str) -> None:

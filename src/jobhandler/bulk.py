@@ -3,13 +3,14 @@
 The work goes in steps of ``BATCH`` jobs, each a read and one short guarded write (see
 store/bulk.py), so a million matches neither hold the store's write lock for long nor make a
 request time out on a store other writers are waiting for. Jobs that change between the
-steps are judged by the state machine's guards as they stand.
+steps are judged by the state machine's guards as they stand, and a retry by the unique keys as
+they are held then.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol, get_args
 
 from jobhandler.store.base import BulkAction, JobFilter
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from jobhandler.store import Store
 
 BATCH = 1000  # jobs per write transaction
+SKIPPED_SHOWN = 1000  # jobs a retry skipped that its answer names (it counts them all)
 ACTIONS: tuple[str, ...] = get_args(BulkAction)
 
 
@@ -32,23 +34,38 @@ class BulkOwner(Protocol):
     def notify_finished(self, job_ids: Iterable[str] | None = None) -> None: ...
 
 
-async def run_bulk(app: BulkOwner, action: BulkAction, where: JobFilter) -> int:
-    """Apply ``action`` to every job ``where`` matches that was submitted before this call;
-    how many jobs it changed.
+@dataclass(frozen=True, slots=True)
+class BulkDone:
+    """What a bulk action did: how many jobs it changed (a running job a cancel reached:
+    flagged), and for a retry the jobs it skipped because another job holds their unique key
+    (id and holder; the first ``SKIPPED_SHOWN`` of them) and how many it skipped in all."""
+
+    count: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_count: int = 0
+
+
+async def run_bulk(app: BulkOwner, action: BulkAction, where: JobFilter) -> BulkDone:
+    """Apply ``action`` to every job ``where`` matches that was submitted before this call.
 
     A running job a cancel reaches is only flagged (its worker stops it and writes the
-    outcome); it counts as changed.
+    outcome); it counts as changed. A retry skips a job whose unique key another job holds
+    (as the one-job retry refuses it) and goes on with the others.
     """
     # Only jobs submitted before it started: the walk would otherwise reach new jobs too.
     started = app.clock()
     if where.created_before is None or where.created_before > started:
         where = replace(where, created_before=started)
-    total, after = 0, 0
+    total, after, skipped_count = 0, 0, 0
+    skipped: list[tuple[str, str]] = []
     while True:
         step = await app.store.bulk_step(action, where, after, BATCH, app.clock())
         total += step.changed
+        # Bounded: a million skipped jobs must not make an answer of a million entries.
+        skipped += step.skipped[: SKIPPED_SHOWN - len(skipped)]
+        skipped_count += len(step.skipped)
         if action == "cancel" and step.changed:
             app.notify_finished()  # requests waiting on any of those jobs look again
         if step.next_after is None:
-            return total
+            return BulkDone(total, skipped, skipped_count)
         after = step.next_after

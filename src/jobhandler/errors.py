@@ -184,11 +184,14 @@ class RemoteJobNotFound(NotFound, JobNotFound):
 
 
 class Conflict(ClientError):
-    """409: the job's status (``job_status``) does not allow the action."""
+    """409: the job's status (``job_status``) does not allow the action, or for a retry
+    another job (``holder``) holds the job's unique key."""
 
     def __init__(self, status: int, message: str, body: Any = None) -> None:
         super().__init__(status, message, body)
-        self.job_status: str | None = body.get("job_status") if isinstance(body, dict) else None
+        fields = body if isinstance(body, dict) else {}
+        self.job_status: str | None = fields.get("job_status")
+        self.holder: str | None = fields.get("holder")
 
 
 class Unprocessable(ClientError, InvalidJob):

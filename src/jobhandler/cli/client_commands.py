@@ -189,7 +189,20 @@ def _job_action(name: str, make: Callable[[str], Call], help_text: str) -> None:
         if output == "json":
             click.echo(json.dumps(answer))
         else:
-            click.echo(f"{name}: {answer['count']} jobs")
+            click.echo("\n".join(_bulk_lines(name, answer)))
+
+
+def _bulk_lines(name: str, answer: dict[str, Any]) -> list[str]:
+    """What a bulk action did: how many it changed, then each job a retry skipped because
+    another job holds its unique key, with that job (as a one-job retry's error names it)."""
+    skipped, count = answer.get("skipped") or [], answer.get("skipped_count") or 0
+    if not count:
+        return [f"{name}: {answer['count']} jobs"]
+    lines = [f"{name}: {answer['count']} jobs, {count} skipped: another job holds their unique key"]
+    lines += [f"{job['id']} held by {job['holder']}" for job in skipped]
+    if count > len(skipped):
+        lines.append(f"... and {count - len(skipped)} more")
+    return lines
 
 
 @jobs.command("get")

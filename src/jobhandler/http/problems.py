@@ -21,6 +21,7 @@ from jobhandler.errors import (
     JobHandlerError,
     JobNotFound,
     StoreUnavailable,
+    UniqueKeyHeld,
 )
 
 PROBLEM = "application/problem+json"
@@ -79,6 +80,10 @@ def install_error_handlers(api: FastAPI) -> None:
         assert isinstance(exc, InvalidTransition)
         return problem_response(409, str(exc), job_status=exc.status)
 
+    async def held(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, UniqueKeyHeld)
+        return problem_response(409, str(exc), job_status=exc.status, holder=exc.holder)
+
     async def unprocessable(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidJob)
         return problem_response(422, str(exc), errors=exc.errors)
@@ -109,6 +114,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(Problem, problem)
     api.add_exception_handler(JobNotFound, not_found)
     api.add_exception_handler(InvalidTransition, conflict)
+    api.add_exception_handler(UniqueKeyHeld, held)  # an InvalidTransition naming its holder
     api.add_exception_handler(InvalidJob, unprocessable)
     api.add_exception_handler(StoreUnavailable, unavailable)
     api.add_exception_handler(RequestValidationError, bad_parameters)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter, WithJsonSchema
 
+from jobhandler.bulk import SKIPPED_SHOWN
 from jobhandler.jobs import Job, JobStatus
 from jobhandler.rates import MAX_CONCURRENCY, RATE_PATTERN
 from jobhandler.store.base import Attempt, QueueStats, ScheduleView, WorkerInfo
@@ -87,9 +88,21 @@ class BatchOut(BaseModel):
     duplicates: list[int] = []
 
 
+class SkippedOut(BaseModel):
+    id: str
+    holder: str = Field(description="the job that holds its unique key")
+
+
 class BulkOut(BaseModel):
     action: Literal["cancel", "retry", "delete"]
     count: int = Field(description="jobs changed (a running job a cancel reached: flagged)")
+    # A retry only: the jobs it left as they were because another job holds their unique key.
+    skipped: list[SkippedOut] | None = Field(
+        default=None,
+        description="retry only: jobs left as they were because another job holds their"
+        f" unique key (the first {SKIPPED_SHOWN:,})",
+    )
+    skipped_count: int | None = Field(default=None, description="retry only: how many were skipped")
 
 
 class TaskOut(BaseModel):

@@ -28,7 +28,15 @@ from jobhandler.http.inputs import (
 from jobhandler.http.lean import lean
 from jobhandler.http.openapi import STORE, job_links, problems
 from jobhandler.http.problems import Problem
-from jobhandler.http.schemas import BatchOut, BulkOut, JobOut, batch_json, job_json, jobs_json
+from jobhandler.http.schemas import (
+    BatchOut,
+    BulkOut,
+    JobOut,
+    SkippedOut,
+    batch_json,
+    job_json,
+    jobs_json,
+)
 from jobhandler.idempotency import Submitted, batch_sized
 from jobhandler.jobs import JobStatus
 from jobhandler.store.base import CURSOR_PATTERN, BulkAction, JobFilter
@@ -189,7 +197,9 @@ async def list_jobs(
     summary="Cancel, retry or delete every job that matches a filter",
     description="In short batches, each job through its own guarded transition: a cancel"
     " flags running jobs for their workers, a retry takes failed and cancelled jobs, a delete"
-    " finished ones; other jobs are left as they are.",
+    " finished ones; other jobs are left as they are. A retry also leaves a job whose"
+    " `unique_key` another job holds (as `POST /jobs/{id}/retry` refuses it) and names it,"
+    " with its holder, in `skipped`.",
     operation_id="bulkJobs",
     responses=problems(*STORE, 413, 415, 422),
     openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": _FILTER}}}},
@@ -197,8 +207,12 @@ async def list_jobs(
 async def bulk_jobs(request: Request, action: BulkAction) -> Response:
     app, settings = served_app(request), served_settings(request)
     where = bulk_filter(await read_json(request, settings))
-    count = await app.bulk_action(action, where)
-    return Response(BulkOut(action=action, count=count).model_dump_json(), media_type=JSON)
+    done = await app.bulk_action(action, where)
+    out = BulkOut(action=action, count=done.count)
+    if action == "retry":
+        out.skipped = [SkippedOut(id=job_id, holder=holder) for job_id, holder in done.skipped]
+        out.skipped_count = done.skipped_count
+    return Response(out.model_dump_json(exclude_none=True), media_type=JSON)
 
 
 @router.get(
@@ -236,6 +250,9 @@ async def cancel_job(request: Request, job_id: JobId) -> Response:
     "/jobs/{job_id}/retry",
     response_model=JobOut,
     summary="Run a failed or cancelled job again",
+    description="Refused (409) while another job holds the job's `unique_key`, as a submit of"
+    " the key would be answered with it: a waiting or running job with the key, or with"
+    " `unique_for`, the job whose window holds it. The problem names it in `holder`.",
     operation_id="retryJob",
     responses=problems(*STORE, 404, 409, 415, 422),
 )
