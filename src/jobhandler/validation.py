@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 # Task and queue names: short, and safe in a URL, a log line, a shell and both stores.
@@ -22,13 +22,18 @@ _NAME = re.compile(f"[A-Za-z0-9_.:-]{{1,{NAME_MAX_LENGTH}}}")
 
 # How far ahead a job may be due (delay) and how long one run may last (timeout).
 MAX_AHEAD = 10 * 365 * 86400.0
-# When a job may be due (run_at): fixed bounds, so the API description can state them exactly.
-# As epoch seconds: from 1970-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z; as
-# RFC 3339 text: a date in the years 1970 to 2099 (its offset may move it a day either side).
+# When a job may be due (run_at): fixed bounds, so the API description can state them. The
+# instant, its offset applied, is from 1970-01-01T00:00:00Z up to, not including,
+# 2100-01-01T00:00:00Z (epoch seconds 0 to 4102444800), whether given as a number or as text;
+# text must also be written in the years 1970 to 2099, the years its description's pattern
+# names (so no text the description refuses is taken: 1969-12-31T23:00:00-05:00 is refused).
 RUN_AT_MIN = 0.0
 RUN_AT_END = 4_102_444_800.0
 RUN_AT_FIRST_YEAR, RUN_AT_LAST_YEAR = 1970, 2099
-RUN_AT_RANGE = "from 1970-01-01T00:00:00Z to 2099-12-31 (epoch seconds 0 to 4102444800)"
+RUN_AT_RANGE = (
+    "from 1970-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z once its offset is"
+    " applied (epoch seconds 0 to 4102444800); text is written in the years 1970 to 2099"
+)
 # Job ids are made by ``new_job_id`` (UUIDs); anything longer is not one of ours.
 JOB_ID_MAX_LENGTH = 100
 # A free-text filter (``?queue=``, ``?task=``) may name older rows, so only its text is checked.
@@ -164,9 +169,17 @@ def check_name(name: str, what: str) -> str:
 
 
 def run_at_problem(when: float | datetime) -> str | None:
-    """Why ``run_at`` is out of range (see RUN_AT_RANGE), or None."""
+    """Why ``run_at`` is out of range (see RUN_AT_RANGE), or None.
+
+    A time's bounds are those of its instant, its offset applied first:
+    ``2099-12-31T23:59:59-23:59`` is 2100-01-01T23:58:59Z, past the end, and
+    ``1970-01-01T00:00:00+14:00`` is before the epoch. (A time without a zone is refused
+    before this by its callers, who say why; here it counts as UTC.)
+    """
     if isinstance(when, datetime):
-        ok = RUN_AT_FIRST_YEAR <= when.year <= RUN_AT_LAST_YEAR
+        written = RUN_AT_FIRST_YEAR <= when.year <= RUN_AT_LAST_YEAR
+        instant = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        ok = written and RUN_AT_MIN <= instant.timestamp() < RUN_AT_END
     else:
         ok = math.isfinite(when) and RUN_AT_MIN <= when < RUN_AT_END
     return None if ok else f"must be {RUN_AT_RANGE}"

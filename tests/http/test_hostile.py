@@ -121,6 +121,20 @@ SUBMITS: dict[str, tuple[dict[str, Any], int, str, list[Any] | None]] = {
         "run_at",
         ["run_at"],
     ),
+    # Bounds hold for the instant, its offset applied: these are 2100-01-01T23:58:59Z and
+    # 1969-12-31T10:00:00Z, though their dates are in range.
+    "run_at -23:59 on 2099-12-31": (
+        {"json": {"payload": "x", "run_at": "2099-12-31T23:59:59-23:59"}},
+        422,
+        "2100-01-01",
+        ["run_at"],
+    ),
+    "run_at +14:00 on 1970-01-01": (
+        {"json": {"payload": "x", "run_at": "1970-01-01T00:00:00+14:00"}},
+        422,
+        "1970-01-01",
+        ["run_at"],
+    ),
     "run_at true": ({"json": {"payload": "x", "run_at": True}}, 422, "boolean", ["run_at"]),
     "priority true": ({"json": {"payload": "x", "priority": True}}, 422, "boolean", ["priority"]),
     "max_attempts true": (
@@ -166,6 +180,36 @@ def test_the_same_case_in_a_batch_refuses_the_whole_batch(http: httpx.Client) ->
         assert [e["loc"][:2] for e in problem["errors"]] == [["jobs", 999]]
         assert stored(http) == before
     assert_problem(http.post("/jobs/batch", **raw('{"jobs":[{"payload":NaN}]}')), 400, "NaN")
+    assert stored(http) == before
+
+
+def test_offsets_move_run_at_within_its_bounds_and_the_edges_are_taken(
+    http: httpx.Client,
+) -> None:
+    before = stored(http)
+    for edge, utc in (
+        ("1970-01-01T14:00:00+14:00", "1970-01-01T00:00:00"),
+        ("2099-12-31T22:59:59-01:00", "2099-12-31T23:59:59"),
+    ):
+        created = http.post("/jobs", json={"payload": "x", "run_at": edge})
+        assert created.status_code == 201, created.text
+        assert created.json()["run_at"].startswith(utc)
+    before += 2
+    late = {"payload": "x", "run_at": "2099-12-31T23:59:59-23:59"}
+    body = raw(json.dumps({"jobs": [{"payload": "x", "delay": 3600}, late]}))
+    problem = assert_problem(http.post("/jobs/batch", **body), 422, "nothing was stored")
+    assert [e["loc"] for e in problem["errors"]] == [["jobs", 1, "run_at"]]
+    early = {"created_before": "1970-01-01T00:00:00+14:00"}
+    assert_problem(http.post("/jobs/bulk/cancel", json=early), 422, "created_before")
+    assert stored(http) == before
+
+
+def test_a_batch_with_an_unknown_member_is_refused_naming_it(http: httpx.Client) -> None:
+    before = stored(http)
+    for extra in ({"jobz": []}, {"priority": 5}):
+        body = {"jobs": [{"payload": "x", "delay": 3600}], **extra}
+        problem = assert_problem(http.post("/jobs/batch", json=body), 422, next(iter(extra)))
+        assert problem["errors"][0]["loc"] == [next(iter(extra))]
     assert stored(http) == before
 
 

@@ -135,6 +135,10 @@ def submit_requests(app: App, body: Any) -> list[NewJob]:
     reading for all; every bad job named in one 422 (nothing is stored)."""
     if not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
         raise Problem(400, "request body must be a JSON object with a jobs array")
+    if unknown := sorted(set(body) - BATCH_MEMBERS):  # as every other body: no member ignored
+        raise _unprocessable(
+            [{"loc": [name], "msg": _EXTRA, "type": "extra_forbidden"} for name in unknown]
+        )
     new: list[NewJob] = []
     errors: list[dict[str, Any]] = []
     now = app.clock()
@@ -152,6 +156,9 @@ def submit_requests(app: App, body: Any) -> list[NewJob]:
 
 
 _REQUESTS = pydantic.TypeAdapter(list[SubmitRequest])
+# The members of a batch's body (``openapi.batch_schema`` describes the same, and no other).
+BATCH_MEMBERS = frozenset({"jobs"})
+_EXTRA = "Extra inputs are not permitted"  # pydantic's words, as POST /jobs answers them
 
 
 def _batch_requests(items: list[Any]) -> list[SubmitRequest] | list[SubmitRequest | list[Any]]:

@@ -24,7 +24,7 @@ _MEANINGS = {
     400: "the body is not JSON (or lacks a required member), a bad cursor, or a Host not allowed",
     401: "no token, or an unknown one, while the store holds tokens",
     403: "the token's scope does not allow this",
-    404: "no such job",
+    404: "no such job (or queue, or schedule, where the path names one)",
     409: "the job's status does not allow this",
     413: "the body is over the size limit",
     415: "a body that is not application/json",
@@ -144,7 +144,8 @@ def batch_schema(submit: dict[str, Any], max_jobs: int) -> dict[str, Any]:
     """The body of a batch: 1 to ``max_jobs`` submits, each with the body ``submit`` describes."""
     job = Annotated[Any, WithJsonSchema(submit)]
     jobs = Annotated[list[job], Field(min_length=1, max_length=max_jobs)]
-    model = create_model("SubmitJobs", jobs=(jobs, ...))
+    forbid = ConfigDict(extra="forbid")  # inputs.BATCH_MEMBERS: no other member is taken
+    model = create_model("SubmitJobs", __config__=forbid, jobs=(jobs, ...))
     schema: dict[str, Any] = model.model_json_schema()
     return schema
 
