@@ -14,14 +14,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from jobhandler.errors import InvalidJob
+from jobhandler.errors import InvalidJob, JobHandlerError
 from jobhandler.rates import check_concurrency, parse_rate
 from jobhandler.settings import Settings
 from jobhandler.store import Store
 from jobhandler.store.base import FlowLimit, QueueStats
 from jobhandler.validation import error, name_error
+
+if TYPE_CHECKING:
+    from jobhandler.tasks import TaskRegistry
 
 log = logging.getLogger("jobhandler.flow")
 
@@ -34,6 +37,14 @@ class InvalidLimit(InvalidJob):
     """A queue name, concurrency or rate limit that cannot be used; nothing was written."""
 
 
+class QueueNotFound(JobHandlerError, LookupError):
+    """An action named a queue nothing knows (see ``Flow.known``); nothing was written."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no queue named {name!r}: no task, job, worker or limit names it")
+        self.name = name
+
+
 class FlowOwner(Protocol):
     """What the service needs of its App (no import of App: it owns this service)."""
 
@@ -44,6 +55,7 @@ class FlowOwner(Protocol):
     def settings(self) -> Settings: ...
 
     clock: Callable[[], float]
+    tasks: TaskRegistry
 
 
 def checked_limit(scope: Scope, name: str, values: dict[str, Any]) -> FlowLimit:
@@ -98,6 +110,7 @@ class Flow:
 
     async def set_paused(self, queue: str, paused: bool) -> QueueStats:
         checked_limit("queue", queue, {})
+        await self.known(queue)
         await self._owner.store.set_paused(queue, paused, self._owner.clock())
         log.info("queue %s %s", queue, "paused" if paused else "resumed")
         return await self.queue(queue)
@@ -108,9 +121,21 @@ class Flow:
         if unknown := set(values) - LIMIT_FIELDS:
             raise TypeError(f"unknown queue settings: {', '.join(sorted(unknown))}")
         limit = checked_limit("queue", queue, values)
+        await self.known(queue)
         await self._owner.store.set_limits(limit, self._owner.clock(), fields)
         log.info("queue %s limits set: %s", queue, {k: values[k] for k in sorted(fields)})
         return await self.queue(queue)
+
+    async def known(self, queue: str) -> None:
+        """QueueNotFound unless a task of the app or the code names ``queue``, or it is one
+        ``GET /queues`` shows (it has jobs, a live worker serves it, or the store keeps its
+        limits or pause): an action on a made-up name must not create the queue it names."""
+        if any(task.options.queue == queue for task in self._owner.tasks):
+            return
+        if ("queue", queue) in self._declared:
+            return
+        if all(stats.queue != queue for stats in await self.queue_stats()):
+            raise QueueNotFound(queue)
 
     # -- what GET /queues shows ------------------------------------------------------------
 

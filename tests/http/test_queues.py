@@ -4,13 +4,13 @@ limits changed at run time, checked at the edge, and a submit to a queue nobody 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Server, run_cli
+from tests.conftest import Process, Server, run_cli, test_env
 
 UNSERVED = "x-jobhandler-unserved-queues"
 
@@ -56,6 +56,7 @@ def test_patch_sets_and_removes_limits_and_flags_unserved(
 
 def test_limits_and_resume_from_the_cli(http: httpx.Client, server: Server) -> None:
     url = ["--url", server.url]
+    assert http.post("/jobs", json={"payload": "x", "queue": "mail"}).status_code == 201
     assert http.post("/queues/mail/pause", json={}).json()["paused"] is True
     done = run_cli("queues", "set", "mail", "--concurrency", "4", "--rate-limit", "5/s", *url)
     assert done.returncode == 0, done.stderr
@@ -65,3 +66,35 @@ def test_limits_and_resume_from_the_cli(http: httpx.Client, server: Server) -> N
     (mail,) = [q for q in json.loads(listed.stdout) if q["queue"] == "mail"]
     assert not mail["paused"] and mail["concurrency"] == 4 and mail["rate_limit"] == "5/s"
     assert mail["served"] is False  # serve's worker serves the demo's queue only
+
+
+QUEUE_ACTIONS = (
+    ("PATCH", "", {"concurrency": 2}),
+    ("POST", "/pause", {}),
+    ("POST", "/resume", {}),
+)
+
+
+def test_an_action_on_a_queue_nothing_knows_is_404_and_writes_nothing(
+    spawn: Callable[..., Process], database_url: str
+) -> None:
+    """A made-up name is not created by pausing it (HTTP, CLI), on both stores; a queue a
+    task names, one with jobs, and one a worker serves are known before anything is stored."""
+    server = spawn(["serve", "--app", "fuzzapp:app"], test_env(database_url), server=True)
+    assert isinstance(server, Server)
+    server.wait_ready()
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        before = http.get("/queues").json()
+        for method, action, body in QUEUE_ACTIONS:
+            response = http.request(method, f"/queues/made-up{action}", json=body)
+            assert response.status_code == 404, (method, action, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert "made-up" in response.json()["error"]
+        done = run_cli("queues", "pause", "made-up", "--url", server.url)  # the CLI's 4xx
+        assert done.returncode == 2 and "made-up" in done.stderr, done.stderr
+        assert http.get("/queues").json() == before  # nothing was written
+        # Known: a task's queue ("orders", with no job in it), one with a job ("busy").
+        assert http.post("/queues/orders/pause", json={}).json()["paused"] is True
+        assert http.post("/jobs", json={"payload": "x", "queue": "busy"}).status_code == 201
+        assert http.patch("/queues/busy", json={"concurrency": 2}).json()["concurrency"] == 2
+        assert http.post("/queues/default/resume", json={}).status_code == 200

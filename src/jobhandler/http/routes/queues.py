@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
+from jobhandler.flow import QueueNotFound
 from jobhandler.http.inputs import served_app
 from jobhandler.http.openapi import STORE, problems
+from jobhandler.http.problems import Problem
 from jobhandler.http.schemas import QueueLimitsIn, QueueOut, queue_json, queues_json
+from jobhandler.store.base import QueueStats
 from jobhandler.validation import NAME_MAX_LENGTH, NAME_PATTERN
 
 JSON = "application/json"
@@ -17,7 +21,8 @@ JSON = "application/json"
 router = APIRouter(tags=["queues"])
 
 QueueName = Annotated[str, Path(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
-_ACTION_PROBLEMS: dict[int | str, dict[str, Any]] = problems(*STORE, 415, 422)
+# 404: a queue no task, job, worker or stored limit names (flow.Flow.known); nothing is written.
+_ACTION_PROBLEMS: dict[int | str, dict[str, Any]] = problems(*STORE, 404, 415, 422)
 
 
 @router.get(
@@ -44,7 +49,7 @@ async def list_queues(request: Request) -> Response:
 async def update_queue(request: Request, name: QueueName, limits: QueueLimitsIn) -> Response:
     app = served_app(request)
     changed = limits.model_dump(include=limits.model_fields_set)
-    return Response(queue_json(await app.update_queue(name, **changed)), media_type=JSON)
+    return await _answer(app.update_queue(name, **changed))
 
 
 @router.post(
@@ -56,7 +61,7 @@ async def update_queue(request: Request, name: QueueName, limits: QueueLimitsIn)
 )
 async def pause_queue(request: Request, name: QueueName) -> Response:
     app = served_app(request)
-    return Response(queue_json(await app.pause_queue(name)), media_type=JSON)
+    return await _answer(app.pause_queue(name))
 
 
 @router.post(
@@ -68,4 +73,12 @@ async def pause_queue(request: Request, name: QueueName) -> Response:
 )
 async def resume_queue(request: Request, name: QueueName) -> Response:
     app = served_app(request)
-    return Response(queue_json(await app.resume_queue(name)), media_type=JSON)
+    return await _answer(app.resume_queue(name))
+
+
+async def _answer(action: Awaitable[QueueStats]) -> Response:
+    """The queue after the action; 404 for a queue nothing knows (nothing was written)."""
+    try:
+        return Response(queue_json(await action), media_type=JSON)
+    except QueueNotFound as exc:
+        raise Problem(404, str(exc)) from None
