@@ -15,6 +15,7 @@ from jobhandler.app import App
 from jobhandler.errors import JobHandlerError
 from jobhandler.http import create_app
 from jobhandler.http.auth import is_loopback
+from jobhandler.http.server import EdgeConfig, RequestLimiter, raise_open_files_limit
 from jobhandler.settings import Settings
 from jobhandler.worker import Worker
 
@@ -44,19 +45,7 @@ async def run(app: App, settings: Settings, *, http: bool, worker: bool) -> None
         the_worker = Worker(app, settings) if worker else None
         server = None
         if http:
-            config = uvicorn.Config(
-                create_app(app, settings),
-                host=settings.host,
-                port=settings.port,
-                # Our logging (logs.py) formats uvicorn's records, the access log included.
-                log_config=None,
-                access_log=True,
-                lifespan="on",
-                limit_concurrency=settings.max_connections,
-                timeout_keep_alive=int(max(1, settings.keep_alive)),
-                loop="asyncio",
-            )
-            server = _Server(config)
+            server = _Server(_server_config(app, settings))
 
         signals_seen = 0
 
@@ -84,6 +73,29 @@ async def run(app: App, settings: Settings, *, http: bool, worker: bool) -> None
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+
+
+def _server_config(app: App, settings: Settings) -> EdgeConfig:
+    """uvicorn, with limits on requests rather than connections (http/server.py)."""
+    raise_open_files_limit()  # idle connections cost a descriptor each, and nothing more
+    limited = RequestLimiter(
+        create_app(app, settings),
+        max_requests=settings.max_connections,
+        max_streams=settings.max_streams,
+    )
+    return EdgeConfig(
+        limited,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        host=settings.host,
+        port=settings.port,
+        # Our logging (logs.py) formats uvicorn's records, the access log included.
+        log_config=None,
+        access_log=True,
+        lifespan="on",
+        timeout_keep_alive=int(max(1, settings.keep_alive)),
+        loop="asyncio",
+    )
 
 
 async def _serve(server: _Server, settings: Settings, worker: Worker | None) -> None:

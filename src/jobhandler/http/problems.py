@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from jobhandler.errors import (
@@ -92,6 +93,11 @@ def install_error_handlers(api: FastAPI) -> None:
         log.warning("store unavailable: %s", exc)  # the details stay in the server's log
         return problem_response(503, "store unavailable")
 
+    async def client_gone(_: Request, exc: Exception) -> Response:
+        # The client left (or was cut off by a read timeout) while sending its body: not a bug,
+        # nothing to log, and nobody to answer; the response is dropped.
+        return problem_response(400, "the client went away")
+
     async def internal(request: Request, exc: Exception) -> Response:
         # A bug: its traceback goes to the log, never to the client (it can show internals).
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -119,6 +125,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(StoreUnavailable, unavailable)
     api.add_exception_handler(RequestValidationError, bad_parameters)
     api.add_exception_handler(StarletteHTTPException, http_error)
+    api.add_exception_handler(ClientDisconnect, client_gone)
     api.add_exception_handler(Exception, internal)
 
 
