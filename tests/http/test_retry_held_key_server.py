@@ -10,7 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
+from jobhandler.client import Client
+from jobhandler.errors import Conflict
 from tests.conftest import Process, Server, run_cli, test_env
 
 
@@ -47,6 +50,10 @@ def test_a_held_key_refuses_a_retry_and_a_bulk_retry_skips_it(
         assert holder in body["error"] and "'k'" in body["error"]
         assert "constraint" not in refused.text.lower()
         assert http.get(f"/jobs/{old}").json()["status"] == "failed"  # nothing was written
+
+        with Client(server.url) as client, pytest.raises(Conflict) as raised:
+            client.retry(old)
+        assert raised.value.holder == holder and raised.value.job_status == "failed"
 
         cli = run_cli("jobs", "retry", old, *url)
         assert cli.returncode == 2 and holder in cli.stderr and "'k'" in cli.stderr, cli.stderr

@@ -36,7 +36,8 @@ class BulkOps(UniquenessOps):
             return BulkStep(0, None)
         cursor = encode_cursor(after) if after > 0 else None
         narrowed = replace(where, statuses=frozenset(statuses))
-        sql, params = r.list_query(narrowed, limit - 1, cursor, True, "seq, id")
+        columns = "seq, id" if action == "retry" else "seq"  # a retry reads who it skipped
+        sql, params = r.list_query(narrowed, limit - 1, cursor, True, columns)
         candidates = Step(Query("bulk_candidates", self._native(sql)), params)
         (found,) = await self._run([candidates], False)
         seqs = [int(row["seq"]) for row in found.rows]
