@@ -10,6 +10,7 @@ import select
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import httpx
@@ -20,10 +21,10 @@ DEADLINE = 20.0
 HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
 
-def serve(spawn: Callable[..., Process], database_url: str, **settings: str) -> Server:
+def serve(spawn: Callable[..., Process], database_url: str, *args: str, **settings: str) -> Server:
     # Variables rather than flags: a setting the server does not know is not an error.
     env = test_env(database_url, **{f"JOBHANDLER_{k.upper()}": v for k, v in settings.items()})
-    proc = spawn(["serve"], env, server=True)
+    proc = spawn(["serve", *args], env, server=True)
     assert isinstance(proc, Server)
     return proc.wait_ready()
 
@@ -172,3 +173,33 @@ async def burst_of_streams(server: Server, count: int) -> tuple[list[int], int]:
             for response in opened:
                 await response.aclose()
         return statuses, sum(seen)
+
+
+def test_requests_past_the_limit_get_503_until_one_ends(
+    spawn: Callable[..., Process], database_url: str
+) -> None:
+    server = serve(spawn, database_url, "--no-worker", max_connections="2")
+    with httpx.Client(base_url=server.url, timeout=DEADLINE) as http:
+        job = http.post("/jobs", json={"task": "reverse", "payload": "abc"}).json()
+
+        async def two_waits() -> list[int]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=DEADLINE) as waiting:
+                waits = [waiting.get(f"/jobs/{job['id']}", params={"wait": 3}) for _ in range(2)]
+                return [response.status_code for response in await asyncio.gather(*waits)]
+
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(asyncio.run, two_waits())  # two requests in progress, 3 s each
+            refused = poll(lambda: http.get("/healthz"), until=lambda r: r.status_code == 503)
+            assert refused.json()["error"] and refused.headers["retry-after"] == "1"
+            assert held.result(DEADLINE) == [200, 200]  # those admitted were answered
+        assert http.get("/healthz").status_code == 200  # and their slots are free again
+
+
+def poll(
+    call: Callable[[], httpx.Response], until: Callable[[httpx.Response], bool]
+) -> httpx.Response:
+    deadline = time.monotonic() + DEADLINE
+    while not until(response := call()):
+        assert time.monotonic() < deadline, response
+        time.sleep(0.02)
+    return response
