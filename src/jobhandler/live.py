@@ -10,6 +10,10 @@ change already sent is not sent twice.
 
 A subscriber has a bounded queue: one that cannot keep up is dropped (its stream ends and the
 browser's EventSource reconnects) instead of holding memory or slowing the others.
+
+A stream outlives the access check made when it opened, so a subscriber may bring
+``still_allowed``: asked again every ``RECHECK_SECONDS`` while it waits or reads, and the
+stream ends (``next()`` gives None) once it says no, e.g. when the caller's token was revoked.
 """
 
 from __future__ import annotations
@@ -29,18 +33,23 @@ POLL_INTERVAL = 0.25  # seconds between reads while anyone subscribes
 GRACE = 2.0  # how far behind its watermark each read looks again
 BATCH = 500  # changed jobs per read; a full read is followed by the next at once
 QUEUE_SIZE = 1000  # events a subscriber may have waiting before it is dropped
+RECHECK_SECONDS = 2.0  # how often a stream asks again whether its caller may still read it
 
 ReadChanges = Callable[[float, int], Awaitable[list[Job]]]
 Match = Callable[[Job], bool]
+StillAllowed = Callable[[], Awaitable[bool]]
 
 
 class Subscription:
-    """What one stream receives: matching changed jobs, or None once it was dropped."""
+    """What one stream receives: matching changed jobs, or None once it was dropped (too slow,
+    or no longer allowed)."""
 
-    def __init__(self, match: Match, size: int) -> None:
+    def __init__(self, match: Match, size: int, still_allowed: StillAllowed | None = None) -> None:
         self.match = match
         self.queue: asyncio.Queue[Job | None] = asyncio.Queue(size)
         self.dropped = False
+        self._still_allowed = still_allowed
+        self._recheck_at = asyncio.get_running_loop().time() + RECHECK_SECONDS
 
     def offer(self, job: Job) -> None:
         if self.dropped or not self.match(job):
@@ -53,7 +62,20 @@ class Subscription:
             self.queue.put_nowait(None)
 
     async def next(self) -> Job | None:
-        return None if self.dropped and self.queue.empty() else await self.queue.get()
+        if self._still_allowed is None:
+            return None if self.dropped and self.queue.empty() else await self.queue.get()
+        loop = asyncio.get_running_loop()
+        while not (self.dropped and self.queue.empty()):
+            if loop.time() >= self._recheck_at:
+                # Asked between events too: a busy stream must not outrun its revocation.
+                if not await self._still_allowed():
+                    self.dropped = True
+                    return None
+                self._recheck_at = loop.time() + RECHECK_SECONDS
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(self._recheck_at):
+                    return await self.queue.get()
+        return None
 
 
 class JobFeed:
@@ -74,10 +96,15 @@ class JobFeed:
 
     @contextlib.asynccontextmanager
     async def subscribe(
-        self, match: Match, queue_size: int | None = None
+        self,
+        match: Match,
+        queue_size: int | None = None,
+        *,
+        still_allowed: StillAllowed | None = None,
     ) -> AsyncIterator[Subscription]:
-        """Receive the changed jobs ``match`` accepts, from now on, for the block."""
-        sub = Subscription(match, queue_size or self.queue_size)
+        """Receive the changed jobs ``match`` accepts, from now on, for the block, while
+        ``still_allowed`` (asked every ``RECHECK_SECONDS``) says yes."""
+        sub = Subscription(match, queue_size or self.queue_size, still_allowed)
         self._subscribers.add(sub)
         task = self._task
         if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():

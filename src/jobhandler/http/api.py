@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from jobhandler import metrics
 from jobhandler.app import App
-from jobhandler.http.auth import install_access_control
+from jobhandler.http.auth import install_access_control, server_tokens
 from jobhandler.http.dashboard import PREFIX as DASHBOARD
 from jobhandler.http.dashboard import create_dashboard
 from jobhandler.http.inputs import forbid_unknown_query
@@ -48,12 +48,13 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
         # (some 300 more Python calls each), and these routers need no prefix or options.
         api.router.routes.extend(router.routes)
     forbid_unknown_query(api)  # every route: an undeclared query parameter is a 422
-    api.mount(DASHBOARD, create_dashboard(app, settings))
+    tokens = server_tokens(app, settings)  # one for the API and the dashboard: they close together
+    api.mount(DASHBOARD, create_dashboard(app, settings, tokens))
     api.add_route("/", _to_dashboard, include_in_schema=False)
     metrics.install(app)  # count this process's job events from now on (GET /metrics)
     describe_bodies(api, app)
     install_error_handlers(api)
-    install_access_control(api, app, settings, own_auth=(DASHBOARD,))
+    install_access_control(api, app, settings, own_auth=(DASHBOARD,), tokens=tokens)
     return api
 
 

@@ -5,8 +5,8 @@ One pure ASGI middleware checks every HTTP request, cheapest and most general ch
 1. ``Host`` must be an allowed name (400): a server bound to loopback answers only to the
    loopback names, so a DNS-rebinding page cannot read it. Health checks skip this, for probes
    that address the server by IP.
-2. Once the store holds any token, a request needs ``Authorization: Bearer <token>`` (401) of a
-   scope that allows it (403). ``/healthz`` and ``/readyz`` stay open.
+2. On a closed server a request needs ``Authorization: Bearer <token>`` (401) of a scope that
+   allows it (403). ``/healthz`` and ``/readyz`` stay open.
 3. A state-changing request from a browser page of another origin is refused (403, CSRF), even
    with no body: only the server's own origin and ``cors_origins`` may send one.
 4. A state-changing request with a body must say ``Content-Type: application/json`` (415), so a
@@ -15,39 +15,40 @@ One pure ASGI middleware checks every HTTP request, cheapest and most general ch
 The dashboard (``own_auth`` paths) signs its users in with a session cookie and checks their
 scope, CSRF token and form bodies itself (http/dashboard/session.py); here it gets checks 1 and 3.
 
-Tokens are looked up in a cache that reads every token's hash and scope from the store at most
-once per ``TOKEN_CACHE_SECONDS``: a request costs no store query, and a new or revoked token
-takes effect within that time.
+Tokens are looked up in the server's cache (http/token_cache.py): a request costs no store
+query, and a new or revoked token takes effect within about a second.
+
+Open or closed: a server is closed from its start when it binds beyond loopback without
+``--insecure-no-auth`` or when the store holds a token as it starts, and it closes the moment a
+token appears. Closing is one-way, for the life of the process: revoking the last token leaves
+a closed server refusing everyone (and saying so in its log), never open to whoever reaches it.
+One cache per server holds that state, shared by the API and the dashboard (``server_tokens``).
+
+A stream outlasts the check made when it opened, so the middleware leaves the request's
+``Grant`` in the ASGI scope, for the stream to ask again while it lasts (``grant_of``).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import ipaddress
-import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobhandler.errors import StoreUnavailable
 from jobhandler.http.problems import problem_response
 from jobhandler.http.schemas import SHOW_TRACEBACKS
+from jobhandler.http.token_cache import GRANT_KEY, Grant, TokenCache
 from jobhandler.settings import Settings
 from jobhandler.tokens import PUBLIC_PATHS, allows, hash_token, shows_tracebacks
-from jobhandler.tokens import Scope as TokenScope
 
 if TYPE_CHECKING:
     from jobhandler.app import App
 
-log = logging.getLogger("jobhandler.http.auth")
-
-TOKEN_CACHE_SECONDS = 1.0  # the longest a new or revoked token waits to take effect
-TOUCH_INTERVAL = 60.0  # last_used_at is written at most this often, not on every request
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_SCHEME = "bearerAuth"
@@ -82,57 +83,14 @@ def allowed_host_names(settings: Settings) -> frozenset[str] | None:
     return LOOPBACK_NAMES if is_loopback(settings.host) else None
 
 
-class TokenCache:
-    """Every token's hash and scope, read from the store at most once per ``ttl`` seconds."""
+def starts_closed(settings: Settings) -> bool:
+    """Whether a server needs tokens before the store holds any: a network bind, unless told."""
+    return not is_loopback(settings.host) and not settings.insecure_no_auth
 
-    def __init__(
-        self,
-        load: Callable[[], Awaitable[dict[str, TokenScope]]],
-        touch: Callable[[Sequence[str]], Awaitable[None]],
-        ttl: float = TOKEN_CACHE_SECONDS,
-    ) -> None:
-        self._load, self._touch, self._ttl = load, touch, ttl
-        self._scopes: dict[str, TokenScope] = {}
-        self._failure: str | None = None  # why the last read failed
-        self._expires = float("-inf")
-        self._lock = asyncio.Lock()
-        self._touched: dict[str, float] = {}  # token hash → when its use was last written
-        self._writes: set[asyncio.Task[None]] = set()
 
-    async def scopes(self) -> dict[str, TokenScope]:
-        """Token hash → scope; empty while the store holds no token (the API is open)."""
-        if time.monotonic() >= self._expires:
-            async with self._lock:  # a burst of requests at expiry makes one read, not one each
-                if time.monotonic() >= self._expires:
-                    await self._refresh()
-        if self._failure is not None:
-            raise StoreUnavailable(self._failure)  # a new one: a re-raised one keeps growing
-        return self._scopes
-
-    async def _refresh(self) -> None:
-        try:
-            self._scopes, self._failure = await self._load(), None
-        except StoreUnavailable as exc:
-            # Fail closed (503), and remember it for the ttl too: while the store is away,
-            # requests must not queue on the lock behind one slow connect attempt each.
-            self._scopes, self._failure = {}, str(exc)
-        self._expires = time.monotonic() + self._ttl
-
-    def used(self, token_hash: str) -> None:
-        """Note a token's use in the store, in the background and at most once a minute."""
-        now = time.monotonic()
-        if now - self._touched.get(token_hash, float("-inf")) < TOUCH_INTERVAL:
-            return
-        self._touched[token_hash] = now  # only known tokens get here: the dict stays small
-        write = asyncio.get_running_loop().create_task(self._record_use(token_hash))
-        self._writes.add(write)
-        write.add_done_callback(self._writes.discard)
-
-    async def _record_use(self, token_hash: str) -> None:
-        try:
-            await self._touch([token_hash])
-        except Exception as exc:  # only bookkeeping (and maybe racing shutdown): never fatal
-            log.warning("could not record token use: %s", exc)
+def server_tokens(app: App, settings: Settings) -> TokenCache:
+    """The one token cache of a server: its API and its dashboard open and close together."""
+    return TokenCache(app.token_scopes, app.touch_tokens, closed=starts_closed(settings))
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -187,24 +145,42 @@ class AccessControl:
         self.own_auth = own_auth  # path prefixes that check tokens and bodies themselves
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._reading_tokens_at_startup(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         try:
-            refusal, token_scope = await self._check(scope)
+            refusal, grant = await self._check(scope)
         except StoreUnavailable as exc:
-            refusal, token_scope = problem_response(503, f"store unavailable: {exc}"), None
+            refusal, grant = problem_response(503, f"store unavailable: {exc}"), None
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        shown = SHOW_TRACEBACKS.set(shows_tracebacks(token_scope))
+        if grant is not None:
+            scope[GRANT_KEY] = grant
+        shown = SHOW_TRACEBACKS.set(shows_tracebacks(grant.token_scope if grant else None))
         try:
             await self.app(scope, receive, send)
         finally:
             SHOW_TRACEBACKS.reset(shown)
 
-    async def _check(self, scope: Scope) -> tuple[Response | None, TokenScope | None]:
-        """A refusal, or None and the caller's token scope (None on an open server)."""
+    def _reading_tokens_at_startup(self, send: Send) -> Send:
+        """The lifespan's ``send``, reading the tokens once the store is connected and before
+        any request: a token the store holds at the start closes the server, even if it is
+        revoked before anyone calls."""
+
+        async def send_after_reading(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                with contextlib.suppress(StoreUnavailable):  # then the first request reads
+                    await self.tokens.scopes()
+            await send(message)
+
+        return send_after_reading
+
+    async def _check(self, scope: Scope) -> tuple[Response | None, Grant | None]:
+        """A refusal, or None and what let the caller in (None: a path not checked here)."""
         path: str = scope["path"]
         if path in PUBLIC_PATHS:
             return None, None
@@ -217,9 +193,9 @@ class AccessControl:
             if method in STATE_CHANGING and not self._same_site(headers.get(b"origin"), host):
                 return problem_response(403, "cross-origin requests may not change state"), None
             return None, None
-        token_scope, refusal = await self._authenticate(headers, method, path)
-        if refusal is not None:
-            return refusal, None
+        granted = await self._authenticate(headers, method, path)
+        if isinstance(granted, Response):
+            return granted, None
         if method in STATE_CHANGING:
             if not self._same_site(headers.get(b"origin"), host):
                 return problem_response(403, "cross-origin requests may not change state"), None
@@ -227,27 +203,27 @@ class AccessControl:
                 headers.get(b"content-type", b"").decode("latin-1")
             ):
                 return problem_response(415, "the request body must be application/json"), None
-        return None, token_scope
+        return None, granted
 
     async def _authenticate(
         self, headers: dict[bytes, bytes], method: str, path: str
-    ) -> tuple[TokenScope | None, Response | None]:
+    ) -> Grant | Response:
         known = await self.tokens.scopes()
-        if not known:
-            return None, None  # no token in the store: the API is open, as it always was
+        if not self.tokens.closed:  # no token yet: the API is open, as it always was
+            return Grant(self.tokens, None, None, method, path)
         kind, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         if kind.lower() != "bearer" or not token.strip():
-            return None, _unauthorized("an API token is required: Authorization: Bearer <token>")
+            return _unauthorized("an API token is required: Authorization: Bearer <token>")
         token_hash = hash_token(token.strip())
         token_scope = known.get(token_hash)
-        if token_scope is None:
-            return None, _unauthorized("the API token is not valid", invalid=True)
+        if token_scope is None:  # unknown, revoked, or none left on a closed server
+            return _unauthorized("the API token is not valid", invalid=True)
         self.tokens.used(token_hash)
         if not allows(token_scope, method, path):
-            return None, problem_response(
+            return problem_response(
                 403, f"a {token_scope} token may not {method} {path}", scope=token_scope
             )
-        return token_scope, None
+        return Grant(self.tokens, token_hash, token_scope, method, path)
 
     def _same_site(self, origin_header: bytes | None, host: str) -> bool:
         """No ``Origin`` (not a browser's cross-site request), this server's, or a CORS one."""
@@ -268,15 +244,20 @@ def _unauthorized(message: str, *, invalid: bool = False) -> Response:
 
 
 def install_access_control(
-    api: FastAPI, app: App, settings: Settings, own_auth: tuple[str, ...] = ()
+    api: FastAPI,
+    app: App,
+    settings: Settings,
+    own_auth: tuple[str, ...] = (),
+    tokens: TokenCache | None = None,
 ) -> None:
     """Put the access checks (and CORS, when origins are set) in front of every route.
 
-    ``own_auth``: path prefixes (the dashboard's) that sign in and check scopes themselves.
+    ``own_auth``: path prefixes (the dashboard's) that sign in and check scopes themselves,
+    sharing ``tokens`` (the server's, from ``server_tokens``) so they close with the API.
     """
     api.add_middleware(
         AccessControl,
-        tokens=TokenCache(app.token_scopes, app.touch_tokens),
+        tokens=tokens or server_tokens(app, settings),
         allowed_hosts=allowed_host_names(settings),
         cors_origins=frozenset(o.lower().rstrip("/") for o in settings.cors_origins),
         own_auth=own_auth,

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from jobhandler.http.dashboard import actions, live, pages
 from jobhandler.http.dashboard.web import ERRORS, Dashboard, SecurityHeaders
+from jobhandler.http.token_cache import TokenCache
 from jobhandler.settings import Settings
 
 if TYPE_CHECKING:
@@ -54,14 +55,17 @@ ROUTES = [
 ]
 
 
-def create_dashboard(app: App, settings: Settings | None = None) -> Starlette:
-    """The dashboard of ``app`` as an ASGI application (``settings``: the app's own)."""
+def create_dashboard(
+    app: App, settings: Settings | None = None, tokens: TokenCache | None = None
+) -> Starlette:
+    """The dashboard of ``app`` as an ASGI application (``settings``: the app's own;
+    ``tokens``: the cache of the server it is part of, so it opens and closes with the API)."""
     web = Starlette(
         routes=ROUTES,
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers=ERRORS,
     )
-    web.state.dashboard = Dashboard(app, settings)
+    web.state.dashboard = Dashboard(app, settings, tokens)
     return web
 
 

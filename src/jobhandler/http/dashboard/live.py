@@ -3,7 +3,8 @@
 The stream carries only that the job changed (its new status); the script then fetches the
 page's live part, so what is shown is always rendered by the same template and checked for the
 same session. The events come from the App's one live feed (``App.live``), so a page costs no
-read of its own while nothing happens.
+read of its own while nothing happens. The stream asks the session's token again as it goes
+(every ``live.RECHECK_SECONDS``) and ends once the token is revoked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from jobhandler.errors import JobNotFound
 from jobhandler.http.dashboard.web import dashboard
+from jobhandler.http.token_cache import Grant
 from jobhandler.validation import is_job_id
 
 if TYPE_CHECKING:
@@ -29,15 +31,18 @@ RETRY_MS = 2000  # how soon the browser reconnects a stream that broke off
 async def job_events(request: Request) -> Response:
     dash = dashboard(request)
     job_id = request.path_params["job_id"]
-    await dash.sessions.viewer(request, "GET", f"/jobs/{job_id}")
+    viewer = await dash.sessions.viewer(request, "GET", f"/jobs/{job_id}")
     if not is_job_id(job_id):
         raise JobNotFound(job_id)
     await dash.app.get_job(job_id)  # an unknown job is a 404, not a stream that never speaks
-    return StreamingResponse(_changes(dash.app, job_id), media_type="text/event-stream")
+    grant = dash.sessions.grant(viewer, "GET", f"/jobs/{job_id}")
+    return StreamingResponse(_changes(dash.app, job_id, grant), media_type="text/event-stream")
 
 
-async def _changes(app: App, job_id: str) -> AsyncIterator[str]:
-    async with app.live.subscribe(lambda job: job.id == job_id) as changes:
+async def _changes(app: App, job_id: str, grant: Grant) -> AsyncIterator[str]:
+    async with app.live.subscribe(
+        lambda job: job.id == job_id, still_allowed=grant.holds
+    ) as changes:
         yield f"retry: {RETRY_MS}\n\n"
         while True:
             try:
@@ -46,5 +51,5 @@ async def _changes(app: App, job_id: str) -> AsyncIterator[str]:
                 yield ": keep-alive\n\n"
                 continue
             if job is None:
-                return  # too slow a reader, dropped by the feed: the browser reconnects
+                return  # dropped by the feed (too slow: the browser reconnects) or revoked
             yield f"event: job\ndata: {job.status.value}\n\n"

@@ -5,8 +5,9 @@ the API token in a cookie: HttpOnly (no script reads it), SameSite=Strict (no ot
 makes the browser send it), Secure behind HTTPS, scoped to the dashboard's path. The cookie
 carries the token itself rather than a signed session: every API server of a deployment checks
 it against the store's token table with no shared secret to configure, and revoking the token
-ends the session within ``auth.TOKEN_CACHE_SECONDS``. While the store holds no token the
-dashboard is open, like the API, and the cookie holds a random value only for CSRF.
+ends the session within ``TOKEN_CACHE_SECONDS``. While the server is open (no token yet) the
+dashboard is open, like the API, and the cookie holds a random value only for CSRF; the server's
+one token cache decides, so the dashboard opens and closes with the API (http/auth.py).
 
 Every state change needs the session's CSRF token: an HMAC of the cookie's value, rendered into
 the page, so a page of another site can neither read nor compute it (docs/security.md).
@@ -24,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobhandler.errors import JobHandlerError
-from jobhandler.http.auth import TokenCache, same_origin
+from jobhandler.http.auth import same_origin
+from jobhandler.http.token_cache import Grant, TokenCache
 from jobhandler.tokens import Scope, allows, hash_token, shows_tracebacks
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ CSRF_HEADER = "x-csrf-token"
 
 
 class NotSignedIn(JobHandlerError):
-    """The store holds tokens and this browser sent none that is valid: show the login form."""
+    """The server is closed and this browser sent no valid token: show the login form."""
 
 
 class Forbidden(JobHandlerError):
@@ -71,19 +73,20 @@ def csrf_token(cookie: str) -> str:
 
 
 class Sessions:
-    """Checks sessions against the store's tokens (through the API's cache)."""
+    """Checks sessions against the store's tokens (through the server's cache, ``tokens``;
+    a dashboard mounted on its own gets a cache of its own)."""
 
-    def __init__(self, app: App) -> None:
-        self.tokens = TokenCache(app.token_scopes, app.touch_tokens)
+    def __init__(self, app: App, tokens: TokenCache | None = None) -> None:
+        self.tokens = tokens or TokenCache(app.token_scopes, app.touch_tokens)
 
     async def viewer(self, request: Request, method: str, api_path: str) -> Viewer:
         """The viewer, if the API would let them make ``method api_path``.
 
-        Raises NotSignedIn (no valid session while tokens exist) or Forbidden.
+        Raises NotSignedIn (no valid session on a closed server) or Forbidden.
         """
         known = await self.tokens.scopes()
         cookie = request.cookies.get(COOKIE, "")
-        if not known:
+        if not self.tokens.closed:
             if cookie.startswith(OPEN_PREFIX):
                 return Viewer(None, cookie)
             return Viewer(None, OPEN_PREFIX + secrets.token_urlsafe(24), fresh=True)
@@ -97,12 +100,18 @@ class Sessions:
             raise Forbidden(f"a {scope} token may not {method} {api_path}")
         return viewer
 
+    def grant(self, viewer: Viewer, method: str, api_path: str) -> Grant:
+        """What let ``viewer`` make ``method api_path``, for a stream to ask again later."""
+        token_hash = None if viewer.scope is None else hash_token(viewer.cookie)
+        return Grant(self.tokens, token_hash, viewer.scope, method, api_path)
+
     async def scope_of(self, token: str) -> Scope | None:
         """The scope of a token typed into the login form, or None if it is not valid."""
         return (await self.tokens.scopes()).get(hash_token(token.strip()))
 
     async def is_open(self) -> bool:
-        return not await self.tokens.scopes()
+        await self.tokens.scopes()
+        return not self.tokens.closed
 
 
 def check_origin(request: Request) -> None:

@@ -34,6 +34,7 @@ from jobhandler.http.dashboard.session import (
     set_session,
 )
 from jobhandler.http.schemas import rfc3339
+from jobhandler.http.token_cache import TokenCache
 from jobhandler.settings import Settings
 
 if TYPE_CHECKING:
@@ -110,10 +111,10 @@ def _environment() -> jinja2.Environment:
 class Dashboard:
     """The App behind the dashboard, its sessions, and how pages are rendered."""
 
-    def __init__(self, app: App, settings: Settings | None) -> None:
+    def __init__(self, app: App, settings: Settings | None, tokens: TokenCache | None) -> None:
         self.app = app
         self._settings = settings
-        self.sessions = Sessions(app)
+        self.sessions = Sessions(app, tokens)
         self.templates = Jinja2Templates(env=_environment())
 
     @property

@@ -1,6 +1,8 @@
 """Live events: jobs' status and progress changes as server-sent events (``event: job``, the
 data the job's JSON as ``GET /jobs/{id}`` has it). One feed per process (live.py) serves every
-stream; FastAPI's EventSourceResponse sends a keep-alive comment while a stream is idle."""
+stream; FastAPI's EventSourceResponse sends a keep-alive comment while a stream is idle.
+A stream asks again, every few seconds, whether its caller may still read it (the Grant the
+access checks left, http/token_cache.py), and ends once the caller's token is revoked."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from jobhandler.http.inputs import JobId, check_filters, served_app
 from jobhandler.http.openapi import STORE, problems
 from jobhandler.http.routes.jobs import FilterText
 from jobhandler.http.schemas import job_json
+from jobhandler.http.token_cache import grant_of
 from jobhandler.jobs import Job, JobStatus
+from jobhandler.live import StillAllowed
 
 router = APIRouter(tags=["events"])
 RETRY_MS = 2000  # how soon a browser reconnects a stream that ended (a dropped slow reader)
@@ -72,6 +76,11 @@ async def _existing(request: Request, job_id: JobId) -> Job:
     return await served_app(request).get_job(job_id)
 
 
+def _still_allowed(request: Request) -> StillAllowed | None:
+    grant = grant_of(request.scope)
+    return None if grant is None else grant.holds
+
+
 @router.get(
     "/events",
     response_class=EventSourceResponse,
@@ -82,7 +91,8 @@ async def _existing(request: Request, job_id: JobId) -> Job:
 async def stream_events(
     request: Request, match: Annotated[Callable[[Job], bool], Depends(_match)]
 ) -> AsyncIterator[ServerSentEvent]:
-    async with served_app(request).live.subscribe(match) as sub:
+    live = served_app(request).live
+    async with live.subscribe(match, still_allowed=_still_allowed(request)) as sub:
         yield ServerSentEvent(comment="subscribed", retry=RETRY_MS)
         while (job := await sub.next()) is not None:
             yield _event(job)
@@ -99,7 +109,9 @@ async def stream_job_events(
     request: Request, found: Annotated[Job, Depends(_existing)]
 ) -> AsyncIterator[ServerSentEvent]:
     app = served_app(request)
-    async with app.live.subscribe(lambda job: job.id == found.id) as sub:
+    async with app.live.subscribe(
+        lambda job: job.id == found.id, still_allowed=_still_allowed(request)
+    ) as sub:
         # Read again once subscribed: a change since the first read is not missed.
         job: Job | None = await app.store.get_job(found.id) or found
         yield ServerSentEvent(comment="subscribed", retry=RETRY_MS)
