@@ -13,6 +13,7 @@ from jobhandler.app import App
 from jobhandler.http.auth import install_access_control, server_tokens
 from jobhandler.http.dashboard import PREFIX as DASHBOARD
 from jobhandler.http.dashboard import create_dashboard
+from jobhandler.http.docs import install_docs
 from jobhandler.http.inputs import forbid_unknown_query
 from jobhandler.http.openapi import describe_bodies
 from jobhandler.http.problems import install_error_handlers
@@ -40,6 +41,8 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
         summary="Submit, watch and steer background jobs.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from the package, under the dashboard's CSP (http/docs.py)
+        redoc_url=None,
     )
     api.state.jobhandler = app  # what the routes' dependencies hand them (see http.inputs)
     api.state.settings = settings
@@ -51,6 +54,7 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
     tokens = server_tokens(app, settings)  # one for the API and the dashboard: they close together
     api.mount(DASHBOARD, create_dashboard(app, settings, tokens))
     api.add_route("/", _to_dashboard, include_in_schema=False)
+    install_docs(api)
     metrics.install(app)  # count this process's job events from now on (GET /metrics)
     describe_bodies(api, app)
     install_error_handlers(api)
