@@ -62,15 +62,12 @@ class TimedH11Protocol(H11Protocol):
         self._wait_for("head")  # a new connection owes its first head at once
 
     def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE and self.waiting_for != "head":
-            self._wait_for("head")  # the first byte of a head: the whole of it is due in time
         super().data_received(data)
         self._watch_reads(progressed=True)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        # Bytes of a next (pipelined) request are already in: its head is due from now.
-        self._watch_reads(progressed=bool(self.conn.trailing_data[0]))
+        self._watch_reads(progressed=False)  # a pipelined request may be waiting in the buffer
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
@@ -81,7 +78,9 @@ class TimedH11Protocol(H11Protocol):
         nothing (a request being answered; idle between requests, which keep-alive times)."""
         state = self.conn.their_state
         if state is h11.IDLE:
-            if progressed and self.waiting_for != "head":
+            # Part of a head is in (a whole one would have moved the state on): the rest is due
+            # by the deadline its first bytes started, however it trickles in.
+            if self.waiting_for != "head" and self.conn.trailing_data[0]:
                 self._wait_for("head")
         elif state is h11.SEND_BODY:
             if progressed or self.waiting_for != "body":
