@@ -12,6 +12,7 @@ import json
 import math
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ import pytest
 from pydantic import BaseModel
 
 from jobhandler import App
-from jobhandler.errors import InvalidPayload
+from jobhandler.errors import InvalidOptions, InvalidPayload
 from jobhandler.jobs import NewJob, new_job_id
 from jobhandler.settings import Settings
 from jobhandler.store.base import encode_cursor
@@ -206,7 +207,8 @@ def test_offsets_move_run_at_within_its_bounds_and_the_edges_are_taken(
 
 def test_a_batch_with_an_unknown_member_is_refused_naming_it(http: httpx.Client) -> None:
     before = stored(http)
-    for extra in ({"jobz": []}, {"priority": 5}):
+    extras: list[dict[str, Any]] = [{"jobz": []}, {"priority": 5}]
+    for extra in extras:
         body = {"jobs": [{"payload": "x", "delay": 3600}], **extra}
         problem = assert_problem(http.post("/jobs/batch", json=body), 422, next(iter(extra)))
         assert problem["errors"][0]["loc"] == [next(iter(extra))]
@@ -306,6 +308,25 @@ async def test_python_api_refuses_nan_in_a_model_as_http_does(database_url: str)
         assert (await area.enqueue(Shape(side=2))).payload == {"side": 2.0}
 
 
+async def test_python_enqueue_checks_run_at_after_its_offset(database_url: str) -> None:
+    app = App()
+
+    @app.task
+    async def noop(payload: int) -> None:
+        return None
+
+    late = datetime(2099, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
+    early = datetime(1970, 1, 1, tzinfo=timezone(timedelta(hours=14)))
+    async with app.connected(Settings(database_url=database_url)):
+        for when in (late, early, late.isoformat()):
+            with pytest.raises(InvalidOptions) as caught:
+                await noop.enqueue(1, run_at=when)  # type: ignore[arg-type]  # text too
+            assert caught.value.errors[0]["loc"] == ["run_at"]
+        assert (await app.list_jobs()).jobs == []
+        edge = datetime(1970, 1, 1, 14, tzinfo=timezone(timedelta(hours=14)))
+        assert (await noop.enqueue(1, run_at=edge)).run_at == 0.0
+
+
 async def test_group_commit_isolates_rows_that_fail_at_write_time(database_url: str) -> None:
     """Past validation (NewJob built by hand), a row the store refuses fails only itself."""
     app = App()
@@ -376,6 +397,9 @@ def test_the_description_declares_every_error_as_problem_json(http: httpx.Client
         "cancelJob",
         "retryJob",
         "deleteJob",
+        "pauseQueue",
+        "resumeQueue",
+        "updateQueue",
     }
 
 

@@ -52,15 +52,32 @@ STORE = (*EVERY, 503)
 
 
 def job_links() -> dict[str, Any]:
-    """From a created job to what can be done with it (schemathesis follows these)."""
+    """From a created job to what can be done with it and its queue (schemathesis follows
+    these: a made-up queue name is a 404, the queue of a job is one that exists)."""
     by_id = {"job_id": "$response.body#/id"}
     return {
-        name: {"operationId": operation, "parameters": by_id}
+        **{
+            name: {"operationId": operation, "parameters": by_id}
+            for name, operation in (
+                ("GetJob", "getJob"),
+                ("CancelJob", "cancelJob"),
+                ("RetryJob", "retryJob"),
+                ("DeleteJob", "deleteJob"),
+            )
+        },
+        **queue_links(),
+    }
+
+
+def queue_links() -> dict[str, Any]:
+    """From an answer that names a queue (a job, a queue) to the actions on that queue."""
+    by_name = {"name": "$response.body#/queue"}
+    return {
+        name: {"operationId": operation, "parameters": by_name}
         for name, operation in (
-            ("GetJob", "getJob"),
-            ("CancelJob", "cancelJob"),
-            ("RetryJob", "retryJob"),
-            ("DeleteJob", "deleteJob"),
+            ("PauseQueue", "pauseQueue"),
+            ("ResumeQueue", "resumeQueue"),
+            ("UpdateQueue", "updateQueue"),
         )
     }
 

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from jobhandler.flow import QueueNotFound
 from jobhandler.http.inputs import served_app
-from jobhandler.http.openapi import STORE, problems
+from jobhandler.http.openapi import STORE, problems, queue_links
 from jobhandler.http.problems import Problem
 from jobhandler.http.schemas import QueueLimitsIn, QueueOut, queue_json, queues_json
 from jobhandler.store.base import QueueStats
@@ -22,7 +22,10 @@ router = APIRouter(tags=["queues"])
 
 QueueName = Annotated[str, Path(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
 # 404: a queue no task, job, worker or stored limit names (flow.Flow.known); nothing is written.
-_ACTION_PROBLEMS: dict[int | str, dict[str, Any]] = problems(*STORE, 404, 415, 422)
+_ACTION_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the queue, after the action", "links": queue_links()},
+    **problems(*STORE, 404, 415, 422),
+}
 
 
 @router.get(
