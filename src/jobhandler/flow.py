@@ -201,7 +201,8 @@ class QueueMethods:
 
     async def pause_queue(self, name: str) -> QueueStats:
         """Start none of the queue's jobs (running ones finish), until resumed; kept in the
-        store, so it holds over restarts and every worker."""
+        store, so it holds over restarts and every worker. Raises QueueNotFound for a queue
+        no task, job, worker or stored limit names (nothing is written)."""
         return await self.flow.set_paused(name, True)
 
     async def resume_queue(self, name: str) -> QueueStats:
@@ -209,5 +210,5 @@ class QueueMethods:
 
     async def update_queue(self, name: str, **limits: int | str | None) -> QueueStats:
         """Set ``concurrency`` and/or ``rate_limit`` at run time; None removes a limit.
-        Raises InvalidLimit (an InvalidJob) for a bad value."""
+        Raises InvalidLimit (an InvalidJob) for a bad value, QueueNotFound as pause_queue."""
         return await self.flow.update(name, dict(limits))

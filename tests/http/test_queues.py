@@ -4,6 +4,7 @@ limits changed at run time, checked at the edge, and a submit to a queue nobody 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -92,6 +93,10 @@ def test_an_action_on_a_queue_nothing_knows_is_404_and_writes_nothing(
             assert "made-up" in response.json()["error"]
         done = run_cli("queues", "pause", "made-up", "--url", server.url)  # the CLI's 4xx
         assert done.returncode == 2 and "made-up" in done.stderr, done.stderr
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/ui/queues").text)
+        assert csrf is not None
+        refused = http.post("/ui/queues/made-up/pause", data={"csrf_token": csrf.group(1)})
+        assert refused.status_code == 404 and "made-up" in refused.text  # the dashboard's
         assert http.get("/queues").json() == before  # nothing was written
         # Known: a task's queue ("orders", with no job in it), one with a job ("busy").
         assert http.post("/queues/orders/pause", json={}).json()["paused"] is True
