@@ -9,6 +9,10 @@ apply, ``duration``, ``wait``, ``delay``, ``error``. The text format appends the
 ``key=value``; the JSON format makes each a member. Submits and starts are DEBUG (two lines
 per job would drown everything else), completions and retries INFO, failures, timeouts and
 rescues WARNING.
+
+Every line is redacted (redact.py) as a whole, after formatting: the message, the job's fields,
+an exception's traceback, whatever an ``extra`` carries. The access log shows which query
+parameters a request had, never their values (``hide_query_values`` says why).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 from jobhandler.observe import Events, JobEvent, Kind
-from jobhandler.redact import install_log_redaction, redact
+from jobhandler.redact import hide_query_values, install_log_redaction, redact
 from jobhandler.settings import Settings
 
 log = logging.getLogger("jobhandler.jobs")
@@ -60,14 +64,14 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         if not hasattr(record, "job_id"):
-            return line
+            return redact(line)
         pairs = " ".join(
             f"{name}={_text(value)}"
             for name in JOB_FIELDS
             if (value := getattr(record, name, None)) is not None
         )
         head, newline, rest = line.partition("\n")  # keep a traceback below the fields
-        return f"{head} {pairs}{newline}{rest}"
+        return redact(f"{head} {pairs}{newline}{rest}")
 
 
 def _text(value: object) -> str:
@@ -84,19 +88,23 @@ class JsonLineFormatter(JsonFormatter):
         # "time": ISO 8601 in UTC, the record's creation time.
         super().__init__(JSON_FIELDS, rename_fields=JSON_NAMES, timestamp="time")
 
-    def formatException(self, ei: Any) -> str:
-        # The library formats the exception again rather than reuse the redacted ``exc_text``.
-        return redact(logging.Formatter.formatException(self, ei))
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        # Every member as it will be written, exception and ``extra`` fields included (the
+        # library formats the exception again rather than reuse the redacted ``exc_text``).
+        return {k: redact(v) if isinstance(v, str) else v for k, v in log_data.items()}
 
 
 class AccessFields(logging.Filter):
-    """uvicorn's access records as fields too (``client``, ``method``, ``path``, ``status``),
-    read from the record's arguments as uvicorn's own AccessFormatter reads them."""
+    """uvicorn's access records with their query values hidden, and as fields too (``client``,
+    ``method``, ``path``, ``status``), read from the record's arguments as uvicorn's own
+    AccessFormatter reads them. A logger's filter runs before any handler sees the record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) == 5:
-            client, method, path, _, status = args
+            client, method, target, version, status = args
+            path = hide_query_values(str(target))
+            record.args = (client, method, path, version, status)
             record.__dict__.update(client=client, method=method, path=path, status=status)
         return True
 

@@ -1,11 +1,17 @@
-"""Text the API shows or a process logs never carries a password, and always fits in a store.
+"""Text the API shows or a process logs never carries a secret, and always fits in a store.
 
-``redact`` hides passwords in URLs (``scheme://user:password@host`` → ``scheme://user:***@host``)
-and in libpq connection strings (``password=...`` → ``password=***``): driver errors and task
-tracebacks may quote the store URL. ``storable`` makes text that a task produced (an error
-message, a traceback) writable to both stores: PostgreSQL text cannot hold NUL, and neither
-store can encode a lone surrogate. ``install_log_redaction`` applies ``redact`` to every log
-record the process makes, whichever handler writes it.
+``redact`` hides every form a secret takes in a message: the password of a URL
+(``scheme://user:password@host`` → ``scheme://user:***@host``, a raw ``/`` or ``@`` in it
+included, and ``scheme://user:password`` with no host), the value of any setting whose name
+says it is a secret, however it is written (``password=...``, ``PGPASSWORD=...``,
+``GITHUB_TOKEN=...``, ``{'api_key': '...'}``, ``{"password": "..."}``, ``?token=...``,
+``JOBHANDLER_DATABASE_URL=...``), ``Bearer``/``Basic`` credentials, and Job Handler tokens
+(``jh_...``) wherever they stand. Driver errors, task tracebacks and the environment a task
+prints can hold any of these. ``hide_query_values`` hides every value of a request's query
+string (the access log's). ``storable`` makes text that a task produced (an error message, a
+traceback) writable to both stores: PostgreSQL text cannot hold NUL, and neither store can
+encode a lone surrogate. ``install_log_redaction`` applies ``redact`` to every log record the
+process makes, whichever handler writes it.
 """
 
 from __future__ import annotations
@@ -17,24 +23,78 @@ from typing import Any
 
 MASK = "***"
 
-# The userinfo password of a URL: up to the last '@' before the path, as URL parsers read it,
-# but never across whitespace or quotes (so two URLs in one message stay apart).
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@'\"]*:)[^\s/'\"]*(?=@)")
-# libpq key/value form: password=secret, password = 'se cret' (quotes may hold escapes).
-_KEYWORD_PASSWORD = re.compile(
-    r"(?P<head>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s'\"&]+)", re.IGNORECASE
+# The userinfo password of a URL: up to the last '@' before whitespace or a quote, '/' and
+# '@' included (a password with a raw '/' is still a password), so two URLs in one message
+# stay apart. Over-hiding "host:8080/a@b" is the price of never showing "user:pa/ss@host".
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@'\"]*:)[^\s'\"]*(?=@)")
+# The same with no '@' after it ("postgresql://user:password", a message cut short): anything
+# after the colon but a port number.
+_URL_PASSWORD_NO_HOST = re.compile(
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@'\"]*:)(?!\d+(?:[/\s'\"]|$))[^\s/:@'\"]+"
+    r"(?=[/\s'\"]|$)",
+    re.MULTILINE,
 )
+# A value given under a name that ends in a word for a secret, in every notation a message uses:
+# key=value (libpq, environment, query strings), key: value (headers), Python reprs and JSON
+# ({'password': '...'}, {"api_key": "..."}). The name's start is not read: PGPASSWORD,
+# db_password and X-Api-Key all end in one. A quoted value keeps its quotes (JSON stays JSON).
+_SECRET_NAME = (
+    r"(?:pass(?:word|wd)|secret|token|key|auth(?:orization)?|credentials?|signature|sig"
+    r"|cookie|session(?:[_-]?id)?|dsn|database[_-]?url)"
+)
+_SECRET_SETTING = re.compile(
+    rf"(?P<head>{_SECRET_NAME}[\"']?\s*[:=]\s*(?!=)(?:(?:Bearer|Basic)\s+)?)"
+    r"(?:(?P<quote>[\"'])(?:\\.|(?!(?P=quote))[^\\\n])*(?:(?P=quote)|$)|[^\s'\"&,;}\])]+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Credentials in an Authorization header, and Job Handler's own tokens wherever they stand.
+_SECRET_KEY = re.compile(rf"{_SECRET_NAME}$", re.IGNORECASE)  # a mapping's key that names one
+_AUTH_SCHEME = re.compile(r"\b(?P<head>(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+")
+_JOBHANDLER_TOKEN = re.compile(r"(?<![\w-])(?P<head>jh_)[\w-]{40,}")
 # What no store can hold: NUL (PostgreSQL text) and lone surrogates (neither encodes them).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def redact(text: str) -> str:
-    """``text`` with passwords in URLs and in ``password=`` settings replaced by ``***``."""
-    if "@" in text:
-        text = _URL_PASSWORD.sub(lambda m: m["head"] + MASK, text)
-    if "=" in text:
-        text = _KEYWORD_PASSWORD.sub(lambda m: m["head"] + MASK, text)
+    """``text`` with every secret it holds (see the module doc) replaced by ``***``."""
+    if "://" in text:
+        text = _URL_PASSWORD.sub(_keep_head, text)
+        text = _URL_PASSWORD_NO_HOST.sub(_keep_head, text)
+    if "=" in text or ":" in text:
+        text = _SECRET_SETTING.sub(_hide_value, text)
+    if "Bearer" in text or "Basic" in text:
+        text = _AUTH_SCHEME.sub(_keep_head, text)
+    if "jh_" in text:
+        text = _JOBHANDLER_TOKEN.sub(_keep_head, text)
     return text
+
+
+def _keep_head(match: re.Match[str]) -> str:
+    return match["head"] + MASK
+
+
+def _hide_value(match: re.Match[str]) -> str:
+    quote = match["quote"] or ""
+    return match["head"] + quote + MASK + quote
+
+
+def hide_query_values(target: str) -> str:
+    """A request target with every query value hidden (``/jobs?token=***&status=***``).
+
+    The API takes no secret in a query string, but a client can put one there (a token in
+    ``?token=``, an API key a proxy expects), and the server cannot tell it from a filter: so
+    the access log keeps which parameters a request had, and none of their values. A bare item
+    (``?abc``) is hidden whole.
+    """
+    path, mark, query = target.partition("?")
+    if not query:
+        return target
+    return path + mark + "&".join(_hide_pair(pair) for pair in query.split("&"))
+
+
+def _hide_pair(pair: str) -> str:
+    name, equals, _ = pair.partition("=")
+    return f"{name}={MASK}" if equals else (MASK if pair else pair)
 
 
 def storable(text: str) -> str:
@@ -54,11 +114,12 @@ class RedactingFilter(logging.Filter):
     """Rewrites a record so that no handler can print a password from it. Never drops one."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _redact_arg(record.msg)  # usually a str; an exception logged as is, too
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redact_arg(a) for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
+        if not record.args:
+            record.msg = _redact_arg(record.msg)  # usually a str; an exception logged as is, too
+        else:
+            # A format string is left as written ("http://%s:%d" is no password), its arguments
+            # redacted one by one, so handlers that read them (the access log's) still can.
+            _redact_args(record)
         if record.exc_info and not record.exc_text:
             # Formatted here, once, so every formatter uses this redacted text (they reuse
             # ``exc_text`` when it is set).
@@ -68,6 +129,23 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def _redact_args(record: logging.LogRecord) -> None:
+    if isinstance(record.args, tuple):
+        record.args = tuple(_redact_arg(a) for a in record.args)
+    elif isinstance(record.args, dict):  # log("%s", {...}) or log("%(name)s", {...})
+        record.args = {
+            k: MASK if _SECRET_KEY.search(str(k)) else _redact_arg(v)
+            for k, v in record.args.items()
+        }
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # a bad format: logging reports it, with what it has
+        return
+    hidden = redact(message)
+    if hidden != message:  # a secret split between the format and its arguments: "pw=%s"
+        record.msg, record.args = hidden, None
 
 
 def _redact_arg(value: Any) -> Any:
@@ -104,4 +182,12 @@ class _RedactingFactory:
         return record
 
 
-__all__ = ["MASK", "RedactingFilter", "clean", "install_log_redaction", "redact", "storable"]
+__all__ = [
+    "MASK",
+    "RedactingFilter",
+    "clean",
+    "hide_query_values",
+    "install_log_redaction",
+    "redact",
+    "storable",
+]

@@ -46,6 +46,7 @@ class Settings(BaseModel):
     database_url: Annotated[str, Option("store", flag="--database")] = Field(
         default="sqlite:///jobhandler.db",
         description="sqlite:///FILE or postgresql://user@host/db.",
+        repr=False,  # a Settings printed or logged does not show the store URL
     )
     app: Annotated[str, STORE] = Field(
         default="jobhandler.demo:app",

@@ -28,7 +28,7 @@ SECRET_VARIABLES = ("JOBHANDLER_DATABASE_URL", "JOBHANDLER_TOKEN", "JOBHANDLER_S
         ("postgresql://postgres:s3cret@127.0.0.1:5432/db", "postgresql://postgres:***@127.0.0.1:5432/db"),
         ("at postgres://u:p@ss@h/db, or redis://:pw@h", "at postgres://u:***@h/db, or redis://:***@h"),
         ("host=h password=s3cret user=u", "host=h password=*** user=u"),
-        ("host=h PASSWORD = 'a b\\'c' user=u", "host=h PASSWORD = *** user=u"),
+        ("host=h PASSWORD = 'a b\\'c' user=u", "host=h PASSWORD = '***' user=u"),
         ("postgresql://h/db?password=s3cret&sslmode=require", "postgresql://h/db?password=***&sslmode=require"),
         ("postgresql://postgres@127.0.0.1/db", "postgresql://postgres@127.0.0.1/db"),
         ("http://127.0.0.1:8080/jobs/abc", "http://127.0.0.1:8080/jobs/abc"),
