@@ -1,7 +1,8 @@
 """``jobhandler worker --processes N``: N worker processes under one supervisor.
 
 The supervisor runs no jobs itself. It starts N children (``python -m jobhandler.supervisor``,
-handed the Settings as JSON), restarts any that dies, and on SIGTERM or SIGINT passes the signal
+handed the Settings as JSON through a pipe, never their environment: they hold the store URL),
+restarts any that dies, and on SIGTERM or SIGINT passes the signal
 on and waits for them to drain; a second signal is passed on too, so they exit at once.
 """
 
@@ -16,8 +17,19 @@ import sys
 import time
 
 from jobhandler.metrics import for_slot
-from jobhandler.process import configure_logging, run_process
-from jobhandler.settings import SETTINGS_JSON_VARIABLE, Settings, scrub_environment
+from jobhandler.process import (
+    configure_logging,
+    receive_secrets,
+    run_process,
+    secrets_pipe,
+)
+from jobhandler.settings import (
+    SECRETS_FD_VARIABLE,
+    SETTINGS_JSON_VARIABLE,
+    Settings,
+    environment_without_secrets,
+    scrub_environment,
+)
 
 log = logging.getLogger("jobhandler.supervisor")
 
@@ -44,16 +56,8 @@ async def supervise(settings: Settings, processes: int) -> int:
         failures = 0
         while not stopping.is_set():
             started = time.monotonic()
-            child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "jobhandler.supervisor",
-                # Each slot its own metrics port: P, P+1, ... (kept across restarts).
-                env={
-                    **os.environ,
-                    SETTINGS_JSON_VARIABLE: for_slot(settings, slot).model_dump_json(),
-                },
-            )
+            # Each slot its own metrics port: P, P+1, ... (kept across restarts).
+            child = await start_child(for_slot(settings, slot))
             children[slot] = child
             log.info("worker process %d started (pid %d)", slot, child.pid)
             code = await child.wait()
@@ -74,8 +78,24 @@ async def supervise(settings: Settings, processes: int) -> int:
     return 0
 
 
+async def start_child(settings: Settings) -> asyncio.subprocess.Process:
+    """A worker process, handed ``settings`` through a pipe it inherits."""
+    read_end = secrets_pipe({SETTINGS_JSON_VARIABLE: settings.model_dump_json()})
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "jobhandler.supervisor",
+            env=environment_without_secrets() | {SECRETS_FD_VARIABLE: str(read_end)},
+            pass_fds=(read_end,),
+        )
+    finally:
+        os.close(read_end)
+
+
 def child_main() -> None:
     """One supervised worker process: the Settings come from the supervisor as JSON."""
+    receive_secrets()
     settings = Settings.model_validate_json(os.environ[SETTINGS_JSON_VARIABLE])
     scrub_environment()
     configure_logging(settings)

@@ -71,3 +71,32 @@ def log_it_in_child(message: str) -> str:
     except ConnectionError:
         log.exception("giving up")
     return "logged"
+
+
+def _environment_blocks() -> dict[str, str]:
+    """What the kernel and a program started from here show of the environment: the block this
+    process was exec'd with, its parent's, and what ``env`` prints in a subprocess."""
+    import subprocess
+    from pathlib import Path
+
+    def block(pid: int | str) -> str:  # NUL-separated: one variable a line, as env prints them
+        return Path(f"/proc/{pid}/environ").read_bytes().replace(b"\0", b"\n").decode()
+
+    return {
+        "self": block("self"),
+        "parent": block(os.getppid()),
+        "env": subprocess.run(["env"], capture_output=True, text=True, check=True).stdout,
+    }
+
+
+@app.task(max_attempts=1)
+async def environment_blocks(_: None) -> dict[str, str]:
+    """The environment blocks, as task code in a worker process reads them."""
+    return _environment_blocks()
+
+
+@app.task(max_attempts=1, isolation="process")
+def environment_blocks_in_child(_: None) -> dict[str, str]:
+    """The same from a child process of the worker (isolation="process"): its parent is the
+    worker."""
+    return _environment_blocks()

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from jobhandler.redact import clean, redact
-from tests.conftest import PG_ADMIN_URL, Process, Server, test_env, wait_until
+from tests.conftest import PG_ADMIN_URL, Process, Server, run_cli, test_env, wait_until
 
 PASSWORD = "s3cret"
 TOKEN = "jh-test-token-not-for-task-code"
@@ -177,6 +177,97 @@ def test_store_unavailable_answers_503_without_the_password(
     assert "store unavailable" in response.json()["error"]
     assert PASSWORD not in response.text
     assert PASSWORD not in server.output()
+
+
+# -- every log line, on both stores ----------------------------------------------------------------
+
+QUERY_SECRET = "jh-query-secret-4k2p"
+LEAKS = {  # each form a secret can take in a message, and the secret in it
+    "{'password': 'pw-repr'}": "pw-repr",
+    '{"password": "pw-json"}': "pw-json",
+    "PGPASSWORD=pw-env": "pw-env",
+    "APP_API_TOKEN=pw-token": "pw-token",
+    "postgresql://u:pw/slash@h/db": "pw/slash",
+}
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_access_log_shows_no_query_value(
+    database_url: str,
+    spawn: Callable[..., Process],
+    http_for: Callable[[Server], httpx.Client],
+    log_format: str,
+) -> None:
+    env = test_env(database_url, JOBHANDLER_LOG_FORMAT=log_format)
+    created = run_cli("token", "create", "--scope", "admin", env=env)
+    assert created.returncode == 0, created.stderr
+    server = start(spawn, ["serve", "--no-worker"], env)
+    refused = http_for(server).get("/jobs", params={"token": QUERY_SECRET, "status": "failed"})
+    assert refused.status_code == 401
+    wait_until(lambda: "GET /jobs?" in server.output())
+    output = server.output()
+    assert "/jobs?token=***&status=***" in output
+    assert QUERY_SECRET not in output
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_log_lines_hide_every_form_of_secret(
+    database_url: str,
+    spawn: Callable[..., Process],
+    http_for: Callable[[Server], httpx.Client],
+    log_format: str,
+) -> None:
+    env = test_env(database_url, JOBHANDLER_APP="secretsapp:app", JOBHANDLER_LOG_FORMAT=log_format)
+    server = start(spawn, ["serve"], env)
+    message = " ".join(LEAKS)
+    jobs = [{"task": task, "payload": message} for task in ("log_it", "log_it_in_child")]
+    for job in run_jobs(http_for(server), jobs):
+        assert job["status"] == "completed", job
+
+    def logged() -> bool:
+        output = server.output()
+        return output.count("giving up") == 2 and output.count("ConnectionError") >= 2
+
+    wait_until(logged)
+    output = server.output()
+    assert "PGPASSWORD=***" in output
+    for secret in LEAKS.values():
+        assert secret not in output, secret
+
+
+# -- environment blocks: what the kernel shows of a process's environment --------------------------
+
+
+def with_password(url: str) -> str:
+    """A PostgreSQL URL with a password in it (trust auth ignores it); a SQLite URL as it is."""
+    return url.replace("postgres@", f"postgres:{PASSWORD}@", 1) if "postgres@" in url else url
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker", "--processes", "2"]])
+def test_no_environment_block_task_code_can_read_holds_the_store_url(
+    database_url: str,
+    spawn: Callable[..., Process],
+    http_for: Callable[[Server], httpx.Client],
+    command: list[str],
+) -> None:
+    url = with_password(database_url)
+    env = secret_env(url)
+    if command == ["serve"]:
+        server = start(spawn, command, env)
+    else:
+        server = start(spawn, ["serve", "--no-worker"], env)
+        spawn(command, env)
+    jobs = [
+        {"task": "environment_blocks", "payload": None},
+        {"task": "environment_blocks_in_child", "payload": None},
+    ]
+    for job in run_jobs(http_for(server), jobs * 2):
+        assert job["status"] == "completed", job
+        blocks = job["result"]
+        assert "SECRETSAPP_MARKER=visible" in blocks["self"] + blocks["env"]  # the real ones
+        for where, block in blocks.items():
+            for secret in (url, PASSWORD, TOKEN, *SECRET_VARIABLES):
+                assert secret not in block, (job["task"], where, secret)
 
 
 # -- text no store can hold ------------------------------------------------------------------------

@@ -20,6 +20,8 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from jobhandler.settings import environment_without_secrets
+
 Process = asyncio.subprocess.Process
 
 
@@ -105,6 +107,8 @@ class ProcessPool:
             self.app_ref,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            # Already so under the CLI; a worker an application starts may still hold them.
+            env=environment_without_secrets(),
         )
         child = Child(process)
         self._children.add(child)
