@@ -148,8 +148,8 @@ class Settings(BaseModel):
     max_page_bytes: Annotated[int, SERVE] = Field(
         default=4 * 1024 * 1024, ge=1024, description="A list page ends early past this size."
     )
-    max_connections: Annotated[int, SERVE] = Field(
     # The flag's name is older than its meaning: requests are counted, not connections.
+    max_connections: Annotated[int, SERVE] = Field(
         default=1000, ge=1, description="Requests in progress at once (not streams); more get 503."
     )
     max_streams: Annotated[int, SERVE] = Field(
@@ -158,7 +158,6 @@ class Settings(BaseModel):
     keep_alive: Annotated[float, SERVE] = Field(
         default=5.0, gt=0, description="Seconds an idle connection stays open."
     )
-    # HTTP: who may reach the API
     header_timeout: Annotated[float, SERVE] = Field(
         default=10.0,
         gt=0,
@@ -167,6 +166,7 @@ class Settings(BaseModel):
     body_timeout: Annotated[float, SERVE] = Field(
         default=10.0, gt=0, description="Seconds a request body may stall before it gets 408."
     )
+    # HTTP: who may reach the API
     insecure_no_auth: Annotated[bool, SERVE] = Field(
         default=False, description="Serve on a non-loopback address with no API token in the store."
     )
