@@ -26,10 +26,10 @@ import statistics
 import time
 import uuid
 
-from jobhandler.jobs import NewJob, Outcome, Transition
+from jobhandler.model.jobs import NewJob, Outcome, Transition
 from jobhandler.settings import Settings
 from jobhandler.store import open_store, sqlite_path
-from jobhandler.store.base import Store
+from jobhandler.store.contract import Store
 
 COLUMNS = (
     "id, task, queue, payload, status, priority, attempt, max_attempts, run_at, created_at,"

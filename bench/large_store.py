@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from jobhandler.jobs import Job, JobStatus
+from jobhandler.model.jobs import Job, JobStatus
 from jobhandler.settings import Settings
 from jobhandler.store import open_store
 

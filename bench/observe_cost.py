@@ -16,8 +16,9 @@ import asyncio
 import tempfile
 import time
 
-from jobhandler import App, Settings, metrics
-from jobhandler.observe import Events
+from jobhandler import App, Settings
+from jobhandler.observe import metrics
+from jobhandler.observe.events import Events
 from jobhandler.worker import Worker
 
 WAYS = ("none", "default", "metrics")

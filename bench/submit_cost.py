@@ -22,7 +22,7 @@ from typing import Any
 
 from jobhandler import App
 from jobhandler.settings import Settings
-from jobhandler.store import sqlite
+from jobhandler.store.sqlite import dialect as sqlite
 
 app = App()
 

@@ -4,9 +4,9 @@ The public surface is what this module exports; everything else is internal.
 """
 
 from jobhandler.app import App, SubmitRequest, load_app
-from jobhandler.client import AsyncClient, Client, ClientError, ServerUnreachable
-from jobhandler.context import JobContext
-from jobhandler.errors import (
+from jobhandler.client.clients import AsyncClient, Client, ClientError, ServerUnreachable
+from jobhandler.model.context import JobContext
+from jobhandler.model.errors import (
     InvalidJob,
     InvalidOptions,
     InvalidPayload,
@@ -20,13 +20,13 @@ from jobhandler.errors import (
     UnknownTask,
     WaitTimeout,
 )
-from jobhandler.handles import JobHandle
-from jobhandler.jobs import Job, JobStatus
-from jobhandler.options import EnqueueOptions
-from jobhandler.retry import RetryPolicy
+from jobhandler.model.handles import JobHandle
+from jobhandler.model.jobs import Job, JobStatus
+from jobhandler.model.options import EnqueueOptions
+from jobhandler.model.retry import RetryPolicy
+from jobhandler.model.tasks import Task
 from jobhandler.settings import Settings
 from jobhandler.sync import SyncUnavailable
-from jobhandler.tasks import Task
 
 __all__ = [
     "App",

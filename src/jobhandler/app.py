@@ -10,28 +10,36 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import ConfigDict, Field
 
-from jobhandler.batching import GroupCommit
-from jobhandler.bulk import BulkDone, run_bulk
-from jobhandler.context import JobContext
-from jobhandler.errors import InvalidJob, InvalidTransition, JobNotFound, StoreUnavailable
-from jobhandler.flow import Flow, QueueMethods
-from jobhandler.idempotency import Submits, checked_jobs
-from jobhandler.jobs import Job, JobStatus, NewJob
-from jobhandler.live import JobFeed
-from jobhandler.logs import log_job_events
-from jobhandler.observe import Events
-from jobhandler.periodic import ScheduleRegistry
-from jobhandler.retry import RetryPolicy
-from jobhandler.scheduling import ScheduleMethods
+from jobhandler.model import records
+from jobhandler.model.context import JobContext
+from jobhandler.model.errors import InvalidJob, InvalidTransition, JobNotFound, StoreUnavailable
+from jobhandler.model.jobs import Job, JobStatus, NewJob
+from jobhandler.model.records import JobFilter, Page, QueueStats, WorkerInfo
+from jobhandler.model.retry import RetryPolicy
+from jobhandler.model.schedules import ScheduleRegistry
+from jobhandler.model.tasks import (
+    Isolation,
+    JobOptions,
+    Task,
+    TaskDecorator,
+    TaskOptions,
+    TaskRegistry,
+)
+from jobhandler.model.tokens import Scope, TokenInfo, new_token
+from jobhandler.model.validation import NAME_MAX_LENGTH, NAME_PATTERN
+from jobhandler.observe.events import Events
+from jobhandler.observe.logs import log_job_events
+from jobhandler.observe.tracing import trace_job_events
+from jobhandler.service.bulk import BulkDone, run_bulk
+from jobhandler.service.flow import Flow, QueueMethods
+from jobhandler.service.group_commit import GroupCommit
+from jobhandler.service.live import JobFeed
+from jobhandler.service.schedules import ScheduleMethods
+from jobhandler.service.submits import Submits, checked_jobs
+from jobhandler.service.waiting import JobWatch
 from jobhandler.settings import Settings
-from jobhandler.store import Store, base, open_store
-from jobhandler.store.base import JobFilter, Page, QueueStats, WorkerInfo
+from jobhandler.store import Store, open_store
 from jobhandler.sync import SyncBridge
-from jobhandler.tasks import Isolation, JobOptions, Task, TaskDecorator, TaskOptions, TaskRegistry
-from jobhandler.tokens import Scope, TokenInfo, new_token
-from jobhandler.tracing import trace_job_events
-from jobhandler.validation import NAME_MAX_LENGTH, NAME_PATTERN
-from jobhandler.waiting import JobWatch
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -310,7 +318,7 @@ class App(QueueMethods, ScheduleMethods):
             wake()
         return job
 
-    async def bulk_action(self, action: base.BulkAction, where: JobFilter) -> BulkDone:
+    async def bulk_action(self, action: records.BulkAction, where: JobFilter) -> BulkDone:
         """Cancel, retry or delete every job ``where`` matches, in short batches: how many it
         changed, and those a retry skipped because another job holds their unique key."""
         return await run_bulk(self, action, where)
@@ -323,11 +331,11 @@ class App(QueueMethods, ScheduleMethods):
     async def workers(self) -> list[WorkerInfo]:
         return await self.store.list_workers()
 
-    async def job_attempts(self, job_id: str) -> list[base.Attempt]:
+    async def job_attempts(self, job_id: str) -> list[records.Attempt]:
         """Every run of the job, oldest first, the one in progress last. Raises JobNotFound."""
         return await self.store.job_attempts(job_id)
 
-    async def throughput(self, since: float) -> list[base.Throughput]:
+    async def throughput(self, since: float) -> list[records.Throughput]:
         """Jobs finished per minute since ``since`` (epoch seconds), by status."""
         return await self.store.throughput(since)
 

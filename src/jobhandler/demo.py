@@ -7,9 +7,9 @@ import os
 import time
 
 from jobhandler.app import App
-from jobhandler.context import JobContext
-from jobhandler.errors import PermanentFailure
-from jobhandler.retry import RetryPolicy
+from jobhandler.model.context import JobContext
+from jobhandler.model.errors import PermanentFailure
+from jobhandler.model.retry import RetryPolicy
 
 app = App(default_task="reverse")
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from jobhandler.errors import JobHandlerError
+from jobhandler.model.errors import JobHandlerError
 from jobhandler.settings import Settings
 
 T = TypeVar("T")

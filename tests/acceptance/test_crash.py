@@ -27,9 +27,9 @@ import psycopg
 import pytest
 
 from jobhandler import Job, JobStatus, Settings, SubmitRequest
-from jobhandler.jobs import Outcome, Transition
+from jobhandler.model.jobs import Outcome, Transition
+from jobhandler.model.records import JobFilter
 from jobhandler.store import sqlite_path
-from jobhandler.store.base import JobFilter
 from jobhandler.worker import Worker
 from tests.conftest import Process, Server, wait_until
 from tests.conftest import test_env as make_env

@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from jobhandler import App, Settings
-from jobhandler.errors import InvalidTransition
-from jobhandler.jobs import (
+from jobhandler.model.errors import InvalidTransition
+from jobhandler.model.jobs import (
     TERMINAL,
     TRANSITIONS,
     WAITING,
@@ -43,9 +43,9 @@ from jobhandler.jobs import (
     Outcome,
     Transition,
 )
-from jobhandler.retry import RetryPolicy
+from jobhandler.model.records import JobFilter, JobRef
+from jobhandler.model.retry import RetryPolicy
 from jobhandler.store import Store
-from jobhandler.store.base import JobFilter, JobRef
 from jobhandler.worker.maintenance import WORKER_LOST, Rescuer
 
 T = TypeVar("T")

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import httpx
 
+from jobhandler.model.records import JobFilter
 from jobhandler.settings import Settings
 from jobhandler.store import open_store
-from jobhandler.store.base import JobFilter
 from tests.acceptance.test_cli import cli
 from tests.conftest import Process, Server, test_env
 

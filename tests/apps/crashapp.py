@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from jobhandler import App, JobContext
-from jobhandler.retry import RetryPolicy
+from jobhandler.model.retry import RetryPolicy
 
 app = App()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from jobhandler import App, JobContext
-from jobhandler.errors import PermanentFailure
+from jobhandler.model.errors import PermanentFailure
 
 app = App(default_task="echo")
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobhandler.client import Client, ClientError
+from jobhandler.client.clients import Client, ClientError
 from tests.conftest import Process, Server, free_port, run_cli, test_env, wait_until
 
 AUTH_CACHE_DEADLINE = 10.0  # a new or revoked token takes effect within ~1 s; poll up to this

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import httpx
 
+from jobhandler.model.tokens import new_token
 from jobhandler.settings import Settings
 from jobhandler.store import open_store
-from jobhandler.tokens import new_token
 from tests.conftest import Process, Server, run_cli, test_env, wait_until
 from tests.http.test_auth import AUTH_CACHE_DEADLINE, assert_problem, bearer, serve
 

@@ -18,7 +18,7 @@ from jobhandler.app import SubmitRequest
 from jobhandler.http import create_app
 from jobhandler.http.dashboard import create_dashboard
 from jobhandler.settings import Settings
-from jobhandler.worker.scheduler import Scheduler
+from jobhandler.worker.schedules import Scheduler
 
 BASE = "http://127.0.0.1:8080"
 

@@ -21,10 +21,10 @@ import pytest
 from pydantic import BaseModel
 
 from jobhandler import App
-from jobhandler.errors import InvalidOptions, InvalidPayload
-from jobhandler.jobs import NewJob, new_job_id
+from jobhandler.model.errors import InvalidOptions, InvalidPayload
+from jobhandler.model.jobs import NewJob, new_job_id
+from jobhandler.model.records import encode_cursor
 from jobhandler.settings import Settings
-from jobhandler.store.base import encode_cursor
 from tests.conftest import (
     PG_ADMIN_URL,
     STORE_KINDS,

@@ -16,9 +16,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from jobhandler import App, Settings, tracing
+from jobhandler import App, Settings
 from jobhandler.http.api import create_app
 from jobhandler.http.lean import lean
+from jobhandler.observe import tracing
 
 TOO_LONG = {
     "loc": ["header", "Idempotency-Key"],

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from jobhandler.jobs import JobStatus, NewJob, new_job_id
+from jobhandler.model.jobs import JobStatus, NewJob, new_job_id
+from jobhandler.model.records import JobFilter
 from jobhandler.store import Store
-from jobhandler.store.base import JobFilter
 from tests.conftest import PG_ADMIN_URL, Process, Server, test_env
 
 MiB = 1024 * 1024

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from jobhandler.jobs import NewJob
-from jobhandler.live import JobFeed
+from jobhandler.model.jobs import NewJob
+from jobhandler.service.live import JobFeed
 from jobhandler.settings import Settings
 from jobhandler.store import open_store
 from tests.conftest import Server, run_cli

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobhandler.client import Client
-from jobhandler.errors import Conflict
+from jobhandler.client.clients import Client
+from jobhandler.model.errors import Conflict
 from tests.conftest import Process, Server, run_cli, test_env
 
 

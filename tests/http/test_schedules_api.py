@@ -13,7 +13,7 @@ import pytest
 from jobhandler.app import App
 from jobhandler.http.api import create_app
 from jobhandler.settings import Settings
-from jobhandler.worker.scheduler import Scheduler
+from jobhandler.worker.schedules import Scheduler
 
 
 @pytest.fixture

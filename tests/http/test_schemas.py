@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from jobhandler.http.schemas import (
+from jobhandler.client.wire import (
     SHOW_TRACEBACKS,
     JobOut,
     QueueOut,
@@ -23,8 +23,8 @@ from jobhandler.http.schemas import (
     queues_json,
     workers_json,
 )
-from jobhandler.jobs import Job, JobStatus
-from jobhandler.store.base import QueueStats, WorkerInfo
+from jobhandler.model.jobs import Job, JobStatus
+from jobhandler.model.records import QueueStats, WorkerInfo
 
 JOB = Job(
     id="j",

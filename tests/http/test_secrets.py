@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from jobhandler.redact import clean, redact
+from jobhandler.model.redact import clean, redact
 from tests.conftest import PG_ADMIN_URL, Process, Server, run_cli, test_env, wait_until
 
 PASSWORD = "s3cret"

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from jobhandler.store.postgres import PostgresStore
+from jobhandler.store.postgres.dialect import PostgresStore
 
 
 @pytest.fixture

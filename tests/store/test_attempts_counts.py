@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from jobhandler.errors import JobNotFound
-from jobhandler.jobs import JobStatus, NewJob, Outcome, Transition
+from jobhandler.model.errors import JobNotFound
+from jobhandler.model.jobs import JobStatus, NewJob, Outcome, Transition
+from jobhandler.model.records import JobFilter
 from jobhandler.store import Store
-from jobhandler.store.base import JobFilter
 
 NOW = 1_900_000_000.0
 LEASE = 30.0

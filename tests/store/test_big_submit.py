@@ -8,12 +8,12 @@ import uuid
 
 import pytest
 
-from jobhandler.errors import DuplicateJob
-from jobhandler.jobs import JobStatus, NewJob
+from jobhandler.model.errors import DuplicateJob
+from jobhandler.model.jobs import JobStatus, NewJob
+from jobhandler.model.records import JobFilter
 from jobhandler.store import Store
-from jobhandler.store.base import JobFilter
-from jobhandler.store.pgwire import COPY_FROM
-from jobhandler.store.postgres import PostgresStore
+from jobhandler.store.postgres.dialect import PostgresStore
+from jobhandler.store.postgres.wire import COPY_FROM
 
 NOW = 1_900_000_000.0
 BIG = COPY_FROM + 6

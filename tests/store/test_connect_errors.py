@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from jobhandler.errors import StoreUnavailable
-from jobhandler.store.postgres import PostgresStore
+from jobhandler.model.errors import StoreUnavailable
+from jobhandler.store.postgres.dialect import PostgresStore
 from tests.conftest import free_port, run_cli
 
 

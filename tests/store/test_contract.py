@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from jobhandler.errors import DuplicateJob, InvalidTransition, JobNotFound
-from jobhandler.jobs import JobStatus, NewJob, Outcome, Transition
+from jobhandler.model.errors import DuplicateJob, InvalidTransition, JobNotFound
+from jobhandler.model.jobs import JobStatus, NewJob, Outcome, Transition
+from jobhandler.model.records import JobFilter, JobRef, WorkerInfo
 from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
-from jobhandler.store.base import JobFilter, JobRef, WorkerInfo
 
 NOW = 1_900_000_000.0
 LEASE = 30.0

@@ -16,13 +16,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobhandler.jobs import JobStatus
+from jobhandler.model.jobs import JobStatus
+from jobhandler.model.records import JobFilter
 from jobhandler.settings import Settings
 from jobhandler.store import open_store
-from jobhandler.store.base import JobFilter
-from jobhandler.store.postgres import PostgresStore
+from jobhandler.store.postgres.dialect import PostgresStore
 from jobhandler.store.rows import list_query
-from jobhandler.store.sqlite import SQLiteStore
+from jobhandler.store.sqlite.dialect import SQLiteStore
 from tests.conftest import fresh_pg_database
 
 N = 20_000

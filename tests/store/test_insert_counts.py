@@ -18,12 +18,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobhandler.errors import DuplicateJob
-from jobhandler.jobs import NewJob, Outcome, Transition
+from jobhandler.model.errors import DuplicateJob
+from jobhandler.model.jobs import NewJob, Outcome, Transition
+from jobhandler.model.records import JobFilter, ScheduleView
 from jobhandler.settings import Settings
 from jobhandler.store import Store, migrations, open_store
-from jobhandler.store.base import JobFilter, ScheduleView
-from jobhandler.store.sqlite import SQLiteStore
+from jobhandler.store.sqlite.dialect import SQLiteStore
 
 NOW = 1_900_000_000.0
 LEASE = 30.0

@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from jobhandler.jobs import Job, NewJob
-from jobhandler.store.base import JobFilter
+from jobhandler.model.jobs import Job, NewJob
+from jobhandler.model.records import JobFilter
 from jobhandler.store.dialect import Refused
-from jobhandler.store.pgwire import COPY_FROM
-from jobhandler.store.postgres import PostgresStore
+from jobhandler.store.postgres.dialect import PostgresStore
+from jobhandler.store.postgres.wire import COPY_FROM
 
 NOW = 1_900_000_000.0
 BIG = COPY_FROM + 6

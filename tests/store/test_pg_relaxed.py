@@ -11,10 +11,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from jobhandler.jobs import JobStatus, NewJob, Outcome, Transition
-from jobhandler.store.base import IdempotencyKeyTaken, IdempotencyRecord, JobRef
+from jobhandler.model.jobs import JobStatus, NewJob, Outcome, Transition
+from jobhandler.model.records import IdempotencyKeyTaken, IdempotencyRecord, JobRef
 from jobhandler.store.dialect import Refused, Step
-from jobhandler.store.postgres import QUERIES, PostgresStore
+from jobhandler.store.postgres.dialect import QUERIES, PostgresStore
 from jobhandler.store.queries import Query
 
 NOW = 1_900_000_000.0

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import psycopg
 import pytest
 
-from jobhandler.errors import StoreUnavailable
-from jobhandler.jobs import NewJob
+from jobhandler.model.errors import StoreUnavailable
+from jobhandler.model.jobs import NewJob
+from jobhandler.model.records import JobRef
 from jobhandler.store import migrations
-from jobhandler.store.base import JobRef
-from jobhandler.store.postgres import CLAIM_SQL, LISTENER_NAME, PostgresStore
+from jobhandler.store.postgres.dialect import CLAIM_SQL, LISTENER_NAME, PostgresStore
 
 NOW = 1_900_000_000.0
 LEASE = 30.0

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 import psycopg
 
-from jobhandler.jobs import Outcome, Transition
+from jobhandler.model.jobs import Outcome, Transition
+from jobhandler.model.records import FlowLimit
 from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
-from jobhandler.store.base import FlowLimit
-from jobhandler.store.postgres import CLAIM_SQL
-from jobhandler.store.sqlite import QUERIES, _bound
+from jobhandler.store.postgres.dialect import CLAIM_SQL
+from jobhandler.store.sqlite.dialect import QUERIES, _bound
 from tests.store.test_contract import LEASE, NOW, new_job
 
 BOTH = frozenset({"concurrency", "rate_limit"})

@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from jobhandler.errors import InvalidTransition, UniqueKeyHeld
-from jobhandler.jobs import Job, JobStatus, Outcome, Transition
+from jobhandler.model.errors import InvalidTransition, UniqueKeyHeld
+from jobhandler.model.jobs import Job, JobStatus, Outcome, Transition
+from jobhandler.model.records import JobFilter
 from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
-from jobhandler.store.base import JobFilter
 from tests.store.test_unique_contract import NOW, new_job
 
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from jobhandler.jobs import JobStatus, NewJob
-from jobhandler.periodic import ScheduleNotFound
+from jobhandler.model.jobs import JobStatus, NewJob
+from jobhandler.model.records import JobFilter, ScheduleView
+from jobhandler.model.schedules import ScheduleNotFound
 from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
-from jobhandler.store.base import JobFilter, ScheduleView
 
 NOW = 1_900_000_000.0
 

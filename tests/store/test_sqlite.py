@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from jobhandler.errors import DuplicateJob, StoreUnavailable
-from jobhandler.jobs import JobStatus, NewJob
+from jobhandler.model.errors import DuplicateJob, StoreUnavailable
+from jobhandler.model.jobs import JobStatus, NewJob
 from jobhandler.store import migrations
 from jobhandler.store.dialect import Refused, Step
 from jobhandler.store.queries import Query
-from jobhandler.store.sqlite import SQLiteStore
-from jobhandler.store.wakeup import WakeChannel
+from jobhandler.store.sqlite.dialect import SQLiteStore
+from jobhandler.store.sqlite.wakeup import WakeChannel
 
 NOW = 1_900_000_000.0
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from jobhandler.jobs import NewJob, Outcome, Transition
-from jobhandler.store.sqlite import SQLiteStore
+from jobhandler.model.jobs import NewJob, Outcome, Transition
+from jobhandler.store.sqlite.dialect import SQLiteStore
 
 QUEUE = ["default"]
 

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from jobhandler import App
-from jobhandler.jobs import JobStatus
+from jobhandler.model.jobs import JobStatus
 from jobhandler.settings import Settings
 
 app = App()

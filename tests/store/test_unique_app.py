@@ -6,8 +6,8 @@ import pytest
 
 from jobhandler import App
 from jobhandler.app import SubmitRequest
-from jobhandler.errors import InvalidOptions
-from jobhandler.idempotency import IdempotencyKey
+from jobhandler.model.errors import InvalidOptions
+from jobhandler.service.submits import IdempotencyKey
 from jobhandler.settings import Settings
 from jobhandler.worker.maintenance import Pruner
 

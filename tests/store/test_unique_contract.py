@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from jobhandler.errors import DuplicateJob
-from jobhandler.jobs import JobStatus, NewJob, Outcome, Transition
+from jobhandler.model.errors import DuplicateJob
+from jobhandler.model.jobs import JobStatus, NewJob, Outcome, Transition
+from jobhandler.model.records import IdempotencyKeyTaken, IdempotencyRecord, JobFilter
 from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
-from jobhandler.store.base import IdempotencyKeyTaken, IdempotencyRecord, JobFilter
 
 NOW = 1_900_000_000.0
 

@@ -152,7 +152,7 @@ def test_no_import_cycles() -> None:
 
 def test_every_exception_derives_from_the_packages_root() -> None:
     """One ``except JobHandlerError`` catches whatever the package raises on purpose."""
-    from jobhandler.errors import JobHandlerError
+    from jobhandler.model.errors import JobHandlerError
 
     stray = set()
     for name in modules():

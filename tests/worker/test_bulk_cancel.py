@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from jobhandler import App
-from jobhandler.jobs import JobStatus
+from jobhandler.model.jobs import JobStatus
+from jobhandler.model.records import JobFilter
 from jobhandler.settings import Settings
-from jobhandler.store.base import JobFilter
 from jobhandler.worker import Worker
 
 JOBS = 100_000

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from jobhandler import App, JobContext, PermanentFailure, RetryLater, RetryPolicy
-from jobhandler.jobs import Job, JobStatus, Outcome, Transition
+from jobhandler.model.jobs import Job, JobStatus, Outcome, Transition
 from jobhandler.worker.executor import Executor, Running, StopReason
 from jobhandler.worker.runners import Runner
 

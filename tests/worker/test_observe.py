@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from jobhandler import App, JobContext, RetryPolicy, Settings
-from jobhandler.logs import JsonLineFormatter, TextFormatter
-from jobhandler.observe import JobEvent, Kind
+from jobhandler.observe.events import JobEvent, Kind
+from jobhandler.observe.logs import JsonLineFormatter, TextFormatter
 from jobhandler.worker import Worker
 from jobhandler.worker.maintenance import Rescuer
 

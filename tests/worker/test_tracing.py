@@ -13,7 +13,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from jobhandler import App, JobStatus, RetryPolicy, Settings, tracing
+from jobhandler import App, JobStatus, RetryPolicy, Settings
+from jobhandler.observe import tracing
 from jobhandler.worker import Worker
 
 TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")

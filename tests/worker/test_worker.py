@@ -23,7 +23,7 @@ from jobhandler import (
     RetryPolicy,
     Settings,
 )
-from jobhandler.jobs import NewJob
+from jobhandler.model.jobs import NewJob
 from jobhandler.worker import Worker
 
 FAST_RETRY = RetryPolicy(base=0.01, max_delay=0.05, jitter=0)

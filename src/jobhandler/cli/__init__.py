@@ -1,7 +1,7 @@
 """The ``jobhandler`` command. Every option can also be set as a ``JOBHANDLER_*`` variable.
 
 The options that are settings are generated from ``Settings`` (``options.py``); the exit codes
-are in ``jobhandler.process``. One module per kind of command: server (serve, worker), client
+are in ``jobhandler.process.entry``. One module per kind of command: server (serve, worker), client
 (over HTTP), store (migrate, store copy) and token.
 """
 
@@ -20,7 +20,7 @@ from jobhandler.cli import (
     store_commands,
     token_commands,
 )
-from jobhandler.process import receive_secrets, restart_without_secrets
+from jobhandler.process.entry import receive_secrets, restart_without_secrets
 
 
 class Command(click.Group):

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from jobhandler.cli.output import show, show_job
-from jobhandler.client import (
+from jobhandler.client.clients import (
     DEFAULT_URL,
     TERMINAL,
     Call,
@@ -19,7 +19,13 @@ from jobhandler.client import (
     ClientError,
     ServerUnreachable,
 )
-from jobhandler.process import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_WAIT_TIMEOUT, fail
+from jobhandler.process.entry import (
+    EXIT_FAILED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    EXIT_WAIT_TIMEOUT,
+    fail,
+)
 from jobhandler.settings import PREFIX, TOKEN_VARIABLE
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
-from jobhandler.process import configure_logging, fail
+from jobhandler.process.entry import configure_logging, fail
 from jobhandler.settings import Declared, Group, Settings, declared, scrub_environment
 
 F = TypeVar("F", bound=Callable[..., Any])

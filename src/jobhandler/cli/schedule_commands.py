@@ -9,7 +9,7 @@ import click
 
 from jobhandler.cli.client_commands import call, server_options
 from jobhandler.cli.output import show
-from jobhandler.client import Call
+from jobhandler.client.clients import Call
 
 COLUMNS = ("name", "task", "when", "timezone", "missed", "paused", "next_run_at", "last_run_at")
 

@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from jobhandler.cli.options import build_settings, setting_options
-from jobhandler.process import load, run_process
+from jobhandler.process.entry import load, run_process
+from jobhandler.process.supervisor import supervise
 from jobhandler.settings import PREFIX
-from jobhandler.supervisor import supervise
 
 
 @click.command()

@@ -11,11 +11,11 @@ from typing import Any
 import click
 
 from jobhandler.cli.options import build_settings, setting_options
-from jobhandler.errors import StoreUnavailable
-from jobhandler.process import EXIT_FAILED, EXIT_UNREACHABLE, fail
-from jobhandler.redact import redact
+from jobhandler.model.errors import StoreUnavailable
+from jobhandler.model.redact import redact
+from jobhandler.process.entry import EXIT_FAILED, EXIT_UNREACHABLE, fail
+from jobhandler.service.transfer import TransferRefused, copy_jobs
 from jobhandler.store import open_store, sqlite_path
-from jobhandler.transfer import TransferRefused, copy_jobs
 
 
 @click.command()

@@ -11,9 +11,9 @@ import click
 from jobhandler.app import App
 from jobhandler.cli.options import build_settings, setting_options
 from jobhandler.cli.output import show, utc
-from jobhandler.errors import StoreUnavailable
-from jobhandler.process import EXIT_UNREACHABLE, fail
-from jobhandler.tokens import SCOPES
+from jobhandler.model.errors import StoreUnavailable
+from jobhandler.model.tokens import SCOPES
+from jobhandler.process.entry import EXIT_UNREACHABLE, fail
 
 T = TypeVar("T")
 

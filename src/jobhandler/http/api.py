@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from jobhandler import metrics
 from jobhandler.app import App
 from jobhandler.http.auth import install_access_control, server_tokens
 from jobhandler.http.dashboard import PREFIX as DASHBOARD
@@ -18,6 +17,7 @@ from jobhandler.http.inputs import forbid_unknown_query
 from jobhandler.http.openapi import describe_bodies
 from jobhandler.http.problems import install_error_handlers
 from jobhandler.http.routes import ROUTERS
+from jobhandler.observe import metrics
 from jobhandler.settings import Settings
 
 

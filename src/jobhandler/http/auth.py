@@ -39,12 +39,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobhandler.errors import StoreUnavailable
+from jobhandler.client.wire import SHOW_TRACEBACKS
 from jobhandler.http.problems import problem_response
-from jobhandler.http.schemas import SHOW_TRACEBACKS
 from jobhandler.http.token_cache import GRANT_KEY, Grant, TokenCache
+from jobhandler.model.errors import StoreUnavailable
+from jobhandler.model.tokens import PUBLIC_PATHS, allows, hash_token, shows_tracebacks
 from jobhandler.settings import Settings
-from jobhandler.tokens import PUBLIC_PATHS, allows, hash_token, shows_tracebacks
 
 if TYPE_CHECKING:
     from jobhandler.app import App

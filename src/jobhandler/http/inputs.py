@@ -22,20 +22,20 @@ from pydantic.config import JsonDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobhandler.app import App, SubmitRequest
-from jobhandler.errors import InvalidJob, JobNotFound
 from jobhandler.http.openapi import problems
 from jobhandler.http.problems import Problem
-from jobhandler.idempotency import IdempotencyKey, fingerprint, owner_of
-from jobhandler.jobs import JobStatus, NewJob
-from jobhandler.settings import Settings
-from jobhandler.store.base import JobFilter
-from jobhandler.validation import (
+from jobhandler.model.errors import InvalidJob, JobNotFound
+from jobhandler.model.jobs import JobStatus, NewJob
+from jobhandler.model.records import JobFilter
+from jobhandler.model.validation import (
     FILTER_MAX_LENGTH,
     UNIQUE_KEY_MAX_LENGTH,
     filter_error,
     is_job_id,
     run_at_problem,
 )
+from jobhandler.service.submits import IdempotencyKey, fingerprint, owner_of
+from jobhandler.settings import Settings
 
 
 # The App and Settings are read from the application's state (``create_app`` puts them there)

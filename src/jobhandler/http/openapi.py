@@ -12,12 +12,12 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from jobhandler.app import MAX_BATCH, App, SubmitRequest
+from jobhandler.client.wire import ProblemOut
 from jobhandler.http.problems import PROBLEM
-from jobhandler.http.schemas import ProblemOut
-from jobhandler.validation import RUN_AT_END, RUN_AT_MIN, RUN_AT_RANGE
+from jobhandler.model.validation import RUN_AT_END, RUN_AT_MIN, RUN_AT_RANGE
 
 if TYPE_CHECKING:
-    from jobhandler.tasks import Task
+    from jobhandler.model.tasks import Task
 
 
 _MEANINGS = {

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
-from jobhandler.errors import (
+from jobhandler.model.errors import (
     InvalidJob,
     InvalidTransition,
     JobHandlerError,

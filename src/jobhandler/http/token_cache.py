@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobhandler.errors import StoreUnavailable
-from jobhandler.tokens import Scope as TokenScope
-from jobhandler.tokens import allows
+from jobhandler.model.errors import StoreUnavailable
+from jobhandler.model.tokens import Scope as TokenScope
+from jobhandler.model.tokens import allows
 
 log = logging.getLogger("jobhandler.http.auth")
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from jobhandler.settings import Settings
-from jobhandler.store.base import Store
+from jobhandler.store.contract import Store
 
 
 def open_store(settings: Settings) -> Store:
     """The store a database URL names: ``sqlite:///path.db`` (or a bare path), ``postgresql://``."""
     url = settings.database_url
     if url.startswith(("postgresql://", "postgres://")):
-        from jobhandler.store.postgres import PostgresStore
+        from jobhandler.store.postgres.dialect import PostgresStore
 
         return PostgresStore(url, listen=settings.listen)
-    from jobhandler.store.sqlite import SQLiteStore
+    from jobhandler.store.sqlite.dialect import SQLiteStore
 
     return SQLiteStore(sqlite_path(url), synchronous=settings.sqlite_synchronous)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobhandler.errors import JobNotFound
-from jobhandler.store.base import Attempt
+from jobhandler.model.errors import JobNotFound
+from jobhandler.model.records import Attempt
 from jobhandler.store.dialect import Dialect, Step
 
 RUNNING = "processing"

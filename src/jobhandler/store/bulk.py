@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from jobhandler.jobs import TERMINAL, TRANSITIONS, JobStatus, Transition
+from jobhandler.model.jobs import TERMINAL, TRANSITIONS, JobStatus, Transition
+from jobhandler.model.records import BulkAction, BulkStep, JobFilter, encode_cursor
 from jobhandler.store import rows as r
-from jobhandler.store.base import BulkAction, BulkStep, JobFilter, encode_cursor
 from jobhandler.store.dialect import Step
 from jobhandler.store.queries import Query
 from jobhandler.store.uniqueness import UniquenessOps

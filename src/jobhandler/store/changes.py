@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobhandler.jobs import Job
+from jobhandler.model.jobs import Job
 from jobhandler.store.dialect import Dialect
 
 

@@ -12,11 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from jobhandler.errors import DuplicateJob, InvalidTransition, JobNotFound
-from jobhandler.jobs import Job, JobStatus, NewJob, Outcome, Transition
-from jobhandler.store import rows as r
-from jobhandler.store.attempts import AttemptOps
-from jobhandler.store.base import (
+from jobhandler.model.errors import DuplicateJob, InvalidTransition, JobNotFound
+from jobhandler.model.jobs import Job, JobStatus, NewJob, Outcome, Transition
+from jobhandler.model.records import (
     HeartbeatReply,
     IdempotencyRecord,
     JobFilter,
@@ -24,6 +22,9 @@ from jobhandler.store.base import (
     Page,
     WorkerInfo,
 )
+from jobhandler.model.tokens import DuplicateToken, Scope, TokenInfo, as_scope
+from jobhandler.store import rows as r
+from jobhandler.store.attempts import AttemptOps
 from jobhandler.store.bulk import BulkOps
 from jobhandler.store.changes import ChangeOps
 from jobhandler.store.dialect import Duplicate, Step
@@ -33,7 +34,6 @@ from jobhandler.store.queues import QueueOps
 from jobhandler.store.schedules import ScheduleOps
 from jobhandler.store.stats import StatsOps
 from jobhandler.store.uniqueness import UniquenessOps
-from jobhandler.tokens import DuplicateToken, Scope, TokenInfo, as_scope
 
 _REFUSALS = {
     "cancel_job": "job cannot be cancelled",

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobhandler.errors import JobHandlerError
-from jobhandler.jobs import TERMINAL, TRANSITIONS, Job, Transition
+from jobhandler.model.errors import JobHandlerError
+from jobhandler.model.jobs import TERMINAL, TRANSITIONS, Job, Transition
 from jobhandler.store import rows as r
 from jobhandler.store.queries import Query
 

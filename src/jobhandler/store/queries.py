@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-from jobhandler.jobs import TERMINAL, TRANSITIONS, WAITING, JobStatus, Transition
+from jobhandler.model.jobs import TERMINAL, TRANSITIONS, WAITING, JobStatus, Transition
 
 
 def status_list(statuses: Iterable[JobStatus]) -> str:

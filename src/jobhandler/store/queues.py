@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from jobhandler.rates import parse_rate
-from jobhandler.store.base import FlowLimit
+from jobhandler.model.rates import parse_rate
+from jobhandler.model.records import FlowLimit
 from jobhandler.store.dialect import Dialect, Params, Step
 
 CLAIM_STEPS = ("claim_lock", "claim_jobs", "claim_spend")

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from typing import Any, Protocol, cast
 
-from jobhandler.jobs import Job, JobStatus, NewJob
-from jobhandler.store.base import (
+from jobhandler.model.jobs import Job, JobStatus, NewJob
+from jobhandler.model.records import (
     HeartbeatReply,
     JobFilter,
     JobRef,

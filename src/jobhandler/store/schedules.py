@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from jobhandler.jobs import Job, NewJob
-from jobhandler.periodic import ScheduleNotFound
+from jobhandler.model.jobs import Job, NewJob
+from jobhandler.model.records import ScheduleView
+from jobhandler.model.schedules import ScheduleNotFound
 from jobhandler.store import rows as r
-from jobhandler.store.base import ScheduleView
 from jobhandler.store.dialect import Dialect, Step
 
 

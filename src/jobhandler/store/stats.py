@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from jobhandler.store.base import QueueStats, Throughput
+from jobhandler.model.records import QueueStats, Throughput
 from jobhandler.store.dialect import Dialect, Step
 
 # Fold the deltas together once a read sums more pieces than this, or after this many

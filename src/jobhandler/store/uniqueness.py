@@ -35,10 +35,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from jobhandler.errors import DuplicateJob, UniqueKeyHeld
-from jobhandler.jobs import Job, NewJob
+from jobhandler.model.errors import DuplicateJob, UniqueKeyHeld
+from jobhandler.model.jobs import Job, NewJob
+from jobhandler.model.records import IdempotencyKeyTaken, IdempotencyRecord
 from jobhandler.store import rows as r
-from jobhandler.store.base import IdempotencyKeyTaken, IdempotencyRecord
 from jobhandler.store.dialect import Dialect, Done, Duplicate, Step
 from jobhandler.store.queries import STATUS_WORDS, fill
 

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from jobhandler.app import App, load_app
-from jobhandler.context import JobContext
-from jobhandler.errors import PermanentFailure, RetryLater
-from jobhandler.redact import install_log_redaction
+from jobhandler.model.context import JobContext
+from jobhandler.model.errors import PermanentFailure, RetryLater
+from jobhandler.model.redact import install_log_redaction
 
 Send = Callable[[dict[str, Any]], None]
 

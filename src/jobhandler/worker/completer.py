@@ -12,10 +12,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from jobhandler.errors import StoreUnavailable
-from jobhandler.jobs import Outcome
-from jobhandler.observe import Events
-from jobhandler.store.base import JobRef, Store
+from jobhandler.model.errors import StoreUnavailable
+from jobhandler.model.jobs import Outcome
+from jobhandler.model.records import JobRef
+from jobhandler.observe.events import Events
+from jobhandler.store.contract import Store
 from jobhandler.worker.executor import Running
 
 log = logging.getLogger("jobhandler.worker")

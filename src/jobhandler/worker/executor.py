@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from jobhandler.context import JobContext
-from jobhandler.errors import JobHandlerError, PermanentFailure, RetryLater
-from jobhandler.jobs import Job, Outcome, Transition
-from jobhandler.observe import Events
-from jobhandler.redact import clean
-from jobhandler.retry import RetryPolicy
-from jobhandler.store.base import JobRef
-from jobhandler.tasks import Task, TaskRegistry
+from jobhandler.model.context import JobContext
+from jobhandler.model.errors import JobHandlerError, PermanentFailure, RetryLater
+from jobhandler.model.jobs import Job, Outcome, Transition
+from jobhandler.model.records import JobRef
+from jobhandler.model.redact import clean
+from jobhandler.model.retry import RetryPolicy
+from jobhandler.model.tasks import Task, TaskRegistry
+from jobhandler.observe.events import Events
 from jobhandler.worker.runners import ChildFailed, JobTimeout, Runner
 
 

@@ -14,8 +14,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from jobhandler.errors import JobHandlerError
-from jobhandler.store.base import Store
+from jobhandler.model.errors import JobHandlerError
+from jobhandler.store.contract import Store
 
 log = logging.getLogger("jobhandler.leader")
 

@@ -14,12 +14,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from jobhandler.app import App
-from jobhandler.errors import JobHandlerError, UnknownTask
-from jobhandler.jobs import Job, Outcome, Transition
-from jobhandler.retry import RetryPolicy
+from jobhandler.model.errors import JobHandlerError, UnknownTask
+from jobhandler.model.jobs import Job, Outcome, Transition
+from jobhandler.model.retry import RetryPolicy
 from jobhandler.settings import Settings
 from jobhandler.worker.leader import Elector
-from jobhandler.worker.scheduler import Scheduler
+from jobhandler.worker.schedules import Scheduler
 
 log = logging.getLogger("jobhandler.rescuer")
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from jobhandler.app import App
-from jobhandler.store.base import Store
+from jobhandler.store.contract import Store
 
 OnSubmit = Callable[[], None]
 OnCancel = Callable[[str], None]

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from jobhandler.app import App
-from jobhandler.store.base import WorkerInfo
+from jobhandler.model.records import WorkerInfo
 from jobhandler.worker.maintenance import Rescuer
 
 log = logging.getLogger("jobhandler.worker")

@@ -11,9 +11,9 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from jobhandler.errors import StoreUnavailable
-from jobhandler.jobs import Job
-from jobhandler.store.base import Store
+from jobhandler.model.errors import StoreUnavailable
+from jobhandler.model.jobs import Job
+from jobhandler.store.contract import Store
 
 log = logging.getLogger("jobhandler.worker")
 

@@ -21,9 +21,9 @@ import json
 import threading
 from typing import Any
 
-from jobhandler.context import JobContext
-from jobhandler.errors import JobHandlerError, PermanentFailure, RetryLater
-from jobhandler.tasks import Task, TaskRegistry
+from jobhandler.model.context import JobContext
+from jobhandler.model.errors import JobHandlerError, PermanentFailure, RetryLater
+from jobhandler.model.tasks import Task, TaskRegistry
 from jobhandler.worker.pool import ProcessPool
 
 

@@ -19,14 +19,14 @@ import uuid
 from functools import partial
 from typing import Any
 
-from jobhandler import metrics
 from jobhandler.app import App
-from jobhandler.context import JobContext
-from jobhandler.errors import InvalidResult, JobHandlerError
-from jobhandler.jobs import Job, Outcome
+from jobhandler.model.context import JobContext
+from jobhandler.model.errors import InvalidResult, JobHandlerError
+from jobhandler.model.jobs import Job, Outcome
+from jobhandler.model.records import JobRef, WorkerInfo
+from jobhandler.model.validation import JsonLimits, json_errors
+from jobhandler.observe import metrics
 from jobhandler.settings import Settings
-from jobhandler.store.base import JobRef, WorkerInfo
-from jobhandler.validation import JsonLimits, json_errors
 from jobhandler.worker.completer import Completer
 from jobhandler.worker.executor import Executor, Running, StopReason, stopped_outcome
 from jobhandler.worker.maintenance import Maintenance, Rescuer, every

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobhandler.app import App
-from jobhandler.context import JobContext
 from jobhandler.contrib.django.compat import (
     SUCCEEDED,
     BaseTaskBackend,
@@ -26,10 +25,11 @@ from jobhandler.contrib.django.compat import (
     TaskResultStatus,
     task_result,
 )
-from jobhandler.errors import JobNotFound
-from jobhandler.jobs import Job, JobStatus
+from jobhandler.model.context import JobContext
+from jobhandler.model.errors import JobNotFound
+from jobhandler.model.jobs import Job, JobStatus
+from jobhandler.model.validation import NAME_MAX_LENGTH
 from jobhandler.settings import Settings
-from jobhandler.validation import NAME_MAX_LENGTH
 
 # The one App of Django's tasks, in the web process and in the worker
 # (``--app jobhandler.contrib.django.worker:app``).

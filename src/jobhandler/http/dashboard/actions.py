@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from jobhandler.app import SubmitRequest
-from jobhandler.errors import InvalidJob, JobNotFound
 from jobhandler.http.dashboard import service
 from jobhandler.http.dashboard.forms import (
     BadForm,
@@ -31,7 +30,8 @@ from jobhandler.http.dashboard.session import (
     set_session,
 )
 from jobhandler.http.dashboard.web import dashboard, links, redirect
-from jobhandler.validation import is_job_id
+from jobhandler.model.errors import InvalidJob, JobNotFound
+from jobhandler.model.validation import is_job_id
 
 CANCEL_WAIT = 5.0  # as the API: a running job's cancel waits this long for its worker
 MAX_FORM_BYTES = 64 * 1024  # the login and action forms; a submit form may be as big as a body

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from jobhandler.errors import JobHandlerError
+from jobhandler.model.errors import JobHandlerError
 
 PAYLOAD = "payload"  # the input of a scalar payload; a property's input is "payload.<name>"
 KINDS = {"string": "text", "integer": "integer", "number": "number", "boolean": "boolean"}

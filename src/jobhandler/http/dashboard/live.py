@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from jobhandler.errors import JobNotFound
 from jobhandler.http.dashboard.web import dashboard
 from jobhandler.http.token_cache import Grant
-from jobhandler.validation import is_job_id
+from jobhandler.model.errors import JobNotFound
+from jobhandler.model.validation import is_job_id
 
 if TYPE_CHECKING:
     from jobhandler.app import App

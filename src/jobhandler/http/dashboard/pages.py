@@ -10,13 +10,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from jobhandler.errors import InvalidJob, JobNotFound
 from jobhandler.http.dashboard import service
 from jobhandler.http.dashboard.forms import SubmitForm, form_fields
 from jobhandler.http.dashboard.web import dashboard, links
-from jobhandler.jobs import JobStatus
-from jobhandler.store.base import JobFilter
-from jobhandler.validation import filter_error, is_job_id
+from jobhandler.model.errors import InvalidJob, JobNotFound
+from jobhandler.model.jobs import JobStatus
+from jobhandler.model.records import JobFilter
+from jobhandler.model.validation import filter_error, is_job_id
 
 PAGE_SIZE = 50
 RUNNING_SHOWN = 200  # running jobs read for the workers page, at most

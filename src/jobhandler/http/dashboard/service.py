@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jobhandler.store.base import Throughput
+from jobhandler.model.records import Throughput
 
 if TYPE_CHECKING:
     from jobhandler.app import App

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobhandler.errors import JobHandlerError
 from jobhandler.http.auth import same_origin
 from jobhandler.http.token_cache import Grant, TokenCache
-from jobhandler.tokens import Scope, allows, hash_token, shows_tracebacks
+from jobhandler.model.errors import JobHandlerError
+from jobhandler.model.tokens import Scope, allows, hash_token, shows_tracebacks
 
 if TYPE_CHECKING:
     from jobhandler.app import App

@@ -17,13 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobhandler.errors import (
-    InvalidJob,
-    InvalidTransition,
-    JobHandlerError,
-    JobNotFound,
-    StoreUnavailable,
-)
+from jobhandler.client.wire import rfc3339
 from jobhandler.http.dashboard.forms import BadForm
 from jobhandler.http.dashboard.session import (
     Forbidden,
@@ -33,8 +27,14 @@ from jobhandler.http.dashboard.session import (
     mount_point,
     set_session,
 )
-from jobhandler.http.schemas import rfc3339
 from jobhandler.http.token_cache import TokenCache
+from jobhandler.model.errors import (
+    InvalidJob,
+    InvalidTransition,
+    JobHandlerError,
+    JobNotFound,
+    StoreUnavailable,
+)
 from jobhandler.settings import Settings
 
 if TYPE_CHECKING:

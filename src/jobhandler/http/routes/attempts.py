@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from jobhandler.client.wire import AttemptOut, attempts_json
 from jobhandler.http.inputs import JobId, served_app
 from jobhandler.http.openapi import STORE, problems
-from jobhandler.http.schemas import AttemptOut, attempts_json
 
 router = APIRouter(tags=["jobs"])
 

@@ -12,13 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from jobhandler.client.wire import job_json
 from jobhandler.http.inputs import JobId, check_filters, served_app
 from jobhandler.http.openapi import STORE, problems
 from jobhandler.http.routes.jobs import FilterText
-from jobhandler.http.schemas import job_json
 from jobhandler.http.token_cache import grant_of
-from jobhandler.jobs import Job, JobStatus
-from jobhandler.live import StillAllowed
+from jobhandler.model.jobs import Job, JobStatus
+from jobhandler.service.live import StillAllowed
 
 router = APIRouter(tags=["events"])
 RETRY_MS = 2000  # how soon a browser reconnects a stream that ended (a dropped slow reader)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from jobhandler.client.wire import HealthOut, ReadyOut
 from jobhandler.http.inputs import served_app
 from jobhandler.http.openapi import problems
-from jobhandler.http.schemas import HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])
 

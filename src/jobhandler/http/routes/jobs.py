@@ -10,6 +10,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from jobhandler.app import MAX_BATCH
+from jobhandler.client.wire import (
+    BatchOut,
+    BulkOut,
+    JobOut,
+    SkippedOut,
+    batch_json,
+    job_json,
+    jobs_json,
+)
 from jobhandler.http.inputs import (
     MOMENT_SCHEMA,
     BulkFilterIn,
@@ -28,19 +37,10 @@ from jobhandler.http.inputs import (
 from jobhandler.http.lean import lean
 from jobhandler.http.openapi import STORE, job_links, problems
 from jobhandler.http.problems import Problem
-from jobhandler.http.schemas import (
-    BatchOut,
-    BulkOut,
-    JobOut,
-    SkippedOut,
-    batch_json,
-    job_json,
-    jobs_json,
-)
-from jobhandler.idempotency import Submitted, batch_sized
-from jobhandler.jobs import JobStatus
-from jobhandler.store.base import CURSOR_PATTERN, BulkAction, JobFilter
-from jobhandler.validation import FILTER_MAX_LENGTH
+from jobhandler.model.jobs import JobStatus
+from jobhandler.model.records import CURSOR_PATTERN, BulkAction, JobFilter
+from jobhandler.model.validation import FILTER_MAX_LENGTH
+from jobhandler.service.submits import Submitted, batch_sized
 
 CANCEL_WAIT = 5.0  # how long a cancel of a running job waits for its worker to stop it
 JSON = "application/json"

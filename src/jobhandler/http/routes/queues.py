@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from jobhandler.flow import QueueNotFound
+from jobhandler.client.wire import QueueLimitsIn, QueueOut, queue_json, queues_json
 from jobhandler.http.inputs import served_app
 from jobhandler.http.openapi import STORE, problems, queue_links
 from jobhandler.http.problems import Problem
-from jobhandler.http.schemas import QueueLimitsIn, QueueOut, queue_json, queues_json
-from jobhandler.store.base import QueueStats
-from jobhandler.validation import NAME_MAX_LENGTH, NAME_PATTERN
+from jobhandler.model.records import QueueStats
+from jobhandler.model.validation import NAME_MAX_LENGTH, NAME_PATTERN
+from jobhandler.service.flow import QueueNotFound
 
 JSON = "application/json"
 

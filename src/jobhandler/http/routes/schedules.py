@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
+from jobhandler.client.wire import ScheduleOut, schedule_json, schedules_json
 from jobhandler.http.inputs import served_app
 from jobhandler.http.openapi import STORE, problems
 from jobhandler.http.problems import Problem
-from jobhandler.http.schemas import ScheduleOut, schedule_json, schedules_json
-from jobhandler.periodic import ScheduleNotFound
-from jobhandler.validation import NAME_MAX_LENGTH, NAME_PATTERN
+from jobhandler.model.schedules import ScheduleNotFound
+from jobhandler.model.validation import NAME_MAX_LENGTH, NAME_PATTERN
 
 JSON = "application/json"
 

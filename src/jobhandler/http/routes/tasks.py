@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from jobhandler.client.wire import TaskOut, tasks_json
 from jobhandler.http.inputs import served_app
 from jobhandler.http.openapi import EVERY, problems
-from jobhandler.http.schemas import TaskOut, tasks_json
 
 router = APIRouter(tags=["tasks"])
 

@@ -1,0 +1,296 @@
+"""Wire models: what the HTTP API sends, each declared once.
+
+A model is both what the OpenAPI description shows and what writes the JSON: the routes build
+models from domain objects (``from_attributes``, in pydantic's core) and answer with the bytes
+of pydantic's own serialiser (``TypeAdapter.dump_json``), so the description cannot drift from
+what is sent, and no dict is built by hand on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter, WithJsonSchema
+
+from jobhandler.model.jobs import Job, JobStatus
+from jobhandler.model.rates import MAX_CONCURRENCY, RATE_PATTERN
+from jobhandler.model.records import Attempt, QueueStats, ScheduleView, WorkerInfo
+from jobhandler.model.tasks import Task
+from jobhandler.service.bulk import SKIPPED_SHOWN
+
+# Whether this request may see tracebacks (they can show internals): set per request by the
+# access control middleware, False for a submit-only token; True for an open server.
+SHOW_TRACEBACKS: ContextVar[bool] = ContextVar("jobhandler_show_tracebacks", default=True)
+
+
+# Cached: the jobs of a batch share their times (created, updated, run at), three per job.
+@lru_cache(maxsize=1024)
+def rfc3339(ts: float) -> str:
+    """Epoch seconds as RFC 3339 in UTC, always with microseconds, as the Go service wrote them."""
+    # isoformat of an aware UTC time always ends in "+00:00": cutting it is cheaper than replace.
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+# A time: held as epoch seconds like the domain's, written as RFC 3339 text.
+Timestamp = Annotated[
+    float,
+    PlainSerializer(rfc3339, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class JobOut(BaseModel):
+    """A job as the API shows it. The Go service's fields come first and keep their names."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    payload: Any
+    status: JobStatus
+    result: Any = None
+    error: str | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+    task: str
+    queue: str
+    priority: int
+    attempt: int
+    max_attempts: int
+    timeout: float | None
+    run_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    traceback: str | None
+    worker_id: str | None
+    progress: Any = None
+    cancel_requested: bool
+    unique_key: str | None = None
+    unique_until: Timestamp | None = None  # a window's end; null: held while it waits or runs
+
+    @classmethod
+    def many(cls, jobs: Sequence[Job]) -> list[JobOut]:
+        """The wire models of ``jobs``, built in one pass of pydantic's core."""
+        out = _JOBS.validate_python(jobs, from_attributes=True)
+        if not SHOW_TRACEBACKS.get():  # a submit-only token: a traceback can show internals
+            for job in out:
+                job.traceback = None
+        return out
+
+
+class BatchOut(BaseModel):
+    jobs: list[JobOut]
+    # Positions in ``jobs`` of duplicates: their unique key was held, so the job there is the
+    # one that holds it, and nothing was created for them.
+    duplicates: list[int] = []
+
+
+class SkippedOut(BaseModel):
+    id: str
+    holder: str = Field(description="the job that holds its unique key")
+
+
+class BulkOut(BaseModel):
+    action: Literal["cancel", "retry", "delete"]
+    count: int = Field(description="jobs changed (a running job a cancel reached: flagged)")
+    # A retry only: the jobs it left as they were because another job holds their unique key.
+    skipped: list[SkippedOut] | None = Field(
+        default=None,
+        description="retry only: jobs left as they were because another job holds their"
+        f" unique key (the first {SKIPPED_SHOWN:,})",
+    )
+    skipped_count: int | None = Field(default=None, description="retry only: how many were skipped")
+
+
+class TaskOut(BaseModel):
+    name: str
+    queue: str
+    max_attempts: int
+    timeout: float | None
+    priority: int
+    isolation: str
+    payload_schema: dict[str, Any]
+    result_schema: dict[str, Any]
+
+    @classmethod
+    def of(cls, task: Task[Any, Any]) -> TaskOut:
+        return cls(
+            name=task.name,
+            queue=task.options.queue,
+            max_attempts=task.options.max_attempts,
+            timeout=task.options.timeout,
+            priority=task.options.priority,
+            isolation=task.isolation,
+            payload_schema=task.payload_schema(),
+            result_schema=task.result_schema(),
+        )
+
+
+class QueueOut(BaseModel):
+    queue: str
+    counts: dict[JobStatus, int]  # every status, zero included
+
+    oldest_waiting_at: Timestamp | None = None  # when its longest-waiting due job became due
+    # Flow control (flow.py): a paused queue starts nothing; limits hold over all workers.
+    paused: bool = False
+    concurrency: int | None = Field(default=None, description="jobs running at once, at most")
+    rate_limit: str | None = Field(default=None, description='jobs started, at most: "100/s"')
+    served: bool = Field(default=False, description="a live worker serves this queue")
+
+    @classmethod
+    def of(cls, stats: QueueStats) -> QueueOut:
+        counts = {s: stats.counts.get(s.value, 0) for s in JobStatus}
+        return cls(
+            queue=stats.queue,
+            counts=counts,
+            oldest_waiting_at=stats.oldest_waiting_at,
+            paused=stats.paused,
+            concurrency=stats.concurrency,
+            rate_limit=stats.rate_limit,
+            served=stats.served,
+        )
+
+
+class QueueLimitsIn(BaseModel):
+    """PATCH /queues/{name}: the limits to change; a member left out stays as it is, null
+    removes that limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY)
+    rate_limit: str | None = Field(default=None, pattern=RATE_PATTERN, examples=["100/s", "10/min"])
+
+
+class AttemptOut(BaseModel):
+    """One run of a job; ``outcome`` is the status it left the job in (null while it runs)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int
+    worker_id: str | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    outcome: JobStatus | None
+    error: str | None
+    traceback: str | None
+
+
+class WorkerOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    running: int
+    started_at: Timestamp
+    last_seen_at: Timestamp
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem JSON; the message is under ``error`` too, as the Go service had it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    error: str
+    errors: list[dict[str, Any]] | None = None  # 422: one entry per bad field (loc, msg, type)
+    job_status: str | None = None  # 409: the status that forbids the action
+
+
+_JOB = TypeAdapter(JobOut)
+_JOBS = TypeAdapter(list[JobOut])
+_BATCH = TypeAdapter(BatchOut)
+_TASKS = TypeAdapter(list[TaskOut])
+_QUEUES = TypeAdapter(list[QueueOut])
+_WORKERS = TypeAdapter(list[WorkerOut])
+_ATTEMPTS = TypeAdapter(list[AttemptOut])
+
+
+def job_json(job: Job) -> bytes:
+    # One job, not a list of one; pydantic's core serialiser called directly (what dump_json
+    # calls, less its keyword handling): a submit answers with this.
+    out = _JOB.validate_python(job, from_attributes=True)
+    if not SHOW_TRACEBACKS.get():  # as JobOut.many
+        out.traceback = None
+    return _JOB.serializer.to_json(out)
+
+
+def jobs_json(jobs: Sequence[Job]) -> bytes:
+    return _JOBS.dump_json(JobOut.many(jobs))
+
+
+def batch_json(jobs: Sequence[Job], created: Sequence[bool] = ()) -> bytes:
+    duplicates = [i for i, made in enumerate(created) if not made]
+    return _BATCH.serializer.to_json(BatchOut(jobs=JobOut.many(jobs), duplicates=duplicates))
+
+
+def tasks_json(tasks: Sequence[Task[Any, Any]]) -> bytes:
+    return _TASKS.dump_json([TaskOut.of(task) for task in tasks])
+
+
+def queues_json(stats: Sequence[QueueStats]) -> bytes:
+    return _QUEUES.dump_json([QueueOut.of(s) for s in stats])
+
+
+def queue_json(stats: QueueStats) -> bytes:
+    return QueueOut.of(stats).model_dump_json().encode()
+
+
+def attempts_json(attempts: Sequence[Attempt]) -> bytes:
+    out = _ATTEMPTS.validate_python(attempts, from_attributes=True)
+    if not SHOW_TRACEBACKS.get():  # as for jobs: a submit-only token sees no tracebacks
+        for attempt in out:
+            attempt.traceback = None
+    return _ATTEMPTS.dump_json(out)
+
+
+def workers_json(workers: Sequence[WorkerInfo]) -> bytes:
+    return _WORKERS.dump_json(_WORKERS.validate_python(workers, from_attributes=True))
+
+
+class ScheduleOut(BaseModel):
+    """A periodic schedule (``@app.periodic``): its timing, whether it is paused, its runs."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    task: str
+    cron: str | None = Field(description="five-field cron expression, in `timezone`")
+    every: float | None = Field(description="seconds between runs (when there is no cron)")
+    timezone: str
+    payload: Any
+    missed: Literal["skip", "catch_up"] = Field(
+        description="what a restart does about runs missed while no worker ran"
+    )
+    paused: bool
+    next_run_at: Timestamp
+    last_run_at: Timestamp | None
+    last_job_id: str | None = Field(description="the job of the last run")
+
+
+_SCHEDULE = TypeAdapter(ScheduleOut)
+_SCHEDULES = TypeAdapter(list[ScheduleOut])
+
+
+def schedule_json(schedule: ScheduleView) -> bytes:
+    return _SCHEDULE.dump_json(_SCHEDULE.validate_python(schedule, from_attributes=True))
+
+
+def schedules_json(schedules: Sequence[ScheduleView]) -> bytes:
+    return _SCHEDULES.dump_json(_SCHEDULES.validate_python(schedules, from_attributes=True))

@@ -1,0 +1,180 @@
+"""Options: a task's defaults (``TaskOptions``) and what one job may override (``JobOptions``).
+
+``JobOptions`` is the one declaration of the per-job options: the HTTP API reads a submit's body
+with it, and ``Task.enqueue`` its keywords. ``EnqueueOptions`` spells the same keywords as a
+TypedDict so that mypy checks them at the call (``enqueue(5, prioity=3)`` is a type error);
+a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypedDict
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from jobhandler.model.errors import InvalidOptions
+from jobhandler.model.retry import RetryPolicy
+from jobhandler.model.validation import (
+    MAX_AHEAD,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    RUN_AT_RANGE,
+    UNIQUE_KEY_MAX_LENGTH,
+    run_at_problem,
+    text_error,
+)
+
+Isolation = Literal["async", "thread", "process"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    queue: str = "default"
+    max_attempts: int = 3
+    timeout: float | None = None
+    priority: int = 0  # higher runs first
+    isolation: Isolation | None = None  # None: "async" for async def, "thread" for def
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class JobOptions(BaseModel):
+    """Per-job overrides of a task's options; None keeps the task's own.
+
+    A field added here goes into ``EnqueueOptions`` below too (tests/unit/test_typing.py checks).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    queue: str | None = Field(
+        default=None, min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN
+    )
+    priority: int | None = Field(default=None, ge=-1000, le=1000, description="higher runs first")
+    delay: float | None = Field(
+        default=None, ge=0, le=MAX_AHEAD, allow_inf_nan=False, description="seconds until due"
+    )
+    run_at: datetime | Annotated[float, Field(allow_inf_nan=False)] | None = Field(
+        default=None, description=f"when due: RFC 3339 or epoch seconds, {RUN_AT_RANGE}"
+    )
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_AHEAD,
+        allow_inf_nan=False,
+        description="seconds one run may take",
+    )
+    unique_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=UNIQUE_KEY_MAX_LENGTH,
+        json_schema_extra={"pattern": "^[^\\u0000]*$"},  # no NUL (text_error checks it)
+        description="no second job with this key is created while one waits or runs (or,"
+        " with unique_for, for that long after its submit): a repeat answers with that job",
+    )
+    unique_for: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_AHEAD,
+        allow_inf_nan=False,
+        description="seconds unique_key is held from the submit, whatever the job does",
+    )
+
+    @field_validator(
+        "priority", "delay", "run_at", "max_attempts", "timeout", "unique_for", mode="before"
+    )
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic would take true as 1 and "5" as 5: the JSON Schema says a number, and a
+        # client that sends anything else has made a mistake.
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not a number")
+        if info.field_name == "run_at" and isinstance(value, str):
+            if not _RFC3339_START.match(value):
+                raise ValueError("RFC 3339 text, such as 2030-01-01T00:00:00Z, or a number")
+        elif isinstance(value, str):
+            raise ValueError("a number, written without quotes")
+        return value
+
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_in_range(cls, value: datetime | float | None) -> datetime | float | None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("run_at needs a time zone, for example 2030-01-01T00:00:00Z")
+        if value is not None and (problem := run_at_problem(value)):
+            raise ValueError(f"run_at {problem}")
+        return value
+
+    @field_validator("unique_key")
+    @classmethod
+    def _unique_key_is_text(cls, value: str | None) -> str | None:
+        if value is not None and (problem := text_error(value, ["unique_key"])):
+            raise ValueError(problem["msg"])
+        return value
+
+    @model_validator(mode="after")
+    def _window_needs_a_key(self) -> JobOptions:
+        if self.unique_for is not None and self.unique_key is None:
+            raise ValueError("unique_for needs a unique_key")
+        return self
+
+    def unique_until(self, now: float) -> float | None:
+        """Until when the unique key is held; None: while the job waits or runs."""
+        if self.unique_key is None or self.unique_for is None:
+            return None
+        return now + self.unique_for
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> JobOptions:
+        if self.delay is not None and self.run_at is not None:
+            raise ValueError("give either delay or run_at, not both")
+        return self
+
+    def start_time(self, now: float) -> float:
+        if self.delay is not None:
+            return now + self.delay
+        if isinstance(self.run_at, datetime):
+            return self.run_at.timestamp()
+        if self.run_at is not None:
+            return float(self.run_at)
+        return now
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """The keywords of ``Task.enqueue``: ``JobOptions``'s fields, for the type checker."""
+
+    queue: str
+    priority: int
+    delay: float
+    run_at: datetime | float
+    max_attempts: int
+    timeout: float
+    unique_key: str
+    unique_for: float
+
+
+NO_OPTIONS = JobOptions()
+_RFC3339_START = re.compile(r"\d{4}-\d\d-\d\d[Tt]")
+
+
+def job_options(options: EnqueueOptions | dict[str, Any]) -> JobOptions:
+    """Per-job options given to ``enqueue`` as keywords; InvalidOptions names each bad one."""
+    if not options:
+        return NO_OPTIONS
+    try:
+        return JobOptions(**options)
+    except pydantic.ValidationError as exc:
+        errors = [
+            {"loc": list(e["loc"]), "msg": _message(e), "type": e["type"]}
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        raise InvalidOptions(errors, sorted(JobOptions.model_fields)) from None
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown option"
+    return str(error["msg"])

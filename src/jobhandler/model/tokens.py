@@ -1,0 +1,99 @@
+"""API tokens: how they are made and kept, and what each scope allows. Pure: no I/O.
+
+A token is shown once, when it is made; the store keeps only its SHA-256. A token carries 256
+random bits, so a fast hash is enough: there is nothing to guess, only a stolen table to make
+useless, and a lookup by hash needs no per-token salt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from jobhandler.model.errors import JobHandlerError
+
+Scope = Literal["read", "submit", "admin"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+PREFIX = "jh_"  # lets secret scanners and people tell a Job Handler token at a glance
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+
+# Routes every caller may reach, token or not: probes cannot hold secrets.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+class DuplicateToken(JobHandlerError, ValueError):
+    """A token with that name exists already."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as the store keeps it: never the token itself."""
+
+    name: str
+    scope: Scope
+    hash: str
+    created_at: float
+    last_used_at: float | None = None
+
+
+def as_scope(value: str) -> Scope:
+    """A scope read back from a store (its CHECK constraint keeps it one of SCOPES)."""
+    for scope in SCOPES:
+        if value == scope:
+            return scope
+    raise ValueError(f"unknown scope {value!r}")
+
+
+def generate() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_token(scope: str, name: str | None, now: float) -> tuple[TokenInfo, str]:
+    """A fresh token and what the store keeps of it. Raises ValueError for a bad scope or name."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+    if name is None:
+        name = f"{scope}-{secrets.token_hex(4)}"
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            "a token name is 1 to 100 letters, digits or _.:- and starts with a letter or digit"
+        )
+    token = generate()
+    return TokenInfo(name, scope, hash_token(token), now), token
+
+
+def allows(scope: str, method: str, path: str) -> bool:
+    """Whether a token of ``scope`` may make this request.
+
+    ``read``: every GET. ``submit``: submit jobs, and see a job and the tasks (what a producer
+    needs to submit and follow its own work), but not list, cancel, retry or delete.
+    ``admin``: everything.
+    """
+    if scope == "admin":
+        return True
+    if scope == "read":
+        return method in _READ_METHODS
+    if scope == "submit":
+        if method == "POST":
+            return path in ("/jobs", "/jobs/batch")
+        if method in _READ_METHODS:
+            return path == "/tasks" or _is_one_job(path)
+    return False
+
+
+def shows_tracebacks(scope: str | None) -> bool:
+    """Tracebacks can carry internals: only ``read`` and ``admin`` (or an open server) see them."""
+    return scope is None or scope in ("read", "admin")
+
+
+def _is_one_job(path: str) -> bool:
+    head, _, job_id = path.rpartition("/")
+    return head == "/jobs" and job_id not in ("", "batch")

@@ -1,0 +1,1 @@
+"""Observability: job events, and the logs, metrics and traces that subscribe to them."""

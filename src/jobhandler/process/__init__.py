@@ -1,0 +1,1 @@
+"""Running and supervising worker and server processes for the CLI."""

@@ -1,0 +1,1 @@
+"""The PostgreSQL dialect: the pool, the wire (pipelines and COPY) and LISTEN/NOTIFY."""

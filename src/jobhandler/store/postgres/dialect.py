@@ -1,0 +1,353 @@
+"""The PostgreSQL store: many processes on many hosts coordinate through one database.
+
+psycopg 3 async with a connection pool in autocommit mode: a single statement is its own
+transaction, so the claim (``FOR UPDATE SKIP LOCKED`` in a CTE, then ``UPDATE ... RETURNING``)
+commits at once and no lock outlives the round trip. A unit of work of several statements is
+one pipeline, one round trip, and one transaction (pgwire.py sends it). Connection failures
+and pool timeouts surface as ``StoreUnavailable``. The operations themselves are in core.py.
+
+Durability per write. A submit, a user's action and every other write commit only once their
+WAL is on disk, but a relaxed unit (``Query.relaxed``: claims, heartbeats, outcomes,
+progress) commits with ``synchronous_commit`` off, for its own transaction only: a crash of
+the database or its host may lose the last such commits (up to three ``wal_writer_delay``),
+which puts jobs back where a crash of the worker would have left them, to run again. The
+database stays consistent, and a commit that waited for the disk keeps all before it.
+
+Time. Rows keep the domain's float seconds since the epoch in ``double precision`` columns, and
+callers pass ``now`` as they do to the SQLite store, so tests own the clock and both stores hold
+the same numbers. A lease, though, is written by one host (claim, heartbeat) and judged by
+another (the rescuer on any worker): a host whose clock is off by more than the lease would
+have live jobs rescued under it, or rescue others' too early. So lease deadlines live on the
+database's timeline: each new pooled connection measures how far this host's clock is from
+``clock_timestamp()``, in whole seconds, and every lease deadline this store writes or compares
+is shifted by that skew. On hosts kept in sync (and in tests, which run beside the database)
+the skew is zero and the numbers are exactly the caller's; a host that drifted still agrees
+with every other host about when a lease ran out. Whole seconds, because leases are tens of
+seconds and a sub-second measurement would only add jitter. ``run_at``, ``created_at`` and the
+rest stay in the caller's time: being off by a host's skew there costs nothing that matters.
+
+Wake-ups. ``insert_jobs`` and ``retry_job`` NOTIFY ``jobhandler_jobs`` (one notification per
+transaction, and PostgreSQL folds identical ones together), ``request_cancel`` of a processing
+job NOTIFYs ``jobhandler_cancel`` with the job id. ``listen`` holds one dedicated connection
+outside the pool for LISTEN. With ``listen=False`` (PgBouncer in transaction mode cannot hold a
+LISTEN) it delivers nothing; NOTIFY itself still goes out, as it passes through such poolers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Json
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from jobhandler.model.errors import StoreUnavailable
+from jobhandler.store import migrations, queries
+from jobhandler.store.core import StoreCore
+from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
+from jobhandler.store.postgres.wire import check_idle, copied, copy_jobs, read, send, transaction
+from jobhandler.store.rows import COLUMN_WORDS, PageBudget
+from jobhandler.store.uniqueness import KEY_WORDS
+
+log = logging.getLogger("jobhandler.store.postgres")
+
+Conn = psycopg.AsyncConnection[DictRow]
+
+SUBMIT_CHANNEL = "jobhandler_jobs"
+CANCEL_CHANNEL = "jobhandler_cancel"
+# Any fixed number: every jobhandler process migrating this database takes the same lock.
+MIGRATION_LOCK = 0x6A6F6268616E646C  # "jobhandl"
+CONNECT_TIMEOUT = 5  # seconds; a host that does not answer fails the attempt, not hangs it
+LISTENER_NAME = "jobhandler-listen"  # its application_name, unless the URL sets one
+LISTEN_CHECK = 30.0  # seconds without a notification before the listener checks its connection
+LISTEN_BACKOFF = (0.1, 10.0)  # first and longest wait before reconnecting the listener
+PAGE_FETCH = 16  # candidates fetched per round trip while a bounded page is read
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def _native(sql: str) -> str:
+    """``:name`` as psycopg's ``%(name)s`` (a ``::type`` cast stays as it is)."""
+    return _PARAM.sub(r"%(\1)s", sql)
+
+
+QUERIES = queries.load(
+    "postgres",
+    _native,
+    {
+        **COLUMN_WORDS,
+        **KEY_WORDS,
+        "skip_locked": "FOR UPDATE SKIP LOCKED",
+        "submit_channel": f"'{SUBMIT_CHANNEL}'",
+        "cancel_channel": f"'{CANCEL_CHANNEL}'",
+    },
+)
+# The claim, exactly as it runs (tests EXPLAIN it).
+CLAIM_SQL = QUERIES["claim_jobs"].text
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Driver errors as the core's: see dialect.py."""
+    try:
+        yield
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise StoreUnavailable(f"postgresql: {exc}") from exc
+    except psycopg.errors.UniqueViolation as exc:
+        raise Duplicate(f"postgresql: {exc}") from exc
+    except (psycopg.IntegrityError, psycopg.DataError) as exc:
+        raise Refused(f"postgresql: {exc}") from exc
+
+
+def _identity(value: Any) -> Any:
+    return value  # psycopg already decoded the json
+
+
+def _dumps(value: Any) -> str:
+    # Unescaped, as SQLite stores it: text that is not valid Unicode (a lone surrogate) then
+    # fails to encode instead of reaching a json column that would keep its escape.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _as_json(value: Any) -> Json:
+    # json, not jsonb: the text as written, so a dict's key order survives (migration 010);
+    # PostgreSQL casts it where a column is jsonb.
+    return Json(value, dumps=_dumps)
+
+
+def _list(values: list[Any]) -> list[Any]:
+    return values  # psycopg binds a list as an array
+
+
+def _single(steps: Sequence[Step]) -> bool:
+    """Whether a unit is one statement, which autocommit makes a transaction of its own."""
+    return len(steps) == 1 and (not steps[0].many or steps[0].query.columnar)
+
+
+async def _nothing_to_stop() -> None:
+    return None
+
+
+class PostgresStore(
+    StoreCore, dialect="postgres", queries=QUERIES, byte_length="octet_length({}::text)"
+):
+    def __init__(
+        self,
+        url: str,
+        *,
+        listen: bool = True,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 5.0,
+        host_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url
+        self._listen = listen
+        self._host_clock = host_clock  # what callers' ``now`` comes from; measured for skew
+        self._measured_skew: float | None = None  # database clock minus this host's, whole seconds
+        # Defaults the URL may override: a bounded connect, and names that tell our sessions
+        # apart in pg_stat_activity.
+        given = conninfo_to_dict(url)
+        defaults: dict[str, Any] = {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "application_name": "jobhandler",
+        }
+        self._connect_args = {k: v for k, v in defaults.items() if k not in given}
+        self._listen_args = {**self._connect_args}
+        if "application_name" not in given:
+            self._listen_args["application_name"] = LISTENER_NAME
+        self._pool = AsyncConnectionPool(
+            url,
+            connection_class=psycopg.AsyncConnection[DictRow],
+            kwargs={"autocommit": True, "row_factory": dict_row, **self._connect_args},
+            min_size=min_size,
+            max_size=max_size,
+            # Fail a caller after this long instead of letting it hang while the database is
+            # away; the HTTP layer answers 503 and workers retry.
+            timeout=timeout,
+            open=False,
+            configure=self._measure_skew,
+            # A connection the server dropped is found and replaced before a caller gets it,
+            # without a round trip unless the server sent it something (pgwire.check_idle).
+            check=check_idle,
+            name="jobhandler",
+        )
+        self._opened = False
+        self._listeners: set[asyncio.Task[None]] = set()
+
+    # -- what the core asks of a dialect ---------------------------------------------------
+
+    _json = staticmethod(_as_json)
+    _array = staticmethod(_list)
+    _loads = staticmethod(_identity)
+    _native = staticmethod(_native)
+
+    def _accept(self, connection: object | None) -> None:
+        if connection is not None and not isinstance(connection, psycopg.AsyncConnection):
+            raise TypeError(
+                "connection must be an open psycopg.AsyncConnection to this database,"
+                f" not {type(connection).__name__}"
+            )
+
+    async def _run(
+        self, steps: Sequence[Step], write: bool, connection: object | None = None
+    ) -> list[Done]:
+        with _translated():
+            if isinstance(connection, psycopg.AsyncConnection):
+                # The caller's transaction: no commit here. A NOTIFY, too, goes out only if
+                # they commit.
+                return await read(await send(connection, steps))
+            async with self._connection() as conn:
+                if copied(steps):  # a big submit: by COPY (pgwire.py)
+                    rows: Sequence[Params] = steps[0].params  # type: ignore[assignment]
+                    return [await copy_jobs(conn, rows, self.queries)]
+                relaxed = all(step.query.relaxed for step in steps)
+                if not relaxed and _single(steps):
+                    return await read(await send(conn, steps))  # its own transaction
+                return await transaction(conn, steps, relaxed)
+
+    async def _page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
+        with _translated():
+            async with self._connection() as conn, conn.transaction():
+                # A server-side cursor, fetched a few rows at a time: the database computes
+                # sizes only as far as the page goes, and both reads see one snapshot.
+                async with conn.cursor(name="jobhandler_page") as candidates:
+                    candidates.itersize = PAGE_FETCH
+                    await candidates.execute(sizes, params)
+                    async for row in candidates:
+                        if not budget.take(row):
+                            break
+                query = self.queries["jobs_by_seq"].text
+                cur = await conn.execute(query, {"seqs": budget.seqs})
+                return await cur.fetchall()
+
+    async def _skew(self) -> float:
+        """The database's clock minus this host's, measured by each new pooled connection."""
+        if self._measured_skew is None:
+            async with self._connection():
+                pass  # a new connection measures the skew before it is handed out
+        assert self._measured_skew is not None
+        return self._measured_skew
+
+    # -- connections -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        with _translated():
+            if not self._opened:
+                # Opened on first use, not in __init__: a pool belongs to a running loop.
+                await self._probe()
+                await self._pool.open()
+                self._opened = True
+            async with self._pool.connection() as conn:
+                yield conn
+
+    async def _probe(self) -> None:
+        """Connect once before the pool starts: a wrong URL or a server that is down fails at
+        once, as one line, instead of as the pool's retries and a warning for each of them."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.url, **self._connect_args)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable("postgresql: " + " ".join(str(exc).split())) from None
+        await conn.close()
+
+    async def _measure_skew(self, conn: Conn) -> None:
+        before = self._host_clock()
+        cur = await conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8 AS t")
+        row = await cur.fetchone()
+        after = self._host_clock()
+        assert row is not None
+        self._measured_skew = float(round(row["t"] - (before + after) / 2))
+
+    async def close(self) -> None:
+        for task in list(self._listeners):
+            task.cancel()
+        if self._listeners:
+            await asyncio.wait(self._listeners)
+        if self._opened:
+            await self._pool.close()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        async with self._connection() as conn, conn.transaction():
+            # Held to the end of this transaction: processes starting together migrate in turn,
+            # and each later one finds the work done.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
+            )
+            cur = await conn.execute(self.queries["schema_version"].text)
+            row = await cur.fetchone()
+            current = row["v"] if row else 0
+            for migration in migrations.load(self.dialect):
+                if migration.version > current:
+                    await conn.execute(migration.sql)  # no parameters: the whole script runs
+                    await conn.execute(
+                        "INSERT INTO schema_version (version) VALUES (%s)", (migration.version,)
+                    )
+
+    # -- wake-ups --------------------------------------------------------------------------
+
+    async def listen(
+        self, on_submit: Callable[[], None], on_cancel: Callable[[str], None]
+    ) -> Callable[[], Awaitable[None]]:
+        if not self._listen:
+            return _nothing_to_stop
+        task = asyncio.create_task(
+            self._listen_forever(on_submit, on_cancel), name="jobhandler-listen"
+        )
+        self._listeners.add(task)
+
+        async def stop() -> None:
+            task.cancel()
+            await asyncio.wait([task])
+            self._listeners.discard(task)
+
+        return stop
+
+    async def _listen_forever(
+        self, on_submit: Callable[[], None], on_cancel: Callable[[str], None]
+    ) -> None:
+        delay, longest = LISTEN_BACKOFF
+        while True:
+            try:
+                # Its own connection, not a pooled one: LISTEN lasts as long as the session.
+                async with await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, **self._listen_args
+                ) as conn:
+                    await conn.execute(f"LISTEN {SUBMIT_CHANNEL}")
+                    await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+                    delay = LISTEN_BACKOFF[0]
+                    # Whatever was submitted while nobody listened went unheard: look now.
+                    _call(on_submit)
+                    while True:
+                        async for note in conn.notifies(timeout=LISTEN_CHECK):
+                            if note.channel == CANCEL_CHANNEL:
+                                _call(on_cancel, note.payload)
+                            else:
+                                _call(on_submit)
+                        # Quiet for a while: a round trip shows whether the link is still there.
+                        async with asyncio.timeout(CONNECT_TIMEOUT):
+                            await conn.execute("SELECT 1")
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                log.warning("listen connection lost (%s); reconnecting in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest)
+
+
+def _call(callback: Callable[..., None], *args: Any) -> None:
+    """Run a wake-up callback; its failure must not take the listener down."""
+    try:
+        callback(*args)
+    except Exception:
+        log.exception("wake-up callback %r failed", callback)
