@@ -46,7 +46,7 @@ async def drain(way: str, jobs: int) -> float:
             cpu = time.process_time()
             run = asyncio.create_task(worker.run())
             # Polled: one cheap read per 20 ms, the same for every way (a subscriber would not be).
-            while (await app.store.queue_stats())[0].counts.get("completed", 0) < jobs:  # noqa: ASYNC110
+            while (await app.service.store.queue_stats())[0].counts.get("completed", 0) < jobs:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
             cpu = time.process_time() - cpu
             worker.stop()

@@ -35,7 +35,7 @@ async def main(n: int) -> None:
             for _ in range(n + 1):
                 started = time.perf_counter()
                 job = await crunch.enqueue(0.0)
-                done = await app.wait_for_job(job.id, 30)
+                done = await app.service.jobs.wait(job.id, 30)
                 assert done.status.value == "completed", done
                 times.append(time.perf_counter() - started)
             worker.stop()

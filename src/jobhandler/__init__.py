@@ -3,7 +3,7 @@
 The public surface is what this module exports; everything else is internal.
 """
 
-from jobhandler.app import App, SubmitRequest, load_app
+from jobhandler.app import App, load_app
 from jobhandler.client.clients import AsyncClient, Client, ClientError, ServerUnreachable
 from jobhandler.model.context import JobContext
 from jobhandler.model.errors import (
@@ -22,7 +22,7 @@ from jobhandler.model.errors import (
 )
 from jobhandler.model.handles import JobHandle
 from jobhandler.model.jobs import Job, JobStatus
-from jobhandler.model.options import EnqueueOptions
+from jobhandler.model.options import EnqueueOptions, SubmitRequest
 from jobhandler.model.retry import RetryPolicy
 from jobhandler.model.tasks import Task
 from jobhandler.settings import Settings

@@ -76,12 +76,12 @@ class Db:
         requests = [SubmitRequest(task=task, payload=p, **options) for p in payloads]
         ids: list[str] = []
         for start in range(0, len(requests), 1000):
-            jobs = self.run(self.app.submit_many(requests[start : start + 1000]))
+            jobs = self.run(self.app.service.submits.submit_many(requests[start : start + 1000]))
             ids.extend(j.id for j in jobs)
         return ids
 
     def job(self, job_id: str) -> Job:
-        return self.run(self.app.get_job(job_id))
+        return self.run(self.app.service.jobs.get(job_id))
 
     def jobs(self, ids: Sequence[str]) -> dict[str, Job]:
         return {i: self.job(i) for i in ids}
@@ -91,7 +91,7 @@ class Db:
         cursor = None
         while True:
             page = self.run(
-                self.app.list_jobs(JobFilter(statuses=frozenset(statuses)), 1000, cursor)
+                self.app.service.jobs.page(JobFilter(statuses=frozenset(statuses)), 1000, cursor)
             )
             found.extend(page.jobs)
             if page.next_cursor is None:
@@ -103,7 +103,7 @@ class Db:
 
     def counts(self) -> dict[str, int]:
         totals: dict[str, int] = {}
-        for queue in self.run(self.app.queue_stats()):
+        for queue in self.run(self.app.service.flow.queue_stats()):
             for status, n in queue.counts.items():
                 totals[status] = totals.get(status, 0) + n
         return totals
@@ -115,7 +115,7 @@ class Db:
         def registered() -> bool:
             if proc.popen.poll() is not None:
                 raise AssertionError(f"worker exited early:\n{proc.output()}")
-            found[:] = [w.id for w in self.run(self.app.workers()) if w.pid == proc.pid]
+            found[:] = [w.id for w in self.run(self.app.service.workers()) if w.pid == proc.pid]
             return bool(found)
 
         wait_until(registered, timeout)
@@ -468,9 +468,9 @@ async def test_worker_claiming_a_job_it_still_runs_stops_the_old_run(
                 await asyncio.sleep(0.02)
 
         async def status() -> JobStatus:
-            return (await app.get_job(job.id)).status
+            return (await app.service.jobs.get(job.id)).status
 
-        (job,) = await app.submit_many(
+        (job,) = await app.service.submits.submit_many(
             [SubmitRequest(task="ledger", payload={"hold": 30, "retry_hold": 0.2})]
         )
 
@@ -481,20 +481,20 @@ async def test_worker_claiming_a_job_it_still_runs_stops_the_old_run(
         # The worker stalled past its lease, and a rescuer elsewhere took the job back:
         now = app.clock()
         rescue = Outcome(job.id, 1, Transition.RESCUE, error="worker lost", run_at=now)
-        assert await app.store.finish_jobs([rescue], now) == [True]
+        assert await app.service.store.finish_jobs([rescue], now) == [True]
 
         async def completed() -> bool:
             return await status() is JobStatus.COMPLETED
 
         with caplog.at_level(logging.WARNING, "jobhandler.worker"):
             await until(completed)
-            done = await app.get_job(job.id)
+            done = await app.service.jobs.get(job.id)
             assert done.result == {"attempt": 2, "pid": os.getpid()}
             assert f"lease lost on job {job.id} (attempt 1)" in caplog.text
         assert worker.running_jobs == []
         worker.stop()
         await asyncio.wait_for(serving, 10)
-        assert (await app.get_job(job.id)) == done
+        assert (await app.service.jobs.get(job.id)) == done
 
 
 # -- a task that kills its worker --------------------------------------------------------------

@@ -123,7 +123,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @property
     def store(self) -> Store:
-        return self.app.store
+        return self.app.service.store
 
     def run(self, coro: Any) -> Any:
         return self.runner.run(coro)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 async def make_tokens(database_url: str) -> dict[str, str]:
     app = App()
     async with app.connected(Settings(database_url=database_url)):
-        return {scope: (await app.create_token(scope))[1] for scope in ("read", "admin")}
+        return {scope: (await app.service.tokens.create(scope))[1] for scope in ("read", "admin")}
 
 
 @pytest.fixture(scope="module")

@@ -98,11 +98,11 @@ def test_queue_priority_and_run_after_become_the_jobs(project: str) -> None:
 
     later = datetime.now(UTC) + timedelta(hours=1)
     deferred = tasks.add.using(run_after=later, priority=-5).enqueue(1, b=2)
-    job = app.run_sync(app.get_job(deferred.id))
+    job = app.run_sync(app.service.jobs.get(deferred.id))
     assert job.task == "tests.contrib.djproject.tasks.add"
     assert job.payload == {"args": [1], "kwargs": {"b": 2}}
     assert job.status.value == "scheduled" and abs(job.run_at - later.timestamp()) < 0.001
     assert job.priority == -5 and deferred.status == "READY"
     reported = asyncio.run(tasks.report.aenqueue("q", rows=1))  # Django's async API too
-    job = app.run_sync(app.get_job(reported.id))
+    job = app.run_sync(app.service.jobs.get(reported.id))
     assert (job.queue, job.priority) == ("reports", 10)

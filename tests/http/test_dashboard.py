@@ -13,8 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from jobhandler import App
-from jobhandler.app import SubmitRequest
+from jobhandler import App, SubmitRequest
 from jobhandler.http import create_app
 from jobhandler.http.dashboard import create_dashboard
 from jobhandler.settings import Settings
@@ -64,7 +63,7 @@ def csrf_of(html: str) -> str:
 
 
 async def later_job(app: App) -> str:
-    return (await app.submit(SubmitRequest(payload="x", delay=3600))).id
+    return (await app.service.submits.submit(SubmitRequest(payload="x", delay=3600))).id
 
 
 async def test_open_dashboard_pages_and_a_session_cookie(app_on_each_store: App) -> None:
@@ -102,18 +101,18 @@ async def test_actions_need_the_sessions_csrf_token_and_this_origin(app: App) ->
         evil = {"Origin": "http://evil.example"}
         refused = await http.post(cancel, data={"csrf_token": csrf}, headers=evil)
         assert refused.status_code == 403
-        assert (await app.get_job(job_id)).status == "scheduled"
+        assert (await app.service.jobs.get(job_id)).status == "scheduled"
         # Another browser (another session cookie) cannot use this page's token either.
         async with client(create_app(app)) as other:
             await other.get("/ui/")
             assert (await other.post(cancel, data={"csrf_token": csrf})).status_code == 403
         done = await http.post(cancel, data={"csrf_token": csrf}, headers={"Origin": BASE})
         assert done.status_code == 303 and done.headers["location"] == f"/ui/jobs/{job_id}"
-        assert (await app.get_job(job_id)).status == "cancelled"
+        assert (await app.service.jobs.get(job_id)).status == "cancelled"
         again = await http.post(cancel, data={"csrf_token": csrf})
         assert again.status_code == 409 and "cancel" in again.text
         assert (await http.post(f"/ui/jobs/{job_id}/retry", data={"csrf_token": csrf})).is_redirect
-        assert (await app.get_job(job_id)).status == "queued"
+        assert (await app.service.jobs.get(job_id)).status == "queued"
 
 
 async def test_the_submit_form_checks_the_payload_like_the_api(app: App) -> None:
@@ -123,7 +122,7 @@ async def test_the_submit_form_checks_the_payload_like_the_api(app: App) -> None
         assert bad.status_code == 422 and "delay" in bad.text
         ok = await http.post("/ui/tasks/echo", data={"csrf_token": csrf, "payload": "hi"})
         assert ok.status_code == 303
-        job = await app.get_job(ok.headers["location"].rsplit("/", 1)[1])
+        job = await app.service.jobs.get(ok.headers["location"].rsplit("/", 1)[1])
         assert job.payload == "hi" and job.task == "echo"
         as_json = await http.post(
             "/ui/tasks/echo", json={"payload": "x"}, headers={"X-CSRF-Token": csrf}
@@ -133,7 +132,9 @@ async def test_the_submit_form_checks_the_payload_like_the_api(app: App) -> None
 
 async def test_sign_in_with_a_token_and_its_scope(app_on_each_store: App) -> None:
     app = app_on_each_store
-    tokens = {scope: (await app.create_token(scope))[1] for scope in ("read", "submit", "admin")}
+    tokens = {
+        scope: (await app.service.tokens.create(scope))[1] for scope in ("read", "submit", "admin")
+    }
     job_id = await later_job(app)
     api = create_app(app)
     async with client(api) as http:
@@ -178,18 +179,18 @@ async def test_sign_in_with_a_token_and_its_scope(app_on_each_store: App) -> Non
         csrf = csrf_of((await admin.get(f"/ui/jobs/{job_id}")).text)
         done = await admin.post(f"/ui/jobs/{job_id}/cancel", data={"csrf_token": csrf})
         assert done.status_code == 303
-        assert (await app.get_job(job_id)).status == "cancelled"
+        assert (await app.service.jobs.get(job_id)).status == "cancelled"
         out = await admin.post("/ui/logout", data={"csrf_token": csrf})
         assert out.status_code == 303 and 'jobhandler_session=""' in out.headers["set-cookie"]
 
 
 async def test_a_revoked_token_ends_its_session(app: App) -> None:
-    _, token = await app.create_token("admin", "ops")
+    _, token = await app.service.tokens.create("admin", "ops")
     async with client(create_app(app)) as http:
         await http.post("/ui/login", data={"token": token})
         assert (await http.get("/ui/jobs")).status_code == 200
-        await app.revoke_token("ops")
-        await app.create_token("read")  # the store still holds a token: not open again
+        await app.service.tokens.revoke("ops")
+        await app.service.tokens.create("read")  # the store still holds a token: not open again
         http.cookies.set("jobhandler_session", token)
 
         async def signed_out() -> bool:
@@ -226,10 +227,12 @@ async def test_pause_and_resume_a_queue_and_a_schedule(app: App) -> None:
         csrf = csrf_of(page.text)
         paused = await http.post("/ui/queues/default/pause", data={"csrf_token": csrf})
         assert paused.status_code == 303 and paused.headers["location"] == "/ui/queues"
-        assert next(q for q in await app.queue_stats() if q.queue == "default").paused
+        assert next(q for q in await app.service.flow.queue_stats() if q.queue == "default").paused
         assert ">Resume</button>" in (await http.get("/ui/queues")).text
         await http.post("/ui/queues/default/resume", data={"csrf_token": csrf})
-        assert not next(q for q in await app.queue_stats() if q.queue == "default").paused
+        assert not next(
+            q for q in await app.service.flow.queue_stats() if q.queue == "default"
+        ).paused
         unknown = await http.post("/ui/schedules/nope/pause", data={"csrf_token": csrf})
         assert unknown.status_code == 404
         other = await http.post("/ui/jobs/x/explode", data={"csrf_token": csrf})
@@ -237,5 +240,5 @@ async def test_pause_and_resume_a_queue_and_a_schedule(app: App) -> None:
         await Scheduler(app, app.settings).sync()  # what a worker does as it starts
         assert ">Pause</button>" in (await http.get("/ui/schedules")).text
         await http.post("/ui/schedules/hourly/pause", data={"csrf_token": csrf})
-        assert [s.paused for s in await app.schedules()] == [True]
+        assert [s.paused for s in await app.service.schedules.all()] == [True]
         assert ">Resume</button>" in (await http.get("/ui/schedules")).text

@@ -304,7 +304,7 @@ async def test_python_api_refuses_nan_in_a_model_as_http_does(database_url: str)
             with pytest.raises(InvalidPayload) as caught:
                 await record.enqueue({"a": {bad_key: 1}})
             assert caught.value.errors[0]["loc"] == ["payload", "a"]
-        assert (await app.list_jobs()).jobs == []
+        assert (await app.service.jobs.page()).jobs == []
         assert (await area.enqueue(Shape(side=2))).payload == {"side": 2.0}
 
 
@@ -322,7 +322,7 @@ async def test_python_enqueue_checks_run_at_after_its_offset(database_url: str) 
             with pytest.raises(InvalidOptions) as caught:
                 await noop.enqueue(1, run_at=when)  # type: ignore[arg-type]  # text too
             assert caught.value.errors[0]["loc"] == ["run_at"]
-        assert (await app.list_jobs()).jobs == []
+        assert (await app.service.jobs.page()).jobs == []
         edge = datetime(1970, 1, 1, 14, tzinfo=timezone(timedelta(hours=14)))
         assert (await noop.enqueue(1, run_at=edge)).run_at == 0.0
 
@@ -339,19 +339,19 @@ async def test_group_commit_isolates_rows_that_fail_at_write_time(database_url: 
         return NewJob(job_id or new_job_id(), "echo", "default", payload, 0, 3, None, 0.0)
 
     async with app.connected(Settings(database_url=database_url)):
-        taken = (await app.insert_jobs([job("first")]))[0].id
+        taken = (await app.service.submits.insert([job("first")]))[0].id
         # Bad rows: a lone surrogate (neither store can encode it) and an id already taken.
         bad = [job("\ud800"), job("dup", taken), job("\ud800"), job("dup", taken)]
         good = [job(f"good {i}") for i in range(40)]
         mixed = [*good[:10], bad[0], *good[10:20], bad[1], *good[20:30], bad[2], *good[30:], bad[3]]
         results = await asyncio.gather(
-            *(app.insert_jobs([j]) for j in mixed), return_exceptions=True
+            *(app.service.submits.insert([j]) for j in mixed), return_exceptions=True
         )
         failed = [
             j.payload for j, r in zip(mixed, results, strict=True) if isinstance(r, Exception)
         ]
         assert sorted(failed) == sorted(j.payload for j in bad)
-        page = await app.list_jobs(limit=1000)
+        page = await app.service.jobs.page(limit=1000)
         assert sorted(j.payload for j in page.jobs) == sorted(["first", *(j.payload for j in good)])
 
 

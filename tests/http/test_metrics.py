@@ -61,7 +61,7 @@ async def test_metrics_count_jobs_and_read_the_store(
     worker = Worker(app, app.settings)
     run = asyncio.create_task(worker.run())
     try:
-        await app.wait_for_job(failed.id, 10)
+        await app.service.jobs.wait(failed.id, 10)
         answer = await http.get("/metrics")
     finally:
         worker.stop()
@@ -87,8 +87,8 @@ async def test_openmetrics_when_asked_and_the_read_scope_when_tokens_exist(
     served: tuple[App, httpx.AsyncClient],
 ) -> None:
     app, http = served
-    _, read = await app.create_token("read")
-    _, submit = await app.create_token("submit")
+    _, read = await app.service.tokens.create("read")
+    _, submit = await app.service.tokens.create("submit")
     assert (await http.get("/metrics")).status_code == 401
     refused = await http.get("/metrics", headers={"Authorization": f"Bearer {submit}"})
     assert refused.status_code == 403

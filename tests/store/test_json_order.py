@@ -26,11 +26,11 @@ async def test_a_dicts_key_order_round_trips(database_url: str) -> None:
     settings = Settings(database_url=database_url, poll_interval=0.05)
     async with app.connected(settings):
         job = await echo.enqueue(ORDERED)
-        assert list((await app.get_job(job.id)).payload) == list(ORDERED)
+        assert list((await app.service.jobs.get(job.id)).payload) == list(ORDERED)
         worker = Worker(app, settings)
         run = asyncio.create_task(worker.run())
         try:
-            done = await app.wait_for_job(job.id, 20)
+            done = await app.service.jobs.wait(job.id, 20)
         finally:
             worker.stop()
             await asyncio.wait_for(run, 10)

@@ -32,15 +32,15 @@ async def test_a_rolled_back_submit_leaves_no_job_and_a_committed_one_runs(
             await conn.execute("INSERT INTO users VALUES ('ann')")
             dropped = await send_welcome.enqueue("ann", connection=conn)
             raise psycopg.Rollback  # the signup fails: the welcome mail must not go either
-        assert await app.store.get_job(dropped.id) is None
+        assert await app.service.store.get_job(dropped.id) is None
 
         async with conn.transaction():
             await conn.execute("INSERT INTO users VALUES ('bob')")
             kept = await send_welcome.enqueue("bob", connection=conn)
-            assert await app.store.get_job(kept.id) is None  # not visible before the commit
-        job = await app.store.get_job(kept.id)
+            assert await app.service.store.get_job(kept.id) is None  # not visible before the commit
+        job = await app.service.store.get_job(kept.id)
         assert job is not None and job.status is JobStatus.QUEUED and job.payload == "bob"
-        (claimed,) = await app.store.claim_jobs(["default"], "w1", 10, app.clock(), 30)
+        (claimed,) = await app.service.store.claim_jobs(["default"], "w1", 10, app.clock(), 30)
         assert claimed.id == kept.id
 
 
@@ -56,4 +56,4 @@ async def test_sqlite_refuses_a_connection(sqlite_url: str, pg_database_url: str
 async def test_postgres_refuses_what_is_not_a_psycopg_connection(pg_database_url: str) -> None:
     async with app.connected(Settings(database_url=pg_database_url)):
         with pytest.raises(TypeError, match="AsyncConnection"):
-            await app.store.insert_jobs([], app.clock(), connection="not a connection")
+            await app.service.store.insert_jobs([], app.clock(), connection="not a connection")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobhandler import App
-from jobhandler.app import SubmitRequest
+from jobhandler import App, SubmitRequest
 from jobhandler.model.errors import InvalidOptions
 from jobhandler.service.submits import IdempotencyKey
 from jobhandler.settings import Settings
@@ -34,10 +33,12 @@ async def test_enqueue_reports_duplicates_and_the_pruner_forgets_keys(database_u
 
         key = IdempotencyKey("anonymous", "req", "fingerprint")
         request = SubmitRequest(payload="e")
-        made = await app.submits.submit(lambda t: [app.new_job(request, t)], batch=False, key=key)
+        made = await app.service.submits.submit_checked(
+            lambda t: [app.service.submits.new_job(request, t)], batch=False, key=key
+        )
         assert made.status == 201 and not made.replayed
         clock[0] += 61  # past the retention and the window
         await Pruner(app, settings).run_once()
-        assert await app.store.get_idempotency("anonymous", "req") is None
+        assert await app.service.store.get_idempotency("anonymous", "req") is None
         later = await echo.enqueue_many(["f"], unique_key="m", unique_for=30)
         assert not later[0].duplicate  # the window ran out

@@ -32,7 +32,7 @@ def test_threads_enqueue_through_one_connection(tmp_path: Path) -> None:
     with app.connected_sync(temporary_settings(tmp_path)), ThreadPoolExecutor(8) as pool:
         handles = list(pool.map(double.enqueue_sync, range(200)))
         assert len({h.id for h in handles}) == 200
-        stored = app.run_sync(app.list_jobs(limit=1000)).jobs
+        stored = app.run_sync(app.service.jobs.page(limit=1000)).jobs
         assert sorted(j.payload for j in stored) == list(range(200))
         JobHandlerTesting(app).drain_sync()
         results = list(pool.map(lambda h: h.get_result_sync(timeout=5), handles))
@@ -67,7 +67,7 @@ async def test_an_async_app_takes_sync_calls_from_threads_not_from_its_loop(
         with pytest.raises(SyncUnavailable, match="await the async method instead"):
             double.enqueue_sync(1)  # would block the loop it needs
         job = await asyncio.to_thread(double.enqueue_sync, 2)  # a sync task's thread, say
-        assert (await app.get_job(job.id)).status is JobStatus.QUEUED
+        assert (await app.service.jobs.get(job.id)).status is JobStatus.QUEUED
 
 
 def test_a_script_connects_once_and_is_closed_at_exit(tmp_path: Path) -> None:
@@ -91,4 +91,4 @@ def test_a_script_connects_once_and_is_closed_at_exit(tmp_path: Path) -> None:
     assert done.stderr == ""
     app = make_app()
     with app.connected_sync(temporary_settings(tmp_path, database_url=url)):
-        assert app.run_sync(app.get_job(done.stdout.strip())).payload == 21
+        assert app.run_sync(app.service.jobs.get(done.stdout.strip())).payload == 21

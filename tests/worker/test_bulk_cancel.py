@@ -44,7 +44,7 @@ async def test_bulk_cancel_of_100000_jobs_while_a_worker_runs(sqlite_url: str) -
         try:
             await _wait(app, lambda counts: counts.get("processing", 0) > 0)
             began = time.monotonic()
-            bulk = asyncio.create_task(app.bulk_action("cancel", JobFilter()))
+            bulk = asyncio.create_task(app.service.jobs.bulk("cancel", JobFilter()))
             await asyncio.sleep(0)  # it has started: what is submitted from now on is not its
             latencies = []
             while not bulk.done():  # other writers keep going meanwhile
@@ -62,7 +62,9 @@ async def test_bulk_cancel_of_100000_jobs_while_a_worker_runs(sqlite_url: str) -
             worker.stop()
             await asyncio.wait_for(run, 10)
         counts = await _counts(app)
-        done = await app.list_jobs(JobFilter(statuses=frozenset({JobStatus.COMPLETED})), 1000)
+        done = await app.service.jobs.page(
+            JobFilter(statuses=frozenset({JobStatus.COMPLETED})), 1000
+        )
     assert counts.get("cancelled", 0) + counts.get("completed", 0) == JOBS
     # Every waiting job, and the running ones it flagged (some finished before they stopped).
     assert count == counts["cancelled"] + sum(job.cancel_requested for job in done.jobs)
@@ -72,7 +74,7 @@ async def test_bulk_cancel_of_100000_jobs_while_a_worker_runs(sqlite_url: str) -
 
 
 async def _counts(app: App) -> dict[str, int]:
-    stats = await app.queue_stats()
+    stats = await app.service.flow.queue_stats()
     return {status: n for s in stats for status, n in s.counts.items()}
 
 

@@ -26,9 +26,9 @@ async def test_in_process_submits_and_cancels_are_heard_until_stopped(sqlite_url
         stop = await InProcessNotifier(app).listen(due.set, cancels.append)
         job = await app.tasks.get("noop").enqueue(None)
         assert due.is_set()  # at once: the submit itself calls back, no polling
-        claimed = await app.store.claim_jobs(["default"], "w", 1, app.clock(), 30)
+        claimed = await app.service.store.claim_jobs(["default"], "w", 1, app.clock(), 30)
         assert [j.id for j in claimed] == [job.id]
-        await app.cancel_job(job.id)
+        await app.service.jobs.cancel(job.id)
         assert cancels == [job.id]
 
         await stop()

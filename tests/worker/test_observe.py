@@ -93,7 +93,7 @@ async def test_every_run_end_is_one_event_with_its_fields(database_url: str) -> 
             await until_kind(seen, job_id, last)
         await until_kind(seen, slow.id, Kind.TIMED_OUT)
         await until_kind(seen, stuck.id, Kind.STARTED)
-        await app.cancel_job(stuck.id, wait=5)
+        await app.service.jobs.cancel(stuck.id, wait=5)
         await until_kind(seen, stuck.id, Kind.CANCELLED)
 
     # The submitter's event and the worker's are told by two actors: a worker in the same
@@ -130,7 +130,7 @@ async def test_the_rescuer_reports_what_it_rescued(database_url: str) -> None:
     settings = Settings(database_url=database_url)
     async with app.connected(settings):
         job = await lost.enqueue(None)
-        (claimed,) = await app.store.claim_jobs(["default"], "gone", 1, now[0], lease=1.0)
+        (claimed,) = await app.service.store.claim_jobs(["default"], "gone", 1, now[0], lease=1.0)
         now[0] += 60
         await Rescuer(app, settings).run_once()
     (rescued,) = [e for e in seen if e.kind is Kind.RESCUED]

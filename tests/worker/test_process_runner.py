@@ -32,7 +32,7 @@ async def demo(sqlite_url: str) -> AsyncIterator[App]:
 
 async def test_process_task_returns_its_result(demo: App) -> None:
     job = await demo.tasks.get("crunch").enqueue(0.05)
-    done = await demo.wait_for_job(job.id, 20)
+    done = await demo.service.jobs.wait(job.id, 20)
     assert done.status is JobStatus.COMPLETED
     assert isinstance(done.result, int) and done.result > 0
 
@@ -40,7 +40,7 @@ async def test_process_task_returns_its_result(demo: App) -> None:
 async def test_process_task_timeout_kills_the_child(demo: App) -> None:
     job = await demo.tasks.get("crunch").enqueue(60.0, timeout=0.5, max_attempts=1)
     started = time.monotonic()
-    done = await demo.wait_for_job(job.id, 20)
+    done = await demo.service.jobs.wait(job.id, 20)
     assert done.status is JobStatus.FAILED and done.error == "timed out after 0.5 s"
     assert time.monotonic() - started < 10
 
@@ -48,10 +48,10 @@ async def test_process_task_timeout_kills_the_child(demo: App) -> None:
 async def test_process_task_cancel_kills_the_child(demo: App) -> None:
     job = await demo.tasks.get("crunch").enqueue(60.0)
     deadline = time.monotonic() + 20
-    while (await demo.get_job(job.id)).status is not JobStatus.PROCESSING:
+    while (await demo.service.jobs.get(job.id)).status is not JobStatus.PROCESSING:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
     asked = time.monotonic()
-    cancelled = await demo.cancel_job(job.id, wait=5)
+    cancelled = await demo.service.jobs.cancel(job.id, wait=5)
     assert cancelled.status is JobStatus.CANCELLED
     assert time.monotonic() - asked < 2

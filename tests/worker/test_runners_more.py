@@ -45,7 +45,7 @@ def run_worker(sqlite_url: str) -> Callable[..., Any]:
 
 async def run_job(app: App, task: str, payload: Any, **options: Any) -> Job:
     job = await app.tasks.get(task).enqueue(payload, **options)
-    return await app.wait_for_job(job.id, 20)
+    return await app.service.jobs.wait(job.id, 20)
 
 
 async def test_a_warm_child_runs_job_after_job_until_it_is_recycled(run_worker: Any) -> None:
@@ -70,7 +70,7 @@ async def test_children_are_shared_by_concurrent_jobs_and_stop_with_the_worker(
 ) -> None:
     async with run_worker(process_concurrency=2, concurrency=8) as app:
         handles = [await app.tasks.get("pid").enqueue(0.2) for _ in range(6)]
-        done = [await app.wait_for_job(h.id, 20) for h in handles]
+        done = [await app.service.jobs.wait(h.id, 20) for h in handles]
     assert {j.status for j in done} == {JobStatus.COMPLETED}
     pids = {j.result for j in done}
     assert 1 <= len(pids) <= 2, "never more children than process_concurrency"

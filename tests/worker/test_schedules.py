@@ -59,7 +59,7 @@ async def start(database_url: str) -> AsyncIterator[Start]:
 
 
 async def run_ats(app: App) -> list[float]:
-    page = await app.list_jobs(JobFilter(task="tick"))
+    page = await app.service.jobs.page(JobFilter(task="tick"))
     return sorted(job.run_at for job in page.jobs)
 
 
@@ -67,7 +67,7 @@ async def test_each_due_time_makes_one_ordinary_job(start: Start) -> None:
     clock = Clock(T0 - 30)
     app = periodic_app(clock)
     scheduler: Scheduler = await start(app)
-    (stored,) = await app.schedules()
+    (stored,) = await app.service.schedules.all()
     assert (stored.next_run_at, stored.last_run_at, stored.paused) == (T0, None, False)
     assert await scheduler.run_once() == T0  # nothing due yet: when to look again
     assert await run_ats(app) == []
@@ -75,9 +75,9 @@ async def test_each_due_time_makes_one_ordinary_job(start: Start) -> None:
     assert await scheduler.run_once() == T0 + 60
     assert await scheduler.run_once() == T0 + 60  # asked again: no second job
     assert await run_ats(app) == [T0]
-    (stored,) = await app.schedules()
+    (stored,) = await app.service.schedules.all()
     assert (stored.next_run_at, stored.last_run_at) == (T0 + 60, T0)
-    job = await app.get_job(stored.last_job_id or "")
+    job = await app.service.jobs.get(stored.last_job_id or "")
     assert job.status is JobStatus.QUEUED and job.payload == {"n": 7} and job.task == "tick"
 
 
@@ -122,16 +122,16 @@ async def test_a_paused_schedule_makes_no_jobs_and_resumes_afresh(
     clock = Clock(T0 - 30)
     app = periodic_app(clock, "catch_up")
     scheduler: Scheduler = await start(app)
-    assert (await app.pause_schedule("tick")).paused
+    assert (await app.service.schedules.pause("tick")).paused
     for step in range(3):
         clock.now = T0 + 60 * step
         await scheduler.run_once()
     assert await run_ats(app) == []
     # The pause lives in the store: a restart keeps it.
     restarted: Scheduler = await start(periodic_app(clock, "catch_up"))
-    (stored,) = await app.schedules()
+    (stored,) = await app.service.schedules.all()
     assert stored.paused and stored.next_run_at == T0 + 180
-    resumed = await app.resume_schedule("tick")
+    resumed = await app.service.schedules.resume("tick")
     assert not resumed.paused
     clock.now = T0 + 180
     await restarted.run_once()

@@ -63,7 +63,7 @@ async def test_a_request_trace_follows_its_job_into_the_worker(
 ) -> None:
     with trace.get_tracer("test").start_as_current_span("POST /signup") as request:
         job = await app.tasks.get("send").enqueue("ada@example.com")
-    done = await app.wait_for_job(job.id, 10)
+    done = await app.service.jobs.wait(job.id, 10)
     assert done.status is JobStatus.COMPLETED
     assert done.trace_context is not None and TRACEPARENT.fullmatch(done.trace_context)
 
@@ -84,7 +84,7 @@ async def test_each_failed_run_is_an_error_span_of_the_same_trace(
     app: App, spans: InMemorySpanExporter
 ) -> None:
     job = await app.tasks.get("broken").enqueue(None)
-    assert (await app.wait_for_job(job.id, 10)).status is JobStatus.FAILED
+    assert (await app.service.jobs.wait(job.id, 10)).status is JobStatus.FAILED
     runs = [s for s in spans.get_finished_spans() if s.name == "process default"]
     (send,) = [s for s in spans.get_finished_spans() if s.name == "send default"]
     assert sorted(s.attributes["jobhandler.attempt"] for s in runs if s.attributes) == [1, 2]

@@ -105,7 +105,7 @@ async def running(database_url: str, **overrides: object) -> AsyncIterator[App]:
 
 async def submit_and_wait(app: App, task: str, payload: object = None, timeout: float = 10) -> Job:
     job = await app.tasks.get(task).enqueue(payload)
-    return await app.wait_for_job(job.id, timeout)
+    return await app.service.jobs.wait(job.id, timeout)
 
 
 async def test_async_and_thread_tasks_complete_with_typed_payloads(database_url: str) -> None:
@@ -120,7 +120,7 @@ async def test_many_jobs_all_complete(database_url: str) -> None:
     async with running(database_url, concurrency=8) as app:
         task = app.tasks.get("blocking_upper")
         jobs = [await task.enqueue(f"j{i}") for i in range(60)]
-        finished = [await app.wait_for_job(j.id, 20) for j in jobs]
+        finished = [await app.service.jobs.wait(j.id, 20) for j in jobs]
         assert [j.result for j in finished] == [f"J{i}" for i in range(60)]
 
 
@@ -161,7 +161,7 @@ async def test_cancel_stops_async_and_thread_runs(database_url: str) -> None:
         progressed = await _until(app, async_job.id, lambda j: j.progress == {"step": 1})
         assert progressed.status is JobStatus.PROCESSING
         for job in (async_job, thread_job):
-            cancelled = await app.cancel_job(job.id, wait=5)
+            cancelled = await app.service.jobs.cancel(job.id, wait=5)
             assert cancelled.status is JobStatus.CANCELLED
 
 
@@ -169,9 +169,9 @@ async def test_cancel_queued_job_never_runs(database_url: str) -> None:
     async with running(database_url) as app:
         job = await app.tasks.get("total").enqueue(Order(item="x", qty=1), delay=0.3)
         assert job.status is JobStatus.SCHEDULED
-        cancelled = await app.cancel_job(job.id)
+        cancelled = await app.service.jobs.cancel(job.id)
         assert cancelled.status is JobStatus.CANCELLED
-        later = await app.wait_for_job(job.id, 0.6)
+        later = await app.service.jobs.wait(job.id, 0.6)
         assert later.status is JobStatus.CANCELLED and later.attempt == 0
 
 
@@ -187,8 +187,8 @@ async def test_unknown_task_in_the_store_fails_without_importing(database_url: s
             timeout=None,
             run_at=app.clock(),
         )
-        await app.store.insert_jobs([stray], app.clock())
-        failed = await app.wait_for_job(stray.id, 10)
+        await app.service.store.insert_jobs([stray], app.clock())
+        failed = await app.service.jobs.wait(stray.id, 10)
         assert failed.status is JobStatus.FAILED and failed.attempt == 1
         assert failed.error == "unknown task 'os.system'"
 
@@ -196,7 +196,7 @@ async def test_unknown_task_in_the_store_fails_without_importing(database_url: s
 async def _until(app: App, job_id: str, check: object, timeout: float = 10) -> Job:
     deadline = time.monotonic() + timeout
     while True:
-        job = await app.get_job(job_id)
+        job = await app.service.jobs.get(job_id)
         if check(job):  # type: ignore[operator]
             return job
         if time.monotonic() > deadline:
@@ -210,7 +210,7 @@ async def test_graceful_stop_releases_running_jobs(database_url: str) -> None:
         await _until(app, job.id, lambda j: j.status is JobStatus.PROCESSING)
         job_id = job.id
     async with app.connected(Settings(database_url=database_url)):
-        released = await app.get_job(job_id)
+        released = await app.service.jobs.get(job_id)
     assert released.status is JobStatus.QUEUED
     assert released.attempt == 1 and released.attempts_used == 0
 
@@ -223,10 +223,10 @@ async def test_finished_jobs_are_pruned_after_their_retention(database_url: str)
         failed = await submit_and_wait(app, "gives_up")
         assert done.status is JobStatus.COMPLETED and failed.status is JobStatus.FAILED
         deadline = time.monotonic() + 10
-        while await app.store.get_job(done.id) is not None:
+        while await app.service.store.get_job(done.id) is not None:
             assert time.monotonic() < deadline, "the completed job was never pruned"
             await asyncio.sleep(0.05)
-        assert (await app.get_job(failed.id)).status is JobStatus.FAILED  # kept longer
+        assert (await app.service.jobs.get(failed.id)).status is JobStatus.FAILED  # kept longer
 
 
 async def test_enqueue_many_is_checked_in_one_pass_and_all_or_nothing(database_url: str) -> None:
@@ -235,10 +235,10 @@ async def test_enqueue_many_is_checked_in_one_pass_and_all_or_nothing(database_u
         with pytest.raises(InvalidPayload) as caught:
             await task.enqueue_many([{"item": "a", "qty": 1}, {"item": "b", "qty": "many"}])
         assert caught.value.errors[0]["loc"] == ["jobs", 1, "payload", "qty"]
-        assert (await app.list_jobs()).jobs == []
+        assert (await app.service.jobs.page()).jobs == []
         jobs = await task.enqueue_many([Order(item=f"i{n}", qty=n) for n in range(50)], priority=3)
         assert all(j.priority == 3 and j.task == "total" for j in jobs)
-        done = [await app.wait_for_job(j.id, 20) for j in jobs]
+        done = [await app.service.jobs.wait(j.id, 20) for j in jobs]
         assert [j.result for j in done] == [{f"i{n}": 2 * n} for n in range(50)]
 
 
@@ -249,4 +249,4 @@ async def test_enqueue_options_are_checked(database_url: str) -> None:
             await task.enqueue(Order(item="x", qty=1), max_attempts=0)
         with pytest.raises(InvalidOptions):
             await task.enqueue(Order(item="x", qty=1), delay=1, run_at=time.time())
-        assert (await app.list_jobs()).jobs == []
+        assert (await app.service.jobs.page()).jobs == []

@@ -53,7 +53,7 @@ def _with_app(options: dict[str, Any], use: Callable[[App], Awaitable[T]]) -> T:
 def token_create(scope: str, name: str | None, **options: Any) -> None:
     """Create a token. It is printed once, as the last line, and cannot be shown again."""
     try:
-        info, secret = _with_app(options, lambda app: app.create_token(scope, name))
+        info, secret = _with_app(options, lambda app: app.service.tokens.create(scope, name))
     except ValueError as exc:  # a bad or taken name
         fail(str(exc))
     click.echo(f"created {info.scope} token {info.name!r}; it is shown only this once:")
@@ -72,7 +72,7 @@ def token_list(output: str, **options: Any) -> None:
             "created_at": utc(t.created_at),
             "last_used_at": utc(t.last_used_at),
         }
-        for t in _with_app(options, lambda app: app.list_tokens())
+        for t in _with_app(options, lambda app: app.service.tokens.all())
     ]
     show(rows, output, ("name", "scope", "created_at", "last_used_at"))
 
@@ -82,7 +82,7 @@ def token_list(output: str, **options: Any) -> None:
 @setting_options("store")
 def token_revoke(name: str, **options: Any) -> None:
     """Delete the token NAME; servers refuse it within about a second."""
-    if not _with_app(options, lambda app: app.revoke_token(name)):
+    if not _with_app(options, lambda app: app.service.tokens.revoke(name)):
         fail(f"no token named {name!r}")
     click.echo(f"revoked token {name!r}")
 

@@ -18,9 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter,
 
 from jobhandler.model.jobs import Job, JobStatus
 from jobhandler.model.rates import MAX_CONCURRENCY, RATE_PATTERN
-from jobhandler.model.records import Attempt, QueueStats, ScheduleView, WorkerInfo
+from jobhandler.model.records import SKIPPED_SHOWN, Attempt, QueueStats, ScheduleView, WorkerInfo
 from jobhandler.model.tasks import Task
-from jobhandler.service.bulk import SKIPPED_SHOWN
 
 # Whether this request may see tracebacks (they can show internals): set per request by the
 # access control middleware, False for a submit-only token; True for an open server.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -18,6 +18,7 @@ from jobhandler.http.openapi import describe_bodies
 from jobhandler.http.problems import install_error_handlers
 from jobhandler.http.routes import ROUTERS
 from jobhandler.observe import metrics
+from jobhandler.service import Service
 from jobhandler.settings import Settings
 
 
@@ -29,7 +30,7 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            app.store  # noqa: B018 - connected already (the CLI does it)?
+            app.service  # noqa: B018 - connected already (the CLI does it)?
         except RuntimeError:
             async with app.connected(settings):
                 yield
@@ -44,21 +45,22 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served from the package, under the dashboard's CSP (http/docs.py)
         redoc_url=None,
     )
-    api.state.jobhandler = app  # what the routes' dependencies hand them (see http.inputs)
+    service: Callable[[], Service] = lambda: app.service  # noqa: E731 - once connected
+    api.state.service = service  # what the routes are handed (see http.inputs.served)
     api.state.settings = settings
     for router in ROUTERS:
         # The routes themselves: an ``include_router`` is resolved again on every request
         # (some 300 more Python calls each), and these routers need no prefix or options.
         api.router.routes.extend(router.routes)
     forbid_unknown_query(api)  # every route: an undeclared query parameter is a 422
-    tokens = server_tokens(app, settings)  # one for the API and the dashboard: they close together
+    tokens = server_tokens(service, settings)  # the API's and the dashboard's: they close together
     api.mount(DASHBOARD, create_dashboard(app, settings, tokens))
     api.add_route("/", _to_dashboard, include_in_schema=False)
     install_docs(api)
-    metrics.install(app)  # count this process's job events from now on (GET /metrics)
-    describe_bodies(api, app)
+    metrics.install(app.events)  # count this process's job events from now on (GET /metrics)
+    describe_bodies(api, app.tasks, app.default_task)
     install_error_handlers(api)
-    install_access_control(api, app, settings, own_auth=(DASHBOARD,), tokens=tokens)
+    install_access_control(api, tokens, settings, own_auth=(DASHBOARD,))
     return api
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -47,7 +48,7 @@ from jobhandler.model.tokens import PUBLIC_PATHS, allows, hash_token, shows_trac
 from jobhandler.settings import Settings
 
 if TYPE_CHECKING:
-    from jobhandler.app import App
+    from jobhandler.service import Service
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -88,9 +89,16 @@ def starts_closed(settings: Settings) -> bool:
     return not is_loopback(settings.host) and not settings.insecure_no_auth
 
 
-def server_tokens(app: App, settings: Settings) -> TokenCache:
-    """The one token cache of a server: its API and its dashboard open and close together."""
-    return TokenCache(app.token_scopes, app.touch_tokens, closed=starts_closed(settings))
+def server_tokens(service: Callable[[], Service], settings: Settings | None = None) -> TokenCache:
+    """The one token cache of a server: its API and its dashboard open and close together.
+    ``service``: the connected App's, asked for at each read (the server is made before the
+    App connects). Without ``settings`` (a dashboard mounted in another application) it is
+    open until the store holds a token."""
+    return TokenCache(
+        lambda: service().tokens.scopes(),
+        lambda hashes: service().tokens.touch(hashes),
+        closed=settings is not None and starts_closed(settings),
+    )
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -244,11 +252,7 @@ def _unauthorized(message: str, *, invalid: bool = False) -> Response:
 
 
 def install_access_control(
-    api: FastAPI,
-    app: App,
-    settings: Settings,
-    own_auth: tuple[str, ...] = (),
-    tokens: TokenCache | None = None,
+    api: FastAPI, tokens: TokenCache, settings: Settings, own_auth: tuple[str, ...] = ()
 ) -> None:
     """Put the access checks (and CORS, when origins are set) in front of every route.
 
@@ -257,7 +261,7 @@ def install_access_control(
     """
     api.add_middleware(
         AccessControl,
-        tokens=tokens or server_tokens(app, settings),
+        tokens=tokens,
         allowed_hosts=allowed_host_names(settings),
         cors_origins=frozenset(o.lower().rstrip("/") for o in settings.cors_origins),
         own_auth=own_auth,

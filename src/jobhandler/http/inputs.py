@@ -21,11 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jobhandler.app import App, SubmitRequest
 from jobhandler.http.openapi import problems
 from jobhandler.http.problems import Problem
 from jobhandler.model.errors import InvalidJob, JobNotFound
 from jobhandler.model.jobs import JobStatus, NewJob
+from jobhandler.model.options import SubmitRequest
 from jobhandler.model.records import JobFilter
 from jobhandler.model.validation import (
     FILTER_MAX_LENGTH,
@@ -34,15 +34,16 @@ from jobhandler.model.validation import (
     is_job_id,
     run_at_problem,
 )
+from jobhandler.service import Service
 from jobhandler.service.submits import IdempotencyKey, fingerprint, owner_of
 from jobhandler.settings import Settings
 
 
-# The App and Settings are read from the application's state (``create_app`` puts them there)
-# by a plain call, not ``Depends``: each dependency costs some 80 Python calls per request.
-def served_app(request: Request) -> App:
-    """The App this server serves."""
-    return cast(App, request.app.state.jobhandler)
+# The service and Settings are read from the application's state (``create_app`` puts them
+# there) by a plain call, not ``Depends``: each dependency costs some 80 Python calls a request.
+def served(request: Request) -> Service:
+    """The service of the App this server serves (made when the App connected)."""
+    return cast(Service, request.app.state.service())
 
 
 def served_settings(request: Request) -> Settings:
@@ -130,7 +131,7 @@ def submit_request(body: Any, where: list[str | int]) -> SubmitRequest:
         raise _unprocessable(errors) from None
 
 
-def submit_requests(app: App, body: Any) -> list[NewJob]:
+def submit_requests(service: Service, body: Any) -> list[NewJob]:
     """A batch's jobs, each checked and made once (one id, one payload walk), with one clock
     reading for all; every bad job named in one 422 (nothing is stored)."""
     if not isinstance(body, dict) or not isinstance(body.get("jobs"), list):
@@ -141,13 +142,13 @@ def submit_requests(app: App, body: Any) -> list[NewJob]:
         )
     new: list[NewJob] = []
     errors: list[dict[str, Any]] = []
-    now = app.clock()
+    now = service.clock()
     for index, request in enumerate(_batch_requests(body["jobs"])):
         if isinstance(request, list):  # the item's own errors
             errors.extend(request)
             continue
         try:  # name every bad job in one answer, not only those of the first kind
-            new.append(app.new_job(request, now))
+            new.append(service.submits.new_job(request, now))
         except InvalidJob as exc:
             errors.extend(exc.at("jobs", index))
     if errors:

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
-from jobhandler.app import MAX_BATCH, App, SubmitRequest
 from jobhandler.client.wire import ProblemOut
 from jobhandler.http.problems import PROBLEM
+from jobhandler.model.options import SubmitRequest
+from jobhandler.model.tasks import TaskRegistry
 from jobhandler.model.validation import RUN_AT_END, RUN_AT_MIN, RUN_AT_RANGE
+from jobhandler.service.submits import MAX_BATCH
 
 if TYPE_CHECKING:
     from jobhandler.model.tasks import Task
@@ -123,15 +125,15 @@ class _SubmitBody(SubmitRequest):
     model_config = ConfigDict(json_schema_extra=_checked_beyond_types)
 
 
-def submit_models(app: App) -> list[type[BaseModel]]:
+def submit_models(tasks: TaskRegistry, default_task: str | None) -> list[type[BaseModel]]:
     """One body model per task, its payload of that task's type (and one for the default task).
 
     So the description promises exactly what the server takes: a payload of the named task's
     type, a ``run_at`` in range, and never ``delay`` with ``run_at``.
     """
-    models = [_submit_model(task, Literal[task.name], ...) for task in app.tasks]
-    if app.default_task is not None and app.default_task in app.tasks:
-        models.append(_submit_model(app.tasks.get(app.default_task), None, None))
+    models = [_submit_model(task, Literal[task.name], ...) for task in tasks]
+    if default_task is not None and default_task in tasks:
+        models.append(_submit_model(tasks.get(default_task), None, None))
     return models
 
 
@@ -151,9 +153,9 @@ def _submit_model(task: Task[Any, Any], task_type: Any, task_default: Any) -> ty
     )
 
 
-def submit_schema(app: App) -> dict[str, Any]:
+def submit_schema(tasks: TaskRegistry, default_task: str | None) -> dict[str, Any]:
     """The body of one submit: exactly one of the app's submit models."""
-    variants = [model.model_json_schema() for model in submit_models(app)]
+    variants = [model.model_json_schema() for model in submit_models(tasks, default_task)]
     return {"oneOf": variants} if variants else {"type": "object"}
 
 
@@ -195,14 +197,14 @@ def _inline(node: Any, defs: dict[str, Any], expanding: tuple[str, ...]) -> Any:
     return out
 
 
-def describe_bodies(api: FastAPI, app: App) -> None:
-    """Add the request bodies ``app`` takes (its tasks' payloads) to the submit operations.
+def describe_bodies(api: FastAPI, tasks: TaskRegistry, default_task: str | None) -> None:
+    """Add the request bodies an app takes (its tasks' payloads) to the submit operations.
 
     The routes read their bodies themselves (see ``inputs``), so FastAPI cannot see them; the
     routers are shared by every application, so each application's description gets them.
     """
     build = api.openapi
-    submit = submit_schema(app)
+    submit = submit_schema(tasks, default_task)
     bodies = {"createJob": submit, "createJobs": batch_schema(submit, MAX_BATCH)}
 
     def openapi() -> dict[str, Any]:

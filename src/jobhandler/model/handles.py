@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 class JobSource(Protocol):
-    """What a handle needs from its App: declared here, as the App imports tasks and not back."""
+    """What a handle reads and waits through: the App's connected service (app.Connection)."""
 
     async def get_job(self, job_id: str) -> Job: ...
 
@@ -36,7 +36,7 @@ class ResultReader(Protocol[R_co]):
     """A task, as a handle sees it: where its jobs live, and how a stored result is read back."""
 
     @property
-    def app(self) -> JobSource: ...
+    def jobs(self) -> JobSource: ...
 
     def load_result(self, raw: Any) -> R_co: ...
 
@@ -72,11 +72,11 @@ class JobHandle(Job, Generic[R]):
 
     async def refresh(self) -> JobHandle[R]:
         """The job as it stands now."""
-        return self.adopt(await self.reader.app.get_job(self.id))
+        return self.adopt(await self.reader.jobs.get_job(self.id))
 
     async def wait(self, timeout: float = 60.0) -> JobHandle[R]:
         """The job once it is finished, or as it stands after ``timeout`` seconds."""
-        return self.adopt(await self.reader.app.wait_for_job(self.id, timeout))
+        return self.adopt(await self.reader.jobs.wait_for_job(self.id, timeout))
 
     async def get_result(self, timeout: float = 60.0) -> R:
         """Wait for the job and return its result as the task's return type.
@@ -97,21 +97,21 @@ class JobHandle(Job, Generic[R]):
 
     async def cancel(self) -> JobHandle[R]:
         """Cancel the job (a running one is asked to stop); returns it as it then stands."""
-        return self.adopt(await self.reader.app.cancel_job(self.id))
+        return self.adopt(await self.reader.jobs.cancel_job(self.id))
 
     # -- the same, for code without an event loop -------------------------------------------
 
     def refresh_sync(self) -> JobHandle[R]:
-        return self.reader.app.run_sync(self.refresh())
+        return self.reader.jobs.run_sync(self.refresh())
 
     def wait_sync(self, timeout: float = 60.0) -> JobHandle[R]:
-        return self.reader.app.run_sync(self.wait(timeout))
+        return self.reader.jobs.run_sync(self.wait(timeout))
 
     def get_result_sync(self, timeout: float = 60.0) -> R:
-        return self.reader.app.run_sync(self.get_result(timeout))
+        return self.reader.jobs.run_sync(self.get_result(timeout))
 
     def cancel_sync(self) -> JobHandle[R]:
-        return self.reader.app.run_sync(self.cancel())
+        return self.reader.jobs.run_sync(self.cancel())
 
 
 def _subclass(base: type[Any], **attributes: Any) -> Any:

@@ -178,3 +178,20 @@ def _message(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown option"
     return str(error["msg"])
+
+
+class SubmitRequest(JobOptions):
+    """One job to submit. ``task`` None means the app's default task."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    payload: Any = Field(
+        default=None, description="the task's input, checked against its payload type"
+    )
+    task: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        pattern=NAME_PATTERN,
+        description="the app's default task when absent",
+    )

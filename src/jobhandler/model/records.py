@@ -163,6 +163,7 @@ class IdempotencyRecord:
 
 
 BulkAction = Literal["cancel", "retry", "delete"]
+SKIPPED_SHOWN = 1000  # jobs a bulk retry skipped that its answer names (it counts them all)
 
 
 @dataclass(frozen=True, slots=True)

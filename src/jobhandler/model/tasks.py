@@ -47,11 +47,11 @@ __all__ = [
     "EnqueueOptions",
     "Isolation",
     "JobOptions",
+    "JobSink",
     "Signature",
     "Task",
     "TaskDecorator",
     "TaskOptions",
-    "TaskOwner",
     "TaskRegistry",
     "job_options",
 ]
@@ -60,8 +60,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class TaskOwner(JobSource, Protocol):
-    """What a task needs from its App: declared here, as the App imports tasks and not back."""
+class JobSink(JobSource, Protocol):
+    """Where a task's jobs go and are read back: the App's connected service (app.Connection),
+    declared here as what a task needs of it."""
 
     clock: Callable[[], float]
 
@@ -81,9 +82,9 @@ class Task(Generic[T, R]):
     """
 
     def __init__(
-        self, app: TaskOwner, name: str, fn: Callable[..., Any], options: TaskOptions
+        self, jobs: JobSink, name: str, fn: Callable[..., Any], options: TaskOptions
     ) -> None:
-        self.app = app
+        self.jobs = jobs
         self.name = check_name(name, "task")
         self.fn = fn
         self.options = options
@@ -170,7 +171,7 @@ class Task(Generic[T, R]):
         return dumped
 
     def json_limits(self) -> JsonLimits:
-        settings = self.app.settings
+        settings = self.jobs.settings
         if self._limits[0] is not settings:  # read once per Settings, not once per submit
             limits = JsonLimits(settings.max_json_depth, settings.max_payload_bytes)
             self._limits = (settings, limits)
@@ -252,9 +253,9 @@ class Task(Generic[T, R]):
         all if you roll back.
         """
         overrides = job_options(options)
-        now = self.app.clock()
+        now = self.jobs.clock()
         new = self.new_job(self.dump_payload(payload), now, overrides)
-        (job,) = await self.app.insert_jobs([new], connection)
+        (job,) = await self.jobs.insert_jobs([new], connection)
         return self.handle.adopt(job, duplicate=job.id != new.id)
 
     async def enqueue_many(
@@ -278,9 +279,9 @@ class Task(Generic[T, R]):
 
     async def _insert_many(self, checked: list[Any], options: Any) -> list[JobHandle[R]]:
         overrides = job_options(options)
-        now = self.app.clock()
+        now = self.jobs.clock()
         new = self.new_jobs(checked, now, overrides)
-        jobs = await self.app.insert_jobs(new)
+        jobs = await self.jobs.insert_jobs(new)
         pairs = zip(jobs, new, strict=True)
         return [self.handle.adopt(job, duplicate=job.id != n.id) for job, n in pairs]
 
@@ -296,12 +297,12 @@ class Task(Generic[T, R]):
 
     def enqueue_sync(self, payload: Any = None, **options: Any) -> JobHandle[R]:
         """``enqueue`` for Flask, Django, scripts and threads: blocks until the job is committed."""
-        return self.app.run_sync(self.enqueue(payload, **options))
+        return self.jobs.run_sync(self.enqueue(payload, **options))
 
     def enqueue_many_sync(
         self, payloads: Sequence[T], **options: Unpack[EnqueueOptions]
     ) -> list[JobHandle[R]]:
-        return self.app.run_sync(self.enqueue_many(payloads, **options))
+        return self.jobs.run_sync(self.enqueue_many(payloads, **options))
 
 
 class TaskDecorator(Protocol):

@@ -37,7 +37,7 @@ from jobhandler.observe.events import RUN_ENDS, JobEvent, Kind
 from jobhandler.settings import Settings
 
 if TYPE_CHECKING:
-    from jobhandler.app import App
+    from jobhandler.observe.events import Events
 
 RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -141,10 +141,9 @@ class Metrics(Collector):
             wait.add_metric(key, series.wait.buckets(), series.wait.sum)
         yield from (submitted, finished, run, wait)
 
-    async def scrape(self, app: App, accept: str | None = None) -> tuple[bytes, str]:
+    def scrape(self, store: StoreGauges, accept: str | None = None) -> tuple[bytes, str]:
         """This process's metrics and the store's gauges, in the format ``accept`` asks for;
         the body and its content type."""
-        store = StoreGauges(await app.queue_stats(), await app.workers(), app.clock())
         encoder, content_type = choose_encoder(accept or "")
         return encoder(_Joined(self.registry, store)), content_type
 
@@ -185,24 +184,24 @@ class _Joined(Collector):
             yield from part.collect()
 
 
-_installed: weakref.WeakKeyDictionary[App, Metrics] = weakref.WeakKeyDictionary()
+_installed: weakref.WeakKeyDictionary[Events, Metrics] = weakref.WeakKeyDictionary()
 
 
-def install(app: App) -> Metrics:
-    """The metrics of ``app`` in this process, subscribed to its events on the first call."""
-    found = _installed.get(app)
+def install(events: Events) -> Metrics:
+    """The metrics of an App's ``events`` in this process, subscribed on the first call."""
+    found = _installed.get(events)
     if found is None:
-        found = _installed[app] = Metrics()
-        app.events.subscribe(found.on_event)
+        found = _installed[events] = Metrics()
+        events.subscribe(found.on_event)
     return found
 
 
-def serve(app: App, settings: Settings) -> Callable[[], None]:
-    """Serve ``app``'s process metrics on ``settings.metrics_port`` (0: not at all), in a
-    thread; returns how to stop."""
+def serve(events: Events, settings: Settings) -> Callable[[], None]:
+    """Serve the process metrics of an App's ``events`` on ``settings.metrics_port`` (0: not
+    at all), in a thread; returns how to stop."""
     if not settings.metrics_port:
         return lambda: None
-    metrics = install(app)
+    metrics = install(events)
     server, thread = start_http_server(
         settings.metrics_port, settings.metrics_host, registry=metrics.registry
     )

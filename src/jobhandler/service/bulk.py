@@ -11,27 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol, get_args
+from typing import TYPE_CHECKING, get_args
 
-from jobhandler.model.records import BulkAction, JobFilter
+from jobhandler.model.records import SKIPPED_SHOWN, BulkAction, JobFilter
 
 if TYPE_CHECKING:
     from jobhandler.store import Store
 
 BATCH = 1000  # jobs per write transaction
-SKIPPED_SHOWN = 1000  # jobs a retry skipped that its answer names (it counts them all)
 ACTIONS: tuple[str, ...] = get_args(BulkAction)
-
-
-class BulkOwner(Protocol):
-    """What a bulk action needs from its App (declared here: the App imports this module)."""
-
-    clock: Callable[[], float]
-
-    @property
-    def store(self) -> Store: ...
-
-    def notify_finished(self, job_ids: Iterable[str] | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,27 +33,34 @@ class BulkDone:
     skipped_count: int = 0
 
 
-async def run_bulk(app: BulkOwner, action: BulkAction, where: JobFilter) -> BulkDone:
+async def run_bulk(
+    store: Store,
+    clock: Callable[[], float],
+    action: BulkAction,
+    where: JobFilter,
+    finished: Callable[[Iterable[str] | None], None],
+) -> BulkDone:
     """Apply ``action`` to every job ``where`` matches that was submitted before this call.
 
     A running job a cancel reaches is only flagged (its worker stops it and writes the
     outcome); it counts as changed. A retry skips a job whose unique key another job holds
-    (as the one-job retry refuses it) and goes on with the others.
+    (as the one-job retry refuses it) and goes on with the others. ``finished`` is told
+    after each step of a cancel (requests waiting on those jobs look again).
     """
     # Only jobs submitted before it started: the walk would otherwise reach new jobs too.
-    started = app.clock()
+    started = clock()
     if where.created_before is None or where.created_before > started:
         where = replace(where, created_before=started)
     total, after, skipped_count = 0, 0, 0
     skipped: list[tuple[str, str]] = []
     while True:
-        step = await app.store.bulk_step(action, where, after, BATCH, app.clock())
+        step = await store.bulk_step(action, where, after, BATCH, clock())
         total += step.changed
         # Bounded: a million skipped jobs must not make an answer of a million entries.
         skipped += step.skipped[: SKIPPED_SHOWN - len(skipped)]
         skipped_count += len(step.skipped)
         if action == "cancel" and step.changed:
-            app.notify_finished()  # requests waiting on any of those jobs look again
+            finished(None)
         if step.next_after is None:
             return BulkDone(total, skipped, skipped_count)
         after = step.next_after

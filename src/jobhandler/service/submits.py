@@ -1,6 +1,7 @@
-"""Submits that say what they created: unique keys and the Idempotency-Key header.
+"""The submit path, one owner: checks, unique keys, the Idempotency-Key, the group commit
+(group_commit.py), the job events and the wake-up.
 
-``Submits.submit`` checks requests, stores their jobs through the App's group commit, and
+``Submits.submit_checked`` checks requests, stores their jobs through the group commit, and
 answers which jobs it created and which it found (a duplicate unique key answers with the job
 holding the key). With an idempotency key (the header, scoped to the caller's token), the
 answer is recorded in the transaction of the jobs it created: the body's fingerprint and, per
@@ -19,17 +20,25 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from jobhandler.model.errors import InvalidJob
+from jobhandler.model.errors import InvalidJob, StoreUnavailable
 from jobhandler.model.jobs import Job, NewJob
+from jobhandler.model.options import SubmitRequest
 from jobhandler.model.records import IdempotencyKeyTaken, IdempotencyRecord
+from jobhandler.model.tasks import TaskRegistry
 from jobhandler.model.tokens import hash_token
+from jobhandler.observe.events import Events
+from jobhandler.service.group_commit import GroupCommit
+from jobhandler.service.signals import Signals
 
 if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
     from jobhandler.store import Store
 
+MAX_BATCH = 1000  # jobs in one submit
 ANONYMOUS = "anonymous"  # the owner of keys sent to an open server (no tokens in the store)
 
 
@@ -75,28 +84,81 @@ def owner_of(authorization: str | None) -> str:
     return hash_token(token.strip()) if kind.lower() == "bearer" and token.strip() else ANONYMOUS
 
 
-class SubmitOwner(Protocol):
-    """What ``Submits`` needs from its App (declared here: the App imports this module)."""
-
-    clock: Callable[[], float]
-
-    @property
-    def store(self) -> Store: ...
-
-    async def insert_jobs(self, new: list[NewJob]) -> list[Job]: ...
+Pending = tuple[NewJob, IdempotencyRecord | None]  # a job, with its submit's record on its first
 
 
-@dataclass
 class Submits:
-    app: SubmitOwner
-    # Records waiting to ride in the group commit's transaction, by their first job's id.
-    _pending: dict[str, IdempotencyRecord] = field(default_factory=dict)
+    """The one submit path: checks, unique keys (the store's), the Idempotency-Key, the group
+    commit, the job events and the wake-up of this process's workers."""
 
-    def records_for(self, new: Sequence[NewJob]) -> list[IdempotencyRecord]:
-        """The records of the submits whose jobs are in this write (see App._write)."""
-        return [self._pending[j.id] for j in new if j.id in self._pending]
+    def __init__(
+        self,
+        store: Store,
+        tasks: TaskRegistry,
+        default_task: str | None,
+        clock: Callable[[], float],
+        events: Events,
+        signals: Signals,
+    ) -> None:
+        self._store, self._tasks, self._default_task = store, tasks, default_task
+        self._clock, self._events, self._signals = clock, events, signals
+        # A lost store fails every submit in a merged write; any other error is retried one
+        # submit at a time, so a bad row fails only its own request.
+        self._group: GroupCommit[Pending, Job] = GroupCommit(
+            self._write, fail_all=(StoreUnavailable,)
+        )
+
+    def new_job(self, request: SubmitRequest, now: float) -> NewJob:
+        """Check a request against its task and turn it into a job to store (no I/O)."""
+        name = request.task or self._default_task
+        if name is None:
+            message = "task is required: this app has no default task"
+            raise InvalidJob(message, [{"loc": ["task"], "msg": message, "type": "missing"}])
+        task = self._tasks.get(name)
+        return task.new_job(task.validate_payload(request.payload), now, request)
 
     async def submit(
+        self, request: SubmitRequest, *, connection: AsyncConnection[Any] | None = None
+    ) -> Job:
+        """Submit one job; it is committed when this returns. Raises InvalidJob.
+
+        With ``connection`` (PostgreSQL only) the job joins that connection's transaction and
+        is committed, or rolled back, with it.
+        """
+        (job,) = await self.insert([self.new_job(request, self._clock())], connection)
+        return job
+
+    async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Job]:
+        """Submit up to MAX_BATCH jobs, all or none. Raises InvalidJob naming every bad one."""
+        return await self.insert(checked_jobs(self.new_job, requests, self._clock(), MAX_BATCH))
+
+    async def insert(
+        self,
+        new: list[NewJob],
+        connection: AsyncConnection[Any] | None = None,
+        record: IdempotencyRecord | None = None,
+    ) -> list[Job]:
+        """Store checked jobs (from ``new_job`` or ``Task.new_job``), with ``record`` in the
+        same transaction, and wake this process's workers."""
+        with self._events.submitting(new) as new:  # a tracer stamps its trace context in
+            if connection is not None:  # the caller's transaction: theirs to commit
+                records = [] if record is None else [record]
+                jobs = await self._store.insert_jobs(new, self._clock(), connection, records)
+            elif record is None:
+                jobs = await self._group.submit([(job, None) for job in new])
+            else:
+                jobs = await self._group.submit([(new[0], record), *((j, None) for j in new[1:])])
+        self._events.submitted(jobs)
+        self._signals.submitted()
+        return jobs
+
+    async def _write(self, pending: list[Pending]) -> list[Job]:
+        """One group commit's write: its jobs and their records in one transaction."""
+        records = [record for _, record in pending if record is not None]
+        new = [job for job, _ in pending]
+        return await self._store.insert_jobs(new, self._clock(), None, records)
+
+    async def submit_checked(
         self,
         check: Callable[[float], list[NewJob]],
         *,
@@ -106,29 +168,25 @@ class Submits:
         """Store the jobs ``check(now)`` makes (it raises InvalidJob); or replay ``key``'s."""
         if key is not None and (earlier := await self.replay(key)) is not None:
             return earlier
-        now = self.app.clock()
+        now = self._clock()
         new = check(now)
         if key is None:
-            return _submitted(new, await self.app.insert_jobs(new))
-        record = _record(key, batch, new, now)
-        self._pending[new[0].id] = record
+            return _submitted(new, await self.insert(new))
         try:
-            return _submitted(new, await self.app.insert_jobs(new))
+            return _submitted(new, await self.insert(new, record=_record(key, batch, new, now)))
         except IdempotencyKeyTaken:
             earlier = await self.replay(key)  # the request that won the race committed
             if earlier is None:
                 raise
             return earlier
-        finally:
-            del self._pending[new[0].id]
 
     async def replay(self, key: IdempotencyKey) -> Submitted | None:
-        record = await self.app.store.get_idempotency(key.owner, key.key)
+        record = await self._store.get_idempotency(key.owner, key.key)
         if record is None:
             return None
         if record.fingerprint != key.fingerprint:
             raise IdempotencyMismatch
-        found = await self.app.store.idempotent_jobs(record)
+        found = await self._store.idempotent_jobs(record)
         kept = [
             (job, job.id == item[0])
             for job, item in zip(found, record.items, strict=True)

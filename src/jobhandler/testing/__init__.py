@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from jobhandler.app import App
 from jobhandler.model.context import JobContext
 from jobhandler.model.jobs import Job, JobStatus, NewJob
-from jobhandler.model.records import JobFilter
+from jobhandler.model.records import IdempotencyRecord, JobFilter
 from jobhandler.model.tasks import Task
 from jobhandler.settings import Settings
 from jobhandler.worker.executor import Executor, Running, stopped_outcome
@@ -53,23 +53,27 @@ class JobHandlerTesting:
         self.eager = eager
         self.enqueued: list[Job] = []  # every job submitted through the App, in order
         self.progress: dict[str, Any] = {}  # the newest progress each job reported
-        self._insert = app.insert_jobs
-        # An instance attribute shadows the method for this App only: each submit (enqueue,
-        # enqueue_many, App.submit, the HTTP API) passes through here.
-        vars(app)["insert_jobs"] = self._insert_jobs
+        self._submits = app.service.submits
+        self._insert = self._submits.insert
+        # An instance attribute shadows the method for this connection only: each submit
+        # (enqueue, enqueue_many, service.submits, the HTTP API) passes through here.
+        vars(self._submits)["insert"] = self._insert_jobs
 
     def close(self) -> None:
-        vars(self.app).pop("insert_jobs", None)
+        vars(self._submits).pop("insert", None)
 
     async def _insert_jobs(
-        self, new: list[NewJob], connection: AsyncConnection[Any] | None = None
+        self,
+        new: list[NewJob],
+        connection: AsyncConnection[Any] | None = None,
+        record: IdempotencyRecord | None = None,
     ) -> list[Job]:
-        jobs = await self._insert(new, connection)
+        jobs = await self._insert(new, connection, record)
         self.enqueued.extend(jobs)
         if not self.eager or connection is not None:  # not committed yet: nothing to run
             return jobs
         await self.drain(with_scheduled=True)
-        return [await self.app.get_job(job.id) for job in jobs]
+        return [await self.app.service.jobs.get(job.id) for job in jobs]
 
     # -- running ---------------------------------------------------------------------------
 
@@ -92,7 +96,7 @@ class JobHandlerTesting:
         ran: list[Job] = []
         for _ in range(max_runs):
             at = await self._next_due(with_scheduled)
-            claimed = await self.app.store.claim_jobs(names, WORKER_ID, 1, at, 3600.0)
+            claimed = await self.app.service.store.claim_jobs(names, WORKER_ID, 1, at, 3600.0)
             if not claimed:
                 return ran
             ran.append(await self._run(executor, claimed[0]))
@@ -102,7 +106,9 @@ class JobHandlerTesting:
         now = self.app.clock()
         if not with_scheduled:
             return now
-        page = await self.app.list_jobs(JobFilter(statuses=frozenset({JobStatus.SCHEDULED})), 1000)
+        page = await self.app.service.jobs.page(
+            JobFilter(statuses=frozenset({JobStatus.SCHEDULED})), 1000
+        )
         return max([now, min((j.run_at for j in page.jobs), default=now)])
 
     async def _run(self, executor: Executor, job: Job) -> Job:
@@ -113,9 +119,9 @@ class JobHandlerTesting:
         except asyncio.CancelledError:
             outcome = stopped_outcome(entry)
         if outcome is not None:
-            await self.app.store.finish_jobs([outcome], self.app.clock())
-            self.app.notify_finished([job.id])
-        return await self.app.get_job(job.id)
+            await self.app.service.store.finish_jobs([outcome], self.app.clock())
+            self.app.service.signals.finished([job.id])
+        return await self.app.service.jobs.get(job.id)
 
     def _record_progress(self, job_id: str, attempt: int, value: Any) -> None:
         self.progress[job_id] = value

@@ -57,7 +57,7 @@ class Maintenance:
         self._schedule_kick = asyncio.Event()  # a new leader fires what is due at once
         self.scheduler = Scheduler(app, settings)
         self.elector = Elector(
-            app.store,
+            app.service.store,
             ROLE,
             holder,
             ttl=settings.lease,
@@ -116,7 +116,7 @@ class Rescuer:
         self.batch = batch
 
     async def run_once(self) -> None:
-        store, now = self.app.store, self.app.clock()
+        store, now = self.app.service.store, self.app.clock()
         await self._forget_dead_workers(now)
         rescued = await self.rescue(await store.expired_jobs(now, self.batch), now)
         if rescued:
@@ -127,23 +127,23 @@ class Rescuer:
         if not expired:
             return 0
         outcomes = [self._outcome(job, now) for job in expired]
-        applied = await self.app.store.finish_jobs(outcomes, now)
+        applied = await self.app.service.store.finish_jobs(outcomes, now)
         for job, outcome, ok in zip(expired, outcomes, applied, strict=True):
             if ok:
                 self.app.events.rescued(job, outcome, now)
         if any(applied):
-            self.app.notify_finished()
+            self.app.service.signals.finished()
         return sum(applied)
 
     async def _forget_dead_workers(self, now: float) -> None:
         """Drop registry entries of workers that stopped heartbeating (killed, not stopped)."""
         silent_since = now - 3 * max(self.settings.lease, self.settings.heartbeat_interval)
-        for worker in await self.app.store.list_workers():
+        for worker in await self.app.service.store.list_workers():
             if worker.last_seen_at < silent_since:
                 log.warning(
                     "forgetting worker %s: no heartbeat since %.0f", worker.id, worker.last_seen_at
                 )
-                await self.app.store.deregister_worker(worker.id)
+                await self.app.service.store.deregister_worker(worker.id)
 
     def _outcome(self, job: Job, now: float) -> Outcome:
         if job.cancel_requested:
@@ -172,7 +172,7 @@ class Pruner:
         self.batch = batch
 
     async def run_once(self) -> int:
-        store, settings = self.app.store, self.settings
+        store, settings = self.app.service.store, self.settings
         total = 0
         while True:
             deleted = await store.prune(
@@ -189,5 +189,8 @@ class Pruner:
     async def _prune_keys(self) -> None:
         """Expired unique-key windows and Idempotency-Keys past their retention."""
         before = self.app.clock() - self.settings.keep_idempotency_keys
-        while await self.app.store.prune_keys(self.app.clock(), before, self.batch) >= self.batch:
+        while (
+            await self.app.service.store.prune_keys(self.app.clock(), before, self.batch)
+            >= self.batch
+        ):
             pass

@@ -32,7 +32,10 @@ class InProcessNotifier:
         self.app = app
 
     async def listen(self, on_submit: OnSubmit, on_cancel: OnCancel) -> Stop:
-        unsubscribe = [self.app.on_submit(on_submit), self.app.on_cancel(on_cancel)]
+        unsubscribe = [
+            self.app.service.signals.on_submit(on_submit),
+            self.app.service.signals.on_cancel(on_cancel),
+        ]
 
         async def stop() -> None:
             for cancel in unsubscribe:
@@ -79,4 +82,4 @@ async def _stop_all(stops: list[Stop]) -> None:
 
 def notifier_for(app: App) -> Notifier:
     """What a worker in this process hears: its own App first, then the store."""
-    return Notifiers([InProcessNotifier(app), StoreNotifier(app.store)])
+    return Notifiers([InProcessNotifier(app), StoreNotifier(app.service.store)])

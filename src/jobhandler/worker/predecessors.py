@@ -70,13 +70,13 @@ def is_gone(other: WorkerInfo, me: WorkerInfo) -> bool:
 async def rescue_predecessors(app: App, rescuer: Rescuer, me: WorkerInfo) -> int:
     """Rescue the running jobs of every registered worker of this machine that is gone."""
     rescued = 0
-    for other in await app.store.list_workers():
+    for other in await app.service.store.list_workers():
         if not is_gone(other, me):
             continue
         now = app.clock()
-        orphans = await app.store.expire_leases_of(other.id, now)
+        orphans = await app.service.store.expire_leases_of(other.id, now)
         rescued += await rescuer.rescue(orphans, now)
-        await app.store.deregister_worker(other.id)
+        await app.service.store.deregister_worker(other.id)
         log.warning(
             "worker %s (pid %d) is gone: rescued its %d running jobs",
             other.id,

@@ -41,7 +41,9 @@ class Scheduler:
     async def sync(self) -> None:
         """Store the app's schedules: new ones start at their next due time after now."""
         now = self.app.clock()
-        await self.app.store.sync_schedules([_view(p, now) for p in self.declared.values()], now)
+        await self.app.service.store.sync_schedules(
+            [_view(p, now) for p in self.declared.values()], now
+        )
 
     async def run(self, elector: Elector, kick: asyncio.Event) -> None:
         """Sync, then fire due schedules while ``elector`` leads, until cancelled."""
@@ -66,7 +68,7 @@ class Scheduler:
         """Fire every declared schedule that is due; when the next one is due (inf: none)."""
         now = self.app.clock()
         upcoming, seen = math.inf, 0
-        for stored in await self.app.store.list_schedules():
+        for stored in await self.app.service.store.list_schedules():
             schedule = self.declared.get(stored.name)
             if schedule is None:  # declared by another app sharing the store: not ours to run
                 continue
@@ -81,7 +83,7 @@ class Scheduler:
 
     async def _fire(self, schedule: Periodic, stored: ScheduleView, now: float) -> float:
         """Make the job of the latest due time (or pass it by); the next due time."""
-        store, timing = self.app.store, schedule.timing
+        store, timing = self.app.service.store, schedule.timing
         run_at = max(timing.latest_until(now), stored.next_run_at)
         next_run_at = timing.next_after(now)
         late = now - run_at

@@ -66,7 +66,7 @@ class Worker:
         )
         self.executor = Executor(app.tasks, self.runner, app.clock, app.events)
         self.producer = Producer(
-            app.store,
+            app.service.store,
             app.clock,
             queues=self.queues,
             worker_id=self.id,
@@ -74,9 +74,9 @@ class Worker:
             poll_interval=settings.poll_interval,
         )
         self.completer = Completer(
-            app.store,
+            app.service.store,
             app.clock,
-            app.notify_finished,
+            app.service.signals.finished,
             min(1.0, settings.poll_interval),
             app.events,
         )
@@ -99,9 +99,11 @@ class Worker:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         app, settings = self.app, self.settings
-        stop_metrics = metrics.serve(app, settings)  # --metrics-port: this process's metrics
+        stop_metrics = metrics.serve(app.events, settings)  # --metrics-port: this process's metrics
         self._started_at = app.clock()
-        await app.flow.write_declarations(self.queues, [t.name for t in app.tasks])  # limits
+        await app.service.flow.write_declarations(
+            self.queues, [t.name for t in app.tasks]
+        )  # limits
         await self._register()
         await rescue_predecessors(app, Rescuer(app, settings), self._info())
         await self.runner.start(app.tasks)
@@ -152,7 +154,7 @@ class Worker:
 
     async def _deregister(self) -> None:
         try:
-            await self.app.store.deregister_worker(self.id)
+            await self.app.service.store.deregister_worker(self.id)
         except JobHandlerError as exc:
             log.warning("could not deregister worker %s: %s", self.id, exc)
         log.info("worker %s stopped", self.id)
@@ -228,11 +230,13 @@ class Worker:
         )
 
     async def _register(self) -> None:
-        await self.app.store.register_worker(self._info())
+        await self.app.service.store.register_worker(self._info())
 
     async def _heartbeat(self) -> None:
         refs = [r.ref for r in self._running.values()]
-        reply = await self.app.store.heartbeat(self.id, refs, self.app.clock(), self.settings.lease)
+        reply = await self.app.service.store.heartbeat(
+            self.id, refs, self.app.clock(), self.settings.lease
+        )
         if not reply.registered:  # silent so long that the registry forgot us: back in it
             log.warning("worker %s was forgotten by the registry; registering again", self.id)
             await self._register()
@@ -246,7 +250,7 @@ class Worker:
         if not self._running:
             return
         refs = [r.ref for r in self._running.values()]
-        for job_id in await self.app.store.cancel_requests(self.id, refs):
+        for job_id in await self.app.service.store.cancel_requests(self.id, refs):
             self._stop_run(job_id, StopReason.CANCEL)
 
 

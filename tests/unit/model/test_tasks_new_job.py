@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from jobhandler import App, Settings
 from jobhandler.model.jobs import NewJob
@@ -82,10 +83,11 @@ def test_priority_zero_overrides_and_run_at_is_taken_as_given() -> None:
     assert (job.priority, job.run_at, job.queue) == (0, NOW + 5, "mail")
 
 
-def test_json_limits_follow_the_settings_the_app_holds() -> None:
+async def test_json_limits_follow_the_settings_the_app_is_connected_with(tmp_path: Path) -> None:
     app = _app()
     task = app.tasks.get("send")
-    app._settings = Settings(max_json_depth=5, max_payload_bytes=100)
-    assert (task.json_limits().max_depth, task.json_limits().max_bytes) == (5, 100)
-    app._settings = Settings(max_json_depth=9, max_payload_bytes=200)
-    assert (task.json_limits().max_depth, task.json_limits().max_bytes) == (9, 200)
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    async with app.connected(Settings(database_url=url, max_json_depth=5, max_payload_bytes=100)):
+        assert (task.json_limits().max_depth, task.json_limits().max_bytes) == (5, 100)
+    async with app.connected(Settings(database_url=url, max_json_depth=9, max_payload_bytes=200)):
+        assert (task.json_limits().max_depth, task.json_limits().max_bytes) == (9, 200)

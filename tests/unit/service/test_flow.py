@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from jobhandler import App
+from jobhandler.model.limits import InvalidLimit
 from jobhandler.model.rates import Rate, parse_rate
-from jobhandler.service.flow import InvalidLimit
 from jobhandler.settings import Settings
 
 
@@ -48,18 +48,18 @@ async def test_the_python_api_pauses_limits_and_reports(tmp_path: Path) -> None:
     async def send(to: str) -> None: ...
 
     async with app.connected(Settings(database_url=f"sqlite:///{tmp_path / 'jobs.db'}")):
-        await app.flow.write_declarations(["emails"], ["send"])  # as a worker does
-        (emails,) = await app.queue_stats()
+        await app.service.flow.write_declarations(["emails"], ["send"])  # as a worker does
+        (emails,) = await app.service.flow.queue_stats()
         assert (emails.concurrency, emails.rate_limit, emails.paused) == (5, "100/s", False)
         assert not emails.served  # no worker
-        assert (await app.pause_queue("emails")).paused
-        changed = await app.update_queue("emails", concurrency=2)
+        assert (await app.service.flow.pause("emails")).paused
+        changed = await app.service.flow.update("emails", concurrency=2)
         assert changed.paused and changed.concurrency == 2 and changed.rate_limit == "100/s"
-        assert not (await app.resume_queue("emails")).paused
+        assert not (await app.service.flow.resume("emails")).paused
         with pytest.raises(InvalidLimit):
-            await app.update_queue("emails", concurrency=0)
+            await app.service.flow.update("emails", concurrency=0)
         with pytest.raises(TypeError):
-            await app.update_queue("emails", speed=1)
-        limits = {(f.scope, f.name): f for f in await app.store.flow_limits()}
+            await app.service.flow.update("emails", speed=1)
+        limits = {(f.scope, f.name): f for f in await app.service.store.flow_limits()}
         assert limits["task", "send"].rate_limit == "10/min"
         assert limits["queue", "emails"].concurrency == 2

@@ -79,7 +79,7 @@ def test_a_failed_assertion_says_what_was_enqueued(jobhandler):
 
 
 def test_each_test_has_a_fresh_store(jobhandler_app, jobhandler):
-    assert jobhandler_app.run_sync(jobhandler_app.list_jobs()).jobs == []
+    assert jobhandler_app.run_sync(jobhandler_app.service.jobs.page()).jobs == []
 """
 
 
@@ -116,6 +116,7 @@ async def test_async_tests_get_typed_results_and_real_outcomes() -> None:
         raise PermanentFailure(f"no {n}")
 
     async with connected(app) as jobs:
+        submits = app.service.submits
         job = await receipt.enqueue("ann@example.test")
         bad = await refuse.enqueue(3)
         assert {j.id: j.status for j in await jobs.drain()} == {
@@ -128,4 +129,4 @@ async def test_async_tests_get_typed_results_and_real_outcomes() -> None:
             await bad.get_result(timeout=0)
         jobs.eager = True
         assert (await refuse.enqueue(4)).status is JobStatus.FAILED  # one attempt: permanent
-    assert "insert_jobs" not in vars(app)  # the App is left as it was
+    assert "insert" not in vars(submits)  # the service is left as it was

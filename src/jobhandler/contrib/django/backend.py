@@ -80,7 +80,7 @@ class JobHandlerBackend(BaseTaskBackend):  # type: ignore[misc]
 
     def get_result(self, result_id: str) -> Any:
         try:
-            job = self._app().run_sync(app.get_job(result_id))
+            job = self._app().run_sync(app.service.jobs.get(result_id))
         except JobNotFound:
             raise TaskResultDoesNotExist(result_id) from None
         task = self.django_tasks.get(job.task)

@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from jobhandler.http.auth import server_tokens
 from jobhandler.http.dashboard import actions, live, pages
 from jobhandler.http.dashboard.web import ERRORS, Dashboard, SecurityHeaders
 from jobhandler.http.token_cache import TokenCache
@@ -65,7 +66,9 @@ def create_dashboard(
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers=ERRORS,
     )
-    web.state.dashboard = Dashboard(app, settings, tokens)
+    # A dashboard mounted in another application gets a token cache of its own.
+    tokens = tokens or server_tokens(lambda: app.service)
+    web.state.dashboard = Dashboard(lambda: app.service, settings, tokens)
     return web
 
 

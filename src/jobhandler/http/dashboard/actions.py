@@ -11,8 +11,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from jobhandler.app import SubmitRequest
-from jobhandler.http.dashboard import service
 from jobhandler.http.dashboard.forms import (
     BadForm,
     SubmitForm,
@@ -31,6 +29,7 @@ from jobhandler.http.dashboard.session import (
 )
 from jobhandler.http.dashboard.web import dashboard, links, redirect
 from jobhandler.model.errors import InvalidJob, JobNotFound
+from jobhandler.model.options import SubmitRequest
 from jobhandler.model.validation import is_job_id
 
 CANCEL_WAIT = 5.0  # as the API: a running job's cancel waits this long for its worker
@@ -62,11 +61,11 @@ async def job_action(request: Request) -> Response:
     if not is_job_id(job_id):
         raise JobNotFound(job_id)
     if action == "cancel":
-        await dash.app.cancel_job(job_id, wait=CANCEL_WAIT)
+        await dash.service.jobs.cancel(job_id, wait=CANCEL_WAIT)
     elif action == "retry":
-        await dash.app.retry_job(job_id)
+        await dash.service.jobs.retry(job_id)
     else:
-        await dash.app.delete_job(job_id)
+        await dash.service.jobs.delete(job_id)
         return redirect(request, "jobs")
     return redirect(request, "job", job_id=job_id)
 
@@ -78,7 +77,12 @@ async def steer(request: Request) -> Response:
     if kind not in ("queues", "schedules") or action not in ("pause", "resume"):
         raise HTTPException(404, "no such action")
     await _checked(request, "POST", f"/{kind}/{name}/{action}")
-    await service.steer(dash.app, kind, action, name)
+    if kind == "queues":
+        flow = dash.service.flow
+        await (flow.pause if action == "pause" else flow.resume)(name)
+    else:
+        schedules = dash.service.schedules
+        await (schedules.pause if action == "pause" else schedules.resume)(name)
     return redirect(request, kind)
 
 
@@ -87,14 +91,14 @@ async def submit(request: Request) -> Response:
     dash = dashboard(request)
     name = request.path_params["name"]
     viewer, sent = await _checked(request, "POST", "/jobs", dash.settings.max_body_bytes)
-    if name not in dash.app.tasks:
+    if name not in dash.service.tasks:
         raise HTTPException(404, "no such task")
-    task = dash.app.tasks.get(name)
+    task = dash.service.tasks.get(name)
     fields = form_fields(task.payload_schema(), sent)
     try:
         delay = float(sent["delay"]) if sent.get("delay") else None
         request_ = SubmitRequest(task=name, payload=payload_from(fields, sent), delay=delay)
-        job = await dash.app.submit(request_)
+        job = await dash.service.submits.submit(request_)
     except (BadForm, InvalidJob, ValueError) as exc:
         form = SubmitForm(fields, _messages(exc))
         return dash.render(request, viewer, "task.html", 422, task=task, form=form, nav="tasks")

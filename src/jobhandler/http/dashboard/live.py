@@ -22,7 +22,7 @@ from jobhandler.model.errors import JobNotFound
 from jobhandler.model.validation import is_job_id
 
 if TYPE_CHECKING:
-    from jobhandler.app import App
+    from jobhandler.service import Service
 
 KEEP_ALIVE = 15.0  # seconds between comments on an idle stream, so proxies keep it open
 RETRY_MS = 2000  # how soon the browser reconnects a stream that broke off
@@ -34,13 +34,13 @@ async def job_events(request: Request) -> Response:
     viewer = await dash.sessions.viewer(request, "GET", f"/jobs/{job_id}")
     if not is_job_id(job_id):
         raise JobNotFound(job_id)
-    await dash.app.get_job(job_id)  # an unknown job is a 404, not a stream that never speaks
+    await dash.service.jobs.get(job_id)  # an unknown job is a 404, not a stream that never speaks
     grant = dash.sessions.grant(viewer, "GET", f"/jobs/{job_id}")
-    return StreamingResponse(_changes(dash.app, job_id, grant), media_type="text/event-stream")
+    return StreamingResponse(_changes(dash.service, job_id, grant), media_type="text/event-stream")
 
 
-async def _changes(app: App, job_id: str, grant: Grant) -> AsyncIterator[str]:
-    async with app.live.subscribe(
+async def _changes(service: Service, job_id: str, grant: Grant) -> AsyncIterator[str]:
+    async with service.live.subscribe(
         lambda job: job.id == job_id, still_allowed=grant.holds
     ) as changes:
         yield f"retry: {RETRY_MS}\n\n"

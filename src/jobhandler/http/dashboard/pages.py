@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from jobhandler.http.dashboard import service
+from jobhandler.http.dashboard import chart
 from jobhandler.http.dashboard.forms import SubmitForm, form_fields
 from jobhandler.http.dashboard.web import dashboard, links
 from jobhandler.model.errors import InvalidJob, JobNotFound
@@ -25,15 +25,15 @@ RUNNING_SHOWN = 200  # running jobs read for the workers page, at most
 async def overview(request: Request) -> Response:
     dash = dashboard(request)
     viewer = await dash.sessions.viewer(request, "GET", "/queues")
-    stats = await dash.app.queue_stats()
-    minutes = await service.throughput(dash.app)
+    stats = await dash.service.flow.queue_stats()
+    minutes = await dash.service.throughput(time.time() - chart.HOUR)
     return dash.render(
         request,
         viewer,
         "overview.html",
         stats=stats,
         statuses=list(JobStatus),
-        chart=service.chart(minutes, time.time()),
+        chart=chart.chart(minutes, time.time()),
         nav="overview",
     )
 
@@ -66,7 +66,7 @@ async def jobs(request: Request) -> Response:
     where, params = _filters(request)
     cursor = request.query_params.get("cursor") or None
     try:
-        page = await dash.app.list_jobs(where, PAGE_SIZE, cursor)
+        page = await dash.service.jobs.page(where, PAGE_SIZE, cursor)
     except ValueError as exc:
         raise InvalidJob(str(exc), []) from None
     return dash.render(
@@ -76,8 +76,8 @@ async def jobs(request: Request) -> Response:
         page=page,
         params=params,
         statuses=list(JobStatus),
-        queues=sorted({t.options.queue for t in dash.app.tasks}),
-        tasks=sorted(t.name for t in dash.app.tasks),
+        queues=sorted({t.options.queue for t in dash.service.tasks}),
+        tasks=sorted(t.name for t in dash.service.tasks),
         first=cursor is None,
         nav="jobs",
     )
@@ -89,10 +89,10 @@ async def job(request: Request) -> Response:
     viewer = await dash.sessions.viewer(request, "GET", f"/jobs/{job_id}")
     if not is_job_id(job_id):
         raise JobNotFound(job_id)
-    found = await dash.app.get_job(job_id)
+    found = await dash.service.jobs.get(job_id)
     attempts = None
     if viewer.may("GET", f"/jobs/{job_id}/attempts"):
-        attempts = await dash.app.job_attempts(job_id)
+        attempts = await dash.service.jobs.attempts(job_id)
     return dash.render(request, viewer, "job.html", job=found, attempts=attempts, nav="jobs")
 
 
@@ -103,7 +103,7 @@ async def queues(request: Request) -> Response:
         request,
         viewer,
         "queues.html",
-        stats=await dash.app.queue_stats(),
+        stats=await dash.service.flow.queue_stats(),
         nav="queues",
     )
 
@@ -111,7 +111,7 @@ async def queues(request: Request) -> Response:
 async def workers(request: Request) -> Response:
     dash = dashboard(request)
     viewer = await dash.sessions.viewer(request, "GET", "/workers")
-    running = await dash.app.list_jobs(
+    running = await dash.service.jobs.page(
         JobFilter(statuses=frozenset({JobStatus.PROCESSING})), RUNNING_SHOWN, None
     )
     by_worker = defaultdict(list)
@@ -121,7 +121,7 @@ async def workers(request: Request) -> Response:
         request,
         viewer,
         "workers.html",
-        workers=await dash.app.workers(),
+        workers=await dash.service.workers(),
         running=by_worker,
         nav="workers",
     )
@@ -130,7 +130,7 @@ async def workers(request: Request) -> Response:
 async def tasks(request: Request) -> Response:
     dash = dashboard(request)
     viewer = await dash.sessions.viewer(request, "GET", "/tasks")
-    return dash.render(request, viewer, "tasks.html", tasks=list(dash.app.tasks), nav="tasks")
+    return dash.render(request, viewer, "tasks.html", tasks=list(dash.service.tasks), nav="tasks")
 
 
 async def task(request: Request) -> Response:
@@ -138,9 +138,9 @@ async def task(request: Request) -> Response:
     dash = dashboard(request)
     viewer = await dash.sessions.viewer(request, "GET", "/tasks")
     name = request.path_params["name"]
-    if name not in dash.app.tasks:
+    if name not in dash.service.tasks:
         raise HTTPException(404, "no such task")
-    found = dash.app.tasks.get(name)
+    found = dash.service.tasks.get(name)
     form = SubmitForm(form_fields(found.payload_schema()))
     return dash.render(request, viewer, "task.html", task=found, form=form, nav="tasks")
 
@@ -152,6 +152,6 @@ async def schedules(request: Request) -> Response:
         request,
         viewer,
         "schedules.html",
-        schedules=await dash.app.schedules(),
+        schedules=await dash.service.schedules.all(),
         nav="schedules",
     )

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,9 +27,6 @@ from jobhandler.http.auth import same_origin
 from jobhandler.http.token_cache import Grant, TokenCache
 from jobhandler.model.errors import JobHandlerError
 from jobhandler.model.tokens import Scope, allows, hash_token, shows_tracebacks
-
-if TYPE_CHECKING:
-    from jobhandler.app import App
 
 COOKIE = "jobhandler_session"
 OPEN_PREFIX = "open."  # the cookie of an open dashboard: no token, only a CSRF secret
@@ -76,8 +72,8 @@ class Sessions:
     """Checks sessions against the store's tokens (through the server's cache, ``tokens``;
     a dashboard mounted on its own gets a cache of its own)."""
 
-    def __init__(self, app: App, tokens: TokenCache | None = None) -> None:
-        self.tokens = tokens or TokenCache(app.token_scopes, app.touch_tokens)
+    def __init__(self, tokens: TokenCache) -> None:
+        self.tokens = tokens
 
     async def viewer(self, request: Request, method: str, api_path: str) -> Viewer:
         """The viewer, if the API would let them make ``method api_path``.

@@ -38,7 +38,7 @@ from jobhandler.model.errors import (
 from jobhandler.settings import Settings
 
 if TYPE_CHECKING:
-    from jobhandler.app import App
+    from jobhandler.service import Service
 
 # Scripts and styles only from the package's own files: an injected tag or attribute cannot run.
 HEADERS = [
@@ -109,17 +109,23 @@ def _environment() -> jinja2.Environment:
 
 
 class Dashboard:
-    """The App behind the dashboard, its sessions, and how pages are rendered."""
+    """The service behind the dashboard, its sessions, and how pages are rendered."""
 
-    def __init__(self, app: App, settings: Settings | None, tokens: TokenCache | None) -> None:
-        self.app = app
+    def __init__(
+        self, service: Callable[[], Service], settings: Settings | None, tokens: TokenCache
+    ) -> None:
+        self._service = service  # the connected App's, asked for at each request
         self._settings = settings
-        self.sessions = Sessions(app, tokens)
+        self.sessions = Sessions(tokens)
         self.templates = Jinja2Templates(env=_environment())
 
     @property
+    def service(self) -> Service:
+        return self._service()
+
+    @property
     def settings(self) -> Settings:
-        return self._settings or self.app.settings
+        return self._settings or self.service.settings
 
     def render(
         self,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from jobhandler.client.wire import AttemptOut, attempts_json
-from jobhandler.http.inputs import JobId, served_app
+from jobhandler.http.inputs import JobId, served
 from jobhandler.http.openapi import STORE, problems
 
 router = APIRouter(tags=["jobs"])
@@ -20,5 +20,7 @@ router = APIRouter(tags=["jobs"])
     responses=problems(*STORE, 404, 422),
 )
 async def list_attempts(request: Request, job_id: JobId) -> Response:
-    app = served_app(request)
-    return Response(attempts_json(await app.job_attempts(job_id)), media_type="application/json")
+    service = served(request)
+    return Response(
+        attempts_json(await service.jobs.attempts(job_id)), media_type="application/json"
+    )

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from jobhandler.client.wire import job_json
-from jobhandler.http.inputs import JobId, check_filters, served_app
+from jobhandler.http.inputs import JobId, check_filters, served
 from jobhandler.http.openapi import STORE, problems
 from jobhandler.http.routes.jobs import FilterText
 from jobhandler.http.token_cache import grant_of
@@ -73,7 +73,7 @@ def _match(
 
 
 async def _existing(request: Request, job_id: JobId) -> Job:
-    return await served_app(request).get_job(job_id)
+    return await served(request).jobs.get(job_id)
 
 
 def _still_allowed(request: Request) -> StillAllowed | None:
@@ -91,7 +91,7 @@ def _still_allowed(request: Request) -> StillAllowed | None:
 async def stream_events(
     request: Request, match: Annotated[Callable[[Job], bool], Depends(_match)]
 ) -> AsyncIterator[ServerSentEvent]:
-    live = served_app(request).live
+    live = served(request).live
     async with live.subscribe(match, still_allowed=_still_allowed(request)) as sub:
         yield ServerSentEvent(comment="subscribed", retry=RETRY_MS)
         while (job := await sub.next()) is not None:
@@ -108,12 +108,12 @@ async def stream_events(
 async def stream_job_events(
     request: Request, found: Annotated[Job, Depends(_existing)]
 ) -> AsyncIterator[ServerSentEvent]:
-    app = served_app(request)
-    async with app.live.subscribe(
+    service = served(request)
+    async with service.live.subscribe(
         lambda job: job.id == found.id, still_allowed=_still_allowed(request)
     ) as sub:
         # Read again once subscribed: a change since the first read is not missed.
-        job: Job | None = await app.store.get_job(found.id) or found
+        job: Job | None = await service.store.get_job(found.id) or found
         yield ServerSentEvent(comment="subscribed", retry=RETRY_MS)
         seen = None
         while job is not None:

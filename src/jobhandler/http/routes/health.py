@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from jobhandler.client.wire import HealthOut, ReadyOut
-from jobhandler.http.inputs import served_app
+from jobhandler.http.inputs import served
 from jobhandler.http.openapi import problems
 
 router = APIRouter(tags=["health"])
@@ -30,6 +30,6 @@ async def healthz() -> HealthOut:
     responses=problems(400, 500, 503),
 )
 async def readyz(request: Request) -> ReadyOut:
-    app = served_app(request)
-    await app.store.ping()
+    service = served(request)
+    await service.store.ping()
     return ReadyOut(status="ready")

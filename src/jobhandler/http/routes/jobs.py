@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from jobhandler.app import MAX_BATCH
 from jobhandler.client.wire import (
     BatchOut,
     BulkOut,
@@ -29,7 +28,7 @@ from jobhandler.http.inputs import (
     idempotency_key,
     moment,
     read_json,
-    served_app,
+    served,
     served_settings,
     submit_request,
     submit_requests,
@@ -40,7 +39,7 @@ from jobhandler.http.problems import Problem
 from jobhandler.model.jobs import JobStatus
 from jobhandler.model.records import CURSOR_PATTERN, BulkAction, JobFilter
 from jobhandler.model.validation import FILTER_MAX_LENGTH
-from jobhandler.service.submits import Submitted, batch_sized
+from jobhandler.service.submits import MAX_BATCH, Submitted, batch_sized
 
 CANCEL_WAIT = 5.0  # how long a cancel of a running job waits for its worker to stop it
 JSON = "application/json"
@@ -100,17 +99,19 @@ _FILTER = BulkFilterIn.model_json_schema(ref_template="#/components/schemas/{mod
     },
 )
 async def create_job(request: Request) -> Response:
-    app, settings = served_app(request), served_settings(request)
+    service, settings = served(request), served_settings(request)
     idempotency = idempotency_header(request)  # checked before the body, as FastAPI did
     body = await read_json(request, settings)
     submit = submit_request(body, [])
     key = idempotency_key(request, idempotency, body)
-    done = await app.submits.submit(lambda now: [app.new_job(submit, now)], batch=False, key=key)
+    done = await service.submits.submit_checked(
+        lambda now: [service.submits.new_job(submit, now)], batch=False, key=key
+    )
     if not done.jobs:  # replayed, and its job was deleted since
         raise Problem(404, "the job this Idempotency-Key created was deleted")
     (job,) = done.jobs
     headers = {"Location": f"/jobs/{job.id}", **_replayed(done)}
-    if unserved := await app.flow.unserved([job.queue]):  # the job waits for a worker
+    if unserved := await service.flow.unserved([job.queue]):  # the job waits for a worker
         headers[UNSERVED] = ", ".join(unserved)
     return Response(job_json(job), status_code=done.status, media_type=JSON, headers=headers)
 
@@ -133,13 +134,15 @@ def _replayed(done: Submitted) -> dict[str, str]:
     },
 )
 async def create_jobs(request: Request) -> Response:
-    app, settings = served_app(request), served_settings(request)
+    service, settings = served(request), served_settings(request)
     idempotency = idempotency_header(request)  # checked before the body, as FastAPI did
     body = await read_json(request, settings)
-    new = submit_requests(app, body)
+    new = submit_requests(service, body)
     key = idempotency_key(request, idempotency, body)
-    done = await app.submits.submit(lambda now: batch_sized(new, MAX_BATCH), batch=True, key=key)
-    unserved = await app.flow.unserved({j.queue for j in done.jobs})
+    done = await service.submits.submit_checked(
+        lambda now: batch_sized(new, MAX_BATCH), batch=True, key=key
+    )
+    unserved = await service.flow.unserved({j.queue for j in done.jobs})
     headers = {UNSERVED: ", ".join(unserved)} if unserved else {}
     return Response(
         batch_json(done.jobs, done.created),
@@ -171,7 +174,7 @@ async def list_jobs(
     created_before: CreatedBefore = None,
 ) -> Response:
     check_filters(queue=queue, task=task)
-    app = served_app(request)
+    service = served(request)
     where = JobFilter(
         statuses=frozenset(status or ()),
         queue=queue,
@@ -179,7 +182,7 @@ async def list_jobs(
         created_before=moment(created_before, "created_before"),
     )
     try:
-        page = await app.list_jobs(where, limit, cursor)
+        page = await service.jobs.page(where, limit, cursor)
     except ValueError as exc:
         raise Problem(400, str(exc)) from None
     headers = {}
@@ -205,9 +208,9 @@ async def list_jobs(
     openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": _FILTER}}}},
 )
 async def bulk_jobs(request: Request, action: BulkAction) -> Response:
-    app, settings = served_app(request), served_settings(request)
+    service, settings = served(request), served_settings(request)
     where = bulk_filter(await read_json(request, settings))
-    done = await app.bulk_action(action, where)
+    done = await service.jobs.bulk(action, where)
     out = BulkOut(action=action, count=done.count)
     if action == "retry":
         out.skipped = [SkippedOut(id=job_id, holder=holder) for job_id, holder in done.skipped]
@@ -223,8 +226,8 @@ async def bulk_jobs(request: Request, action: BulkAction) -> Response:
     responses=problems(*STORE, 404, 422),
 )
 async def get_job(request: Request, job_id: JobId, wait: Wait = 0) -> Response:
-    app = served_app(request)
-    job = await (app.wait_for_job(job_id, wait) if wait else app.get_job(job_id))
+    service = served(request)
+    job = await (service.jobs.wait(job_id, wait) if wait else service.jobs.get(job_id))
     return Response(job_json(job), media_type=JSON)
 
 
@@ -240,8 +243,8 @@ async def get_job(request: Request, job_id: JobId, wait: Wait = 0) -> Response:
     },
 )
 async def cancel_job(request: Request, job_id: JobId) -> Response:
-    app = served_app(request)
-    job = await app.cancel_job(job_id, wait=CANCEL_WAIT)
+    service = served(request)
+    job = await service.jobs.cancel(job_id, wait=CANCEL_WAIT)
     status = 200 if job.status.terminal else 202
     return Response(job_json(job), status_code=status, media_type=JSON)
 
@@ -257,8 +260,8 @@ async def cancel_job(request: Request, job_id: JobId) -> Response:
     responses=problems(*STORE, 404, 409, 415, 422),
 )
 async def retry_job(request: Request, job_id: JobId) -> Response:
-    app = served_app(request)
-    return Response(job_json(await app.retry_job(job_id)), media_type=JSON)
+    service = served(request)
+    return Response(job_json(await service.jobs.retry(job_id)), media_type=JSON)
 
 
 @router.delete(
@@ -269,6 +272,6 @@ async def retry_job(request: Request, job_id: JobId) -> Response:
     responses=problems(*STORE, 404, 409, 415, 422),
 )
 async def delete_job(request: Request, job_id: JobId) -> Response:
-    app = served_app(request)
-    await app.delete_job(job_id)
+    service = served(request)
+    await service.jobs.delete(job_id)
     return Response(status_code=204)

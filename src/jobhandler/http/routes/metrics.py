@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from jobhandler.http.inputs import served_app
+from jobhandler.http.inputs import served
 from jobhandler.http.openapi import STORE, problems
 from jobhandler.observe import metrics
 
@@ -29,6 +29,11 @@ _TEXT = {"schema": {"type": "string", "description": "Prometheus text exposition
     },
 )
 async def get_metrics(request: Request) -> Response:
-    app = served_app(request)
-    body, content_type = await metrics.install(app).scrape(app, request.headers.get("accept"))
+    service = served(request)
+    gauges = metrics.StoreGauges(
+        await service.flow.queue_stats(), await service.workers(), service.clock()
+    )
+    body, content_type = metrics.install(service.events).scrape(
+        gauges, request.headers.get("accept")
+    )
     return Response(body, media_type=content_type)

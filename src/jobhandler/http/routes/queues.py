@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from jobhandler.client.wire import QueueLimitsIn, QueueOut, queue_json, queues_json
-from jobhandler.http.inputs import served_app
+from jobhandler.http.inputs import served
 from jobhandler.http.openapi import STORE, problems, queue_links
 from jobhandler.http.problems import Problem
 from jobhandler.model.records import QueueStats
@@ -36,8 +36,8 @@ _ACTION_PROBLEMS: dict[int | str, dict[str, Any]] = {
     responses=problems(*STORE),
 )
 async def list_queues(request: Request) -> Response:
-    app = served_app(request)
-    return Response(queues_json(await app.queue_stats()), media_type=JSON)
+    service = served(request)
+    return Response(queues_json(await service.flow.queue_stats()), media_type=JSON)
 
 
 @router.patch(
@@ -50,9 +50,9 @@ async def list_queues(request: Request) -> Response:
     responses=_ACTION_PROBLEMS,
 )
 async def update_queue(request: Request, name: QueueName, limits: QueueLimitsIn) -> Response:
-    app = served_app(request)
+    service = served(request)
     changed = limits.model_dump(include=limits.model_fields_set)
-    return await _answer(app.update_queue(name, **changed))
+    return await _answer(service.flow.update(name, **changed))
 
 
 @router.post(
@@ -63,8 +63,8 @@ async def update_queue(request: Request, name: QueueName, limits: QueueLimitsIn)
     responses=_ACTION_PROBLEMS,
 )
 async def pause_queue(request: Request, name: QueueName) -> Response:
-    app = served_app(request)
-    return await _answer(app.pause_queue(name))
+    service = served(request)
+    return await _answer(service.flow.pause(name))
 
 
 @router.post(
@@ -75,8 +75,8 @@ async def pause_queue(request: Request, name: QueueName) -> Response:
     responses=_ACTION_PROBLEMS,
 )
 async def resume_queue(request: Request, name: QueueName) -> Response:
-    app = served_app(request)
-    return await _answer(app.resume_queue(name))
+    service = served(request)
+    return await _answer(service.flow.resume(name))
 
 
 async def _answer(action: Awaitable[QueueStats]) -> Response:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from jobhandler.client.wire import ScheduleOut, schedule_json, schedules_json
-from jobhandler.http.inputs import served_app
+from jobhandler.http.inputs import served
 from jobhandler.http.openapi import STORE, problems
 from jobhandler.http.problems import Problem
 from jobhandler.model.schedules import ScheduleNotFound
@@ -33,8 +33,8 @@ _ACTION_PROBLEMS: dict[int | str, dict[str, Any]] = {
     responses=problems(*STORE),
 )
 async def list_schedules(request: Request) -> Response:
-    app = served_app(request)
-    return Response(schedules_json(await app.schedules()), media_type=JSON)
+    service = served(request)
+    return Response(schedules_json(await service.schedules.all()), media_type=JSON)
 
 
 @router.post(
@@ -60,9 +60,11 @@ async def resume_schedule(request: Request, name: ScheduleName) -> Response:
 
 
 async def _act(request: Request, name: str, *, pause: bool) -> Response:
-    app = served_app(request)
+    service = served(request)
     try:
-        schedule = await (app.pause_schedule(name) if pause else app.resume_schedule(name))
+        schedule = await (
+            service.schedules.pause(name) if pause else service.schedules.resume(name)
+        )
     except ScheduleNotFound as exc:
         raise Problem(404, str(exc)) from None
     return Response(schedule_json(schedule), media_type=JSON)

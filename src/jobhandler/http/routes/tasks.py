@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from jobhandler.client.wire import TaskOut, tasks_json
-from jobhandler.http.inputs import served_app
+from jobhandler.http.inputs import served
 from jobhandler.http.openapi import EVERY, problems
 
 router = APIRouter(tags=["tasks"])
@@ -20,5 +20,5 @@ router = APIRouter(tags=["tasks"])
     responses=problems(*EVERY),
 )
 async def list_tasks(request: Request) -> Response:
-    app = served_app(request)
-    return Response(tasks_json(list(app.tasks)), media_type="application/json")
+    service = served(request)
+    return Response(tasks_json(list(service.tasks)), media_type="application/json")

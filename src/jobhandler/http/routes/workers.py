@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from jobhandler.client.wire import WorkerOut, workers_json
-from jobhandler.http.inputs import served_app
+from jobhandler.http.inputs import served
 from jobhandler.http.openapi import STORE, problems
 
 router = APIRouter(tags=["workers"])
@@ -20,5 +20,5 @@ router = APIRouter(tags=["workers"])
     responses=problems(*STORE),
 )
 async def list_workers(request: Request) -> Response:
-    app = served_app(request)
-    return Response(workers_json(await app.workers()), media_type="application/json")
+    service = served(request)
+    return Response(workers_json(await service.workers()), media_type="application/json")

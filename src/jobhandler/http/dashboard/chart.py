@@ -1,32 +1,13 @@
-"""What the dashboard asks of the App beyond a plain call: the last hour's throughput as
-chart bars, and pausing or resuming a queue or a schedule by name."""
+"""The dashboard's throughput chart: the last hour's finished jobs as sixty bars."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from jobhandler.model.records import Throughput
 
-if TYPE_CHECKING:
-    from jobhandler.app import App
-
 HOUR = 3600.0
-
-
-async def throughput(app: App) -> list[Throughput]:
-    """Finished jobs per minute over the last hour."""
-    return await app.throughput(time.time() - HOUR)
-
-
-async def steer(app: App, kind: str, action: str, name: str) -> None:
-    """Pause or resume a queue or a schedule (``kind``: queues or schedules)."""
-    if kind == "queues":
-        await (app.pause_queue if action == "pause" else app.resume_queue)(name)
-    else:
-        await (app.pause_schedule if action == "pause" else app.resume_schedule)(name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,92 @@
+"""Stored jobs, read and acted on: get, page through, wait for, cancel, retry, delete, in bulk,
+and each one's attempts. Every frontend (HTTP, dashboard, CLI, Python) comes through here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextlib import suppress
+
+from jobhandler.model.errors import InvalidTransition, JobNotFound
+from jobhandler.model.jobs import Job, JobStatus
+from jobhandler.model.records import Attempt, BulkAction, JobFilter, Page
+from jobhandler.service.bulk import BulkDone, run_bulk
+from jobhandler.service.signals import Signals
+from jobhandler.service.waiting import JobWatch
+from jobhandler.settings import Settings
+from jobhandler.store import Store
+
+
+class Jobs:
+    def __init__(
+        self, store: Store, settings: Settings, clock: Callable[[], float], signals: Signals
+    ) -> None:
+        self._store, self._settings, self._clock, self._signals = store, settings, clock, signals
+        # Requests waiting for jobs to finish: woken by this process's workers, or by one
+        # shared read of every waited job a few times a second.
+        self._watch = JobWatch(store.job_statuses)
+        signals.on_finish(self._watch.wake)
+
+    async def get(self, job_id: str) -> Job:
+        job = await self._store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def page(
+        self, where: JobFilter | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page:
+        """Up to ``limit`` jobs, newest first; fewer when they would pass the settings'
+        ``max_page_bytes`` (see ``Store.list_jobs``)."""
+        return await self._store.list_jobs(
+            where or JobFilter(), limit, cursor, max_bytes=self._settings.max_page_bytes
+        )
+
+    async def wait(self, job_id: str, timeout: float) -> Job:
+        """The job once it is terminal, or as it stands after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._watch.watching(job_id) as woken:  # before the read: no wake-up is missed
+            while True:
+                woken.clear()
+                job = await self.get(job_id)
+                remaining = deadline - time.monotonic()
+                if job.status.terminal or remaining <= 0:
+                    return job
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), remaining)
+
+    async def cancel(self, job_id: str, wait: float = 0.0) -> Job:
+        """Cancel a job; a processing one is stopped by its worker, waited for up to ``wait`` s."""
+        job = await self._store.request_cancel(job_id, self._clock())
+        if job.status.terminal:
+            self._signals.finished([job_id])
+        if job.status is JobStatus.PROCESSING:
+            self._signals.cancel_requested(job_id)
+            if wait > 0:
+                job = await self.wait(job_id, wait)
+        return job
+
+    async def retry(self, job_id: str) -> Job:
+        """Queue a finished job again. Raises InvalidTransition (UniqueKeyHeld when another
+        job holds its unique key), JobNotFound."""
+        job = await self._store.retry_job(job_id, self._clock())
+        self._signals.submitted()
+        return job
+
+    async def delete(self, job_id: str) -> None:
+        if not await self._store.delete_job(job_id):
+            job = await self.get(job_id)  # raises JobNotFound when it is not there at all
+            raise InvalidTransition("only a finished job can be deleted", job.status)
+
+    async def bulk(self, action: BulkAction, where: JobFilter) -> BulkDone:
+        """Cancel, retry or delete every job ``where`` matches, in short batches: how many it
+        changed, and those a retry skipped because another job holds their unique key."""
+        done = await run_bulk(self._store, self._clock, action, where, self._signals.finished)
+        if action == "retry" and done.count:
+            self._signals.submitted()
+        return done
+
+    async def attempts(self, job_id: str) -> list[Attempt]:
+        """Every run of the job, oldest first, the one in progress last. Raises JobNotFound."""
+        return await self._store.job_attempts(job_id)
