@@ -1,6 +1,6 @@
 """The HTTP API's calls, each described once (``Calls``), and how an answer becomes a model.
 
-Both clients (client.py) send a ``Call`` and read its answer with the wire models the server
+Both clients (clients.py) send a ``Call`` and read its answer with the wire models the server
 writes (client/wire.py): a job is declared once, on both sides of the wire. Those models hold
 times as epoch seconds, as ``Job`` does, and write them as RFC 3339; the readers below turn the
 RFC 3339 text of an answer back into epoch seconds, so ``model.model_dump_json()`` on the client

@@ -133,7 +133,7 @@ class QueueOut(BaseModel):
     counts: dict[JobStatus, int]  # every status, zero included
 
     oldest_waiting_at: Timestamp | None = None  # when its longest-waiting due job became due
-    # Flow control (flow.py): a paused queue starts nothing; limits hold over all workers.
+    # Flow control (service/flow.py): a paused queue starts nothing; limits hold over all workers.
     paused: bool = False
     concurrency: int | None = Field(default=None, description="jobs running at once, at most")
     rate_limit: str | None = Field(default=None, description='jobs started, at most: "100/s"')

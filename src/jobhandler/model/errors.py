@@ -142,7 +142,7 @@ class InvalidResult(PermanentFailure):
         self.problem = problem
 
 
-# -- what a client of the HTTP API raises (client.py): problem JSON as exceptions -----------
+# -- what a client of the HTTP API raises (client/clients.py): problem JSON as exceptions -------
 
 
 class ClientError(JobHandlerError):

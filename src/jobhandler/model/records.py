@@ -58,7 +58,7 @@ class QueueStats:
     counts: dict[str, int] = field(default_factory=dict)
     # When the job that has waited longest became due (its run_at); None: nothing is due.
     oldest_waiting_at: float | None = None
-    # Flow control (filled in by the service, flow.py): paused, the limits that hold, and
+    # Flow control (filled in by the service, service/flow.py): paused, the limits that hold, and
     # whether a live worker serves the queue.
     paused: bool = False
     concurrency: int | None = None
@@ -102,8 +102,8 @@ class Throughput:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleView:
-    """A periodic schedule as stored (``periodic.py``): its declaration, whether it is paused,
-    and its run times (``last_job_id``: the job its last run made)."""
+    """A periodic schedule as stored (``model/schedules.py``): its declaration, whether it is
+    paused, and its run times (``last_job_id``: the job its last run made)."""
 
     name: str
     task: str

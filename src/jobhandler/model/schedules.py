@@ -2,7 +2,7 @@
 
 Pure: no I/O. A schedule runs a task on a cron expression (five fields, read by ``cronsim``,
 in the schedule's time zone) or every N seconds (at whole multiples of N since the Unix epoch,
-so every worker computes the same due times). The scheduler (worker/scheduler.py) turns each
+so every worker computes the same due times). The scheduler (worker/schedules.py) turns each
 due time into one ordinary job; the store keeps the pause state and the next due time.
 """
 

@@ -43,7 +43,7 @@ from jobhandler.service.submits import MAX_BATCH, Submitted, batch_sized
 
 CANCEL_WAIT = 5.0  # how long a cancel of a running job waits for its worker to stop it
 JSON = "application/json"
-# Names the queues of a submit that no live worker serves (flow.py): the jobs wait.
+# Names the queues of a submit that no live worker serves (service/flow.py): the jobs wait.
 UNSERVED = "X-Jobhandler-Unserved-Queues"
 
 router = APIRouter(tags=["jobs"])
