@@ -11,12 +11,12 @@ Why a descriptor rather than two written clients, or one generated from the othe
 that sends one call and reads its answer is nothing but that pair, so it is declared once, as
 ``get = Method(Calls.get, calls.job)`` on ``Methods``, the base of both clients. Its ``__get__``
 is overloaded on the client's class: mypy sees ``Client.get`` as ``(job_id: str, *, wait:
-float = 0) -> JobOut`` and ``AsyncClient.get`` as the same parameters giving a coroutine of
-``JobOut`` (the parameters are ``Calls.get``'s, through a ``ParamSpec``), and at run time each
-client's ``_answer`` sends it its own way. Code generation (unasync) would keep two copies of
-every method in the repository and a test to keep them equal; here a new call is one line. The
-methods that are more than one call (``wait``, ``list_jobs``, ``ready``) stay written per
-client, where the ``await`` is plain to read.
+float = 0) -> JobOut`` and ``AsyncClient.get`` as the same parameters giving a coroutine of a
+``JobOut`` (the parameters are ``Calls.get``'s, carried by a ``ParamSpec``); at run time it gives
+a plain function on a ``Client`` and a coroutine function on an ``AsyncClient``. Code generation
+(unasync) would keep two copies of every method in the repository, and a test to keep them
+equal; here a new call is one line. The methods that are more than one call (``wait``,
+``list_jobs``, ``ready``) stay written per client, where each ``await`` is plain to read.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Method(Generic[Params, Answer]):
         self.describe = describe
         self.read = read
         self.__doc__ = describe.__doc__
-        # help() and IDEs show the call's parameters rather than (*args, **kwargs).
+        # help() and inspect.signature show the call's parameters, not (*args, **kwargs).
         self.signature = inspect.signature(describe).replace(
             return_annotation=inspect.Signature.empty
         )
@@ -121,15 +121,26 @@ class Method(Generic[Params, Answer]):
     def __get__(self, client: Client | AsyncClient | None, owner: type[Any]) -> Any:
         if client is None:
             return self
-        answer = client._answer  # the sync or async sending, as the client does it
-
-        def method(*args: Params.args, **kwargs: Params.kwargs) -> Any:
-            return answer(self.describe(*args, **kwargs), self.read)
-
+        method: Any = (
+            self._sending(client) if isinstance(client, Client) else self._awaiting(client)
+        )
         method.__name__ = self.name
         method.__qualname__ = f"{type(client).__name__}.{self.name}"
         method.__doc__ = self.__doc__
-        method.__signature__ = self.signature  # type: ignore[attr-defined]
+        method.__signature__ = self.signature
+        return method
+
+    def _sending(self, client: Client) -> Callable[Params, Answer]:
+        def method(*args: Params.args, **kwargs: Params.kwargs) -> Answer:
+            return self.read(client.send(self.describe(*args, **kwargs)))
+
+        return method
+
+    def _awaiting(self, client: AsyncClient) -> Callable[Params, Coroutine[Any, Any, Answer]]:
+        # A coroutine function, as a method written with async def is (iscoroutinefunction).
+        async def method(*args: Params.args, **kwargs: Params.kwargs) -> Answer:
+            return self.read(await client.send(self.describe(*args, **kwargs)))
+
         return method
 
 
@@ -181,9 +192,6 @@ class Client(Methods):
     def send(self, call: Call) -> Any:
         """The answer's JSON as it came (None for 204); an error answer raises."""
         return _decode(self._response(call), call)
-
-    def _answer(self, call: Call, read: Callable[[Any], Answer]) -> Answer:
-        return read(self.send(call))
 
     def wait(self, job_id: str, timeout: float = 60.0) -> JobOut:
         """Hold until the job is terminal; returns it as it stands after ``timeout``."""
@@ -252,9 +260,6 @@ class AsyncClient(Methods):
     async def send(self, call: Call) -> Any:
         """The answer's JSON as it came (None for 204); an error answer raises."""
         return _decode(await self._response(call), call)
-
-    async def _answer(self, call: Call, read: Callable[[Any], Answer]) -> Answer:
-        return read(await self.send(call))
 
     async def wait(self, job_id: str, timeout: float = 60.0) -> JobOut:
         """Hold until the job is terminal; returns it as it stands after ``timeout``."""
