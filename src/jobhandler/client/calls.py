@@ -17,12 +17,11 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from pydantic import BaseModel
 from typing_extensions import Unpack
 
-from jobhandler.model.options import EnqueueOptions
-
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from jobhandler.client.wire import (
         AttemptOut,
         BatchOut,
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
         TaskOut,
         WorkerOut,
     )
+    from jobhandler.model.options import EnqueueOptions
 
 BulkAction = Literal["cancel", "retry", "delete"]
 
@@ -179,8 +179,8 @@ class Calls:
 
 
 # -- answers as models ---------------------------------------------------------------------
-# The wire models are imported on first use: they bring in pydantic's schema machinery and the
-# model, which a CLI command that prints the raw JSON should not pay for.
+# The wire models are imported on first use, and pydantic with them: a CLI command that prints
+# the raw JSON, or a script that only sends calls, does not pay for them.
 
 
 def nothing(body: Any) -> None:
