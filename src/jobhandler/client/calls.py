@@ -1,7 +1,9 @@
 """The HTTP API's calls, each described once (``Calls``), and how an answer becomes a model.
 
-Both clients (clients.py) send a ``Call`` and read its answer with the wire models the server
-writes (client/wire.py): a job is declared once, on both sides of the wire. Those models hold
+Each ``Calls`` method takes the parameters of the client method of its name, so both clients
+(clients.py) are made from it: a client method sends its ``Call`` and reads the answer with a
+reader below, into the wire models the server writes (wire.py): a job is declared once, on both
+sides of the wire. Those models hold
 times as epoch seconds, as ``Job`` does, and write them as RFC 3339; the readers below turn the
 RFC 3339 text of an answer back into epoch seconds, so ``model.model_dump_json()`` on the client
 gives the server's own JSON.
@@ -9,15 +11,17 @@ gives the server's own JSON.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from pydantic import BaseModel
+from typing_extensions import Unpack
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from jobhandler.client.wire import (
         AttemptOut,
         BatchOut,
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
         TaskOut,
         WorkerOut,
     )
+    from jobhandler.model.options import EnqueueOptions
 
 BulkAction = Literal["cancel", "retry", "delete"]
 
@@ -52,7 +57,7 @@ class Call:
     job_id: str | None = None  # the job it is about: its 404 is then a JobNotFound
 
 
-def _submit_body(task: str | None, payload: Any, options: dict[str, Any]) -> dict[str, Any]:
+def _submit_body(task: str | None, payload: Any, options: Mapping[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"payload": payload}
     if task is not None:
         body["task"] = task
@@ -61,21 +66,28 @@ def _submit_body(task: str | None, payload: Any, options: dict[str, Any]) -> dic
 
 
 class Calls:
-    """The API's calls. ``get`` with ``wait`` holds until the job is terminal (at most 60 s)."""
+    """The API's calls, each with the parameters of the client method of its name (``list``
+    is ``list_jobs``'s first page). ``client.send(Calls.get(job_id))`` gives the raw JSON."""
 
     @staticmethod
     def submit(
-        task: str | None, payload: Any, idempotency_key: str | None = None, **options: Any
+        task: str | None,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> Call:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return Call("POST", "/jobs", body=_submit_body(task, payload, options), headers=headers)
 
     @staticmethod
     def submit_many(jobs: Sequence[dict[str, Any]]) -> Call:
+        """Up to 1,000 jobs, all or none: each a dict of ``task``, ``payload`` and options."""
         return Call("POST", "/jobs/batch", body={"jobs": list(jobs)})
 
     @staticmethod
-    def get(job_id: str, wait: float = 0) -> Call:
+    def get(job_id: str, *, wait: float = 0) -> Call:
+        """The job; with ``wait``, held until it is terminal (at most 60 s)."""
         params = [("wait", wait)] if wait else []
         timeout = wait + 10 if wait else None
         return Call("GET", f"/jobs/{job_id}", params, timeout=timeout, job_id=job_id)
@@ -112,7 +124,8 @@ class Calls:
     @staticmethod
     def bulk(
         action: BulkAction,
-        statuses: Sequence[str] = (),
+        *,
+        status: Sequence[str] = (),
         queue: str | None = None,
         task: str | None = None,
         created_before: datetime | float | None = None,
@@ -120,7 +133,7 @@ class Calls:
         if isinstance(created_before, int | float):
             created_before = datetime.fromtimestamp(created_before, UTC)
         when = created_before.isoformat() if created_before else None
-        given = {"status": list(statuses), "queue": queue, "task": task, "created_before": when}
+        given = {"status": list(status), "queue": queue, "task": task, "created_before": when}
         body = {k: v for k, v in given.items() if v}
         return Call("POST", f"/jobs/bulk/{action}", body=body, timeout=120)
 
@@ -133,20 +146,28 @@ class Calls:
         return Call("GET", "/queues")
 
     @staticmethod
-    def update_queue(name: str, limits: QueueLimits) -> Call:
+    def update_queue(name: str, **limits: Unpack[QueueLimits]) -> Call:
         return Call("PATCH", f"/queues/{name}", body=dict(limits))
 
     @staticmethod
-    def pause_queue(name: str, pause: bool = True) -> Call:
-        return Call("POST", f"/queues/{name}/{'pause' if pause else 'resume'}")
+    def pause_queue(name: str) -> Call:
+        return Call("POST", f"/queues/{name}/pause")
+
+    @staticmethod
+    def resume_queue(name: str) -> Call:
+        return Call("POST", f"/queues/{name}/resume")
 
     @staticmethod
     def schedules() -> Call:
         return Call("GET", "/schedules")
 
     @staticmethod
-    def pause_schedule(name: str, pause: bool = True) -> Call:
-        return Call("POST", f"/schedules/{name}/{'pause' if pause else 'resume'}")
+    def pause_schedule(name: str) -> Call:
+        return Call("POST", f"/schedules/{name}/pause")
+
+    @staticmethod
+    def resume_schedule(name: str) -> Call:
+        return Call("POST", f"/schedules/{name}/resume")
 
     @staticmethod
     def workers() -> Call:
@@ -158,8 +179,12 @@ class Calls:
 
 
 # -- answers as models ---------------------------------------------------------------------
-# The wire models are imported on first use: jobhandler.http brings in FastAPI, which a CLI
-# command or a script that only sends calls should not pay for.
+# The wire models are imported on first use, and pydantic with them: a CLI command that prints
+# the raw JSON, or a script that only sends calls, does not pay for them.
+
+
+def nothing(body: Any) -> None:
+    """The answer of a call that answers nothing worth reading (``delete``: 204)."""
 
 
 def job(body: Any) -> JobOut:

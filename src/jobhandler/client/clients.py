@@ -1,40 +1,40 @@
 """Clients for the whole HTTP API, sync and async, over httpx.
 
-Each call is described once (``calls.Calls``) and sent by either client; answers come back as
-the server's own wire models (``JobOut``, ``TaskOut``, ``QueueOut``, ... from client/wire.py,
-times in epoch seconds as on ``Job``), and error answers (RFC 9457 problem JSON) as exceptions
-(errors.py): ``Unprocessable`` is an ``InvalidJob``, a missing job a ``JobNotFound``, and every
-one a ``ClientError`` with the HTTP ``status`` and the problem ``body``. ``send`` gives the raw
-JSON, for the CLI.
+Each call is described once (``calls.Calls``, with the client method's parameters) and sent by
+either client; answers come back as the server's own wire models (``JobOut``, ``TaskOut``,
+``QueueOut``, ... from client/wire.py, times in epoch seconds as on ``Job``), and error answers
+(RFC 9457 problem JSON) as exceptions (model/errors.py): ``Unprocessable`` is an ``InvalidJob``,
+a missing job a ``JobNotFound``, and every one a ``ClientError`` with the HTTP ``status`` and the
+problem ``body``. ``send`` gives the raw JSON, for the CLI.
+
+Why a descriptor rather than two written clients, or one generated from the other: a method
+that sends one call and reads its answer is nothing but that pair, so it is declared once, as
+``get = Method(Calls.get, calls.job)`` on ``Methods``, the base of both clients. Its ``__get__``
+is overloaded on the client's class: mypy sees ``Client.get`` as ``(job_id: str, *, wait:
+float = 0) -> JobOut`` and ``AsyncClient.get`` as the same parameters giving a coroutine of a
+``JobOut`` (the parameters are ``Calls.get``'s, carried by a ``ParamSpec``); at run time it gives
+a plain function on a ``Client`` and a coroutine function on an ``AsyncClient``. Code generation
+(unasync) would keep two copies of every method in the repository, and a test to keep them
+equal; here a new call is one line. The methods that are more than one call (``wait``,
+``list_jobs``, ``ready``) stay written per client, where each ``await`` is plain to read.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 import httpx
-from typing_extensions import Unpack
 
 from jobhandler.client import calls
-from jobhandler.client.calls import BulkAction, Call, Calls, QueueLimits
+from jobhandler.client.calls import Call, Calls
 from jobhandler.model.errors import ClientError, ServerUnavailable, ServerUnreachable, problem_error
 from jobhandler.model.jobs import TERMINAL as TERMINAL_STATUSES
-from jobhandler.model.options import EnqueueOptions
 
 if TYPE_CHECKING:
-    from jobhandler.client.wire import (
-        AttemptOut,
-        BatchOut,
-        BulkOut,
-        JobOut,
-        QueueOut,
-        ScheduleOut,
-        TaskOut,
-        WorkerOut,
-    )
+    from jobhandler.client.wire import JobOut
 
 # Kept importable from here: the CLI and older code import them from this module.
 __all__ = ["DEFAULT_URL", "TERMINAL", "AsyncClient", "Call", "Calls", "Client", "ClientError"]
@@ -43,6 +43,8 @@ __all__ += ["ServerUnreachable"]
 DEFAULT_URL = "http://127.0.0.1:8080"
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
 Statuses = Sequence[str]
+Params = ParamSpec("Params")
+Answer = TypeVar("Answer")
 
 
 def _auth_headers(token: str | None) -> dict[str, str]:
@@ -88,7 +90,83 @@ def _wait_slices(timeout: float) -> Iterator[float]:
             return
 
 
-class Client:
+class Method(Generic[Params, Answer]):
+    """A client method made of a call's description and the reader of its answer.
+
+    ``client.get(job_id)`` is ``calls.job(client.send(Calls.get(job_id)))`` on a ``Client``,
+    and the same awaited on an ``AsyncClient``.
+    """
+
+    def __init__(self, describe: Callable[Params, Call], read: Callable[[Any], Answer]) -> None:
+        self.describe = describe
+        self.read = read
+        self.__doc__ = describe.__doc__
+        # help() and inspect.signature show the call's parameters, not (*args, **kwargs).
+        self.signature = inspect.signature(describe).replace(
+            return_annotation=inspect.Signature.empty
+        )
+        self.name = describe.__name__
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, client: None, owner: type[Any]) -> Method[Params, Answer]: ...
+    @overload
+    def __get__(self, client: Client, owner: type[Any]) -> Callable[Params, Answer]: ...
+    @overload
+    def __get__(
+        self, client: AsyncClient, owner: type[Any]
+    ) -> Callable[Params, Coroutine[Any, Any, Answer]]: ...
+    def __get__(self, client: Client | AsyncClient | None, owner: type[Any]) -> Any:
+        if client is None:
+            return self
+        method: Any = (
+            self._sending(client) if isinstance(client, Client) else self._awaiting(client)
+        )
+        method.__name__ = self.name
+        method.__qualname__ = f"{type(client).__name__}.{self.name}"
+        method.__doc__ = self.__doc__
+        method.__signature__ = self.signature
+        return method
+
+    def _sending(self, client: Client) -> Callable[Params, Answer]:
+        def method(*args: Params.args, **kwargs: Params.kwargs) -> Answer:
+            return self.read(client.send(self.describe(*args, **kwargs)))
+
+        return method
+
+    def _awaiting(self, client: AsyncClient) -> Callable[Params, Coroutine[Any, Any, Answer]]:
+        # A coroutine function, as a method written with async def is (iscoroutinefunction).
+        async def method(*args: Params.args, **kwargs: Params.kwargs) -> Answer:
+            return self.read(await client.send(self.describe(*args, **kwargs)))
+
+        return method
+
+
+class Methods:
+    """The methods both clients share, each one call: declared once, here."""
+
+    submit = Method(Calls.submit, calls.job)
+    submit_many = Method(Calls.submit_many, calls.batch)
+    get = Method(Calls.get, calls.job)
+    cancel = Method(Calls.cancel, calls.job)
+    retry = Method(Calls.retry, calls.job)
+    delete = Method(Calls.delete, calls.nothing)
+    attempts = Method(Calls.attempts, calls.attempts)
+    bulk = Method(Calls.bulk, calls.bulk)
+    tasks = Method(Calls.tasks, calls.tasks)
+    queues = Method(Calls.queues, calls.queues)
+    update_queue = Method(Calls.update_queue, calls.queue)
+    pause_queue = Method(Calls.pause_queue, calls.queue)
+    resume_queue = Method(Calls.resume_queue, calls.queue)
+    schedules = Method(Calls.schedules, calls.schedules)
+    pause_schedule = Method(Calls.pause_schedule, calls.schedule)
+    resume_schedule = Method(Calls.resume_schedule, calls.schedule)
+    workers = Method(Calls.workers, calls.workers)
+
+
+class Client(Methods):
     """``with Client(url, token=...) as client: job = client.submit("reverse", "abc")``."""
 
     def __init__(
@@ -115,23 +193,6 @@ class Client:
         """The answer's JSON as it came (None for 204); an error answer raises."""
         return _decode(self._response(call), call)
 
-    def submit(
-        self,
-        task: str | None,
-        payload: Any = None,
-        *,
-        idempotency_key: str | None = None,
-        **options: Unpack[EnqueueOptions],
-    ) -> JobOut:
-        return calls.job(self.send(Calls.submit(task, payload, idempotency_key, **options)))
-
-    def submit_many(self, jobs: Sequence[dict[str, Any]]) -> BatchOut:
-        """Up to 1,000 jobs, all or none: each a dict of ``task``, ``payload`` and options."""
-        return calls.batch(self.send(Calls.submit_many(jobs)))
-
-    def get(self, job_id: str, *, wait: float = 0) -> JobOut:
-        return calls.job(self.send(Calls.get(job_id, wait)))
-
     def wait(self, job_id: str, timeout: float = 60.0) -> JobOut:
         """Hold until the job is terminal; returns it as it stands after ``timeout``."""
         for wait in _wait_slices(timeout):
@@ -155,57 +216,6 @@ class Client:
             yield from calls.jobs(_decode(response, call))
             call = _next_page(response)
 
-    def cancel(self, job_id: str) -> JobOut:
-        return calls.job(self.send(Calls.cancel(job_id)))
-
-    def retry(self, job_id: str) -> JobOut:
-        return calls.job(self.send(Calls.retry(job_id)))
-
-    def delete(self, job_id: str) -> None:
-        self.send(Calls.delete(job_id))
-
-    def attempts(self, job_id: str) -> list[AttemptOut]:
-        return calls.attempts(self.send(Calls.attempts(job_id)))
-
-    def bulk(
-        self,
-        action: BulkAction,
-        *,
-        status: Statuses = (),
-        queue: str | None = None,
-        task: str | None = None,
-        created_before: datetime | float | None = None,
-    ) -> BulkOut:
-        call = Calls.bulk(action, status, queue, task, created_before)
-        return calls.bulk(self.send(call))
-
-    def tasks(self) -> list[TaskOut]:
-        return calls.tasks(self.send(Calls.tasks()))
-
-    def queues(self) -> list[QueueOut]:
-        return calls.queues(self.send(Calls.queues()))
-
-    def update_queue(self, name: str, **limits: Unpack[QueueLimits]) -> QueueOut:
-        return calls.queue(self.send(Calls.update_queue(name, limits)))
-
-    def pause_queue(self, name: str) -> QueueOut:
-        return calls.queue(self.send(Calls.pause_queue(name)))
-
-    def resume_queue(self, name: str) -> QueueOut:
-        return calls.queue(self.send(Calls.pause_queue(name, pause=False)))
-
-    def schedules(self) -> list[ScheduleOut]:
-        return calls.schedules(self.send(Calls.schedules()))
-
-    def pause_schedule(self, name: str) -> ScheduleOut:
-        return calls.schedule(self.send(Calls.pause_schedule(name)))
-
-    def resume_schedule(self, name: str) -> ScheduleOut:
-        return calls.schedule(self.send(Calls.pause_schedule(name, pause=False)))
-
-    def workers(self) -> list[WorkerOut]:
-        return calls.workers(self.send(Calls.workers()))
-
     def ready(self) -> bool:
         """Whether the server can reach its store."""
         try:
@@ -224,7 +234,7 @@ class Client:
         self.close()
 
 
-class AsyncClient:
+class AsyncClient(Methods):
     """The same calls for asyncio code: ``async with AsyncClient(url) as client: ...``."""
 
     def __init__(
@@ -248,25 +258,11 @@ class AsyncClient:
             raise ServerUnreachable(self.url, str(exc) or type(exc).__name__) from None
 
     async def send(self, call: Call) -> Any:
+        """The answer's JSON as it came (None for 204); an error answer raises."""
         return _decode(await self._response(call), call)
 
-    async def submit(
-        self,
-        task: str | None,
-        payload: Any = None,
-        *,
-        idempotency_key: str | None = None,
-        **options: Unpack[EnqueueOptions],
-    ) -> JobOut:
-        return calls.job(await self.send(Calls.submit(task, payload, idempotency_key, **options)))
-
-    async def submit_many(self, jobs: Sequence[dict[str, Any]]) -> BatchOut:
-        return calls.batch(await self.send(Calls.submit_many(jobs)))
-
-    async def get(self, job_id: str, *, wait: float = 0) -> JobOut:
-        return calls.job(await self.send(Calls.get(job_id, wait)))
-
     async def wait(self, job_id: str, timeout: float = 60.0) -> JobOut:
+        """Hold until the job is terminal; returns it as it stands after ``timeout``."""
         for wait in _wait_slices(timeout):
             job = await self.get(job_id, wait=wait)
             if job.status.terminal:
@@ -281,6 +277,7 @@ class AsyncClient:
         task: str | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[JobOut]:
+        """Every matching job, newest first, fetched a page at a time as you iterate."""
         call: Call | None = Calls.list(status, queue, task, page_size)
         while call is not None:
             response = await self._response(call)
@@ -288,58 +285,8 @@ class AsyncClient:
                 yield job
             call = _next_page(response)
 
-    async def cancel(self, job_id: str) -> JobOut:
-        return calls.job(await self.send(Calls.cancel(job_id)))
-
-    async def retry(self, job_id: str) -> JobOut:
-        return calls.job(await self.send(Calls.retry(job_id)))
-
-    async def delete(self, job_id: str) -> None:
-        await self.send(Calls.delete(job_id))
-
-    async def attempts(self, job_id: str) -> list[AttemptOut]:
-        return calls.attempts(await self.send(Calls.attempts(job_id)))
-
-    async def bulk(
-        self,
-        action: BulkAction,
-        *,
-        status: Statuses = (),
-        queue: str | None = None,
-        task: str | None = None,
-        created_before: datetime | float | None = None,
-    ) -> BulkOut:
-        call = Calls.bulk(action, status, queue, task, created_before)
-        return calls.bulk(await self.send(call))
-
-    async def tasks(self) -> list[TaskOut]:
-        return calls.tasks(await self.send(Calls.tasks()))
-
-    async def queues(self) -> list[QueueOut]:
-        return calls.queues(await self.send(Calls.queues()))
-
-    async def update_queue(self, name: str, **limits: Unpack[QueueLimits]) -> QueueOut:
-        return calls.queue(await self.send(Calls.update_queue(name, limits)))
-
-    async def pause_queue(self, name: str) -> QueueOut:
-        return calls.queue(await self.send(Calls.pause_queue(name)))
-
-    async def resume_queue(self, name: str) -> QueueOut:
-        return calls.queue(await self.send(Calls.pause_queue(name, pause=False)))
-
-    async def schedules(self) -> list[ScheduleOut]:
-        return calls.schedules(await self.send(Calls.schedules()))
-
-    async def pause_schedule(self, name: str) -> ScheduleOut:
-        return calls.schedule(await self.send(Calls.pause_schedule(name)))
-
-    async def resume_schedule(self, name: str) -> ScheduleOut:
-        return calls.schedule(await self.send(Calls.pause_schedule(name, pause=False)))
-
-    async def workers(self) -> list[WorkerOut]:
-        return calls.workers(await self.send(Calls.workers()))
-
     async def ready(self) -> bool:
+        """Whether the server can reach its store."""
         try:
             await self.send(Calls.ready())
         except ServerUnavailable:
