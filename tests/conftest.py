@@ -117,7 +117,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """One ``jobhandler`` command to its end; by default with no ``JOBHANDLER_*`` variable."""
     return subprocess.run(
-        [sys.executable, "-m", "jobhandler.cli", *args],
+        [sys.executable, "-m", "jobhandler", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -184,7 +184,7 @@ class Server(Process):
         super().__init__([*args, "--port", str(port)], env, log, cwd)
         self.url = f"http://127.0.0.1:{port}"
 
-    def wait_ready(self, timeout: float = 20.0) -> Server:
+    def wait_ready(self, timeout: float = 60.0) -> Server:
         def ready() -> bool:
             if self.popen.poll() is not None:
                 raise AssertionError(f"server exited early:\n{self.output()}")

@@ -240,22 +240,3 @@ def declared(model: type[BaseModel] = Settings) -> list[Declared]:
             raise TypeError(f"setting {name!r}: say in default_shown what its default will be")
         found.append(Declared(name, field, options[0]))
     return found
-
-
-# Variables that hold secrets: a process drops them from its environment once it has read its
-# settings, so task code and the child processes it starts never see them.
-TOKEN_VARIABLE = PREFIX + "TOKEN"  # the API token client commands send
-SETTINGS_JSON_VARIABLE = PREFIX + "SETTINGS_JSON"  # a supervisor's Settings, for its children
-SECRET_VARIABLES = (variable("database_url"), TOKEN_VARIABLE, SETTINGS_JSON_VARIABLE)
-# Names the pipe a process's secrets come through instead (jobhandler.process says why).
-SECRETS_FD_VARIABLE = PREFIX + "SECRETS_FD"
-
-
-def scrub_environment() -> None:
-    for name in SECRET_VARIABLES:
-        os.environ.pop(name, None)
-
-
-def environment_without_secrets() -> dict[str, str]:
-    """``os.environ`` less the secrets: the environment to give a program this one starts."""
-    return {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}

@@ -26,7 +26,8 @@ from jobhandler.process.entry import (
     EXIT_WAIT_TIMEOUT,
     fail,
 )
-from jobhandler.settings import PREFIX, TOKEN_VARIABLE
+from jobhandler.process.handover import TOKEN_VARIABLE
+from jobhandler.settings import PREFIX
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -16,7 +16,8 @@ import click
 from pydantic import ValidationError
 
 from jobhandler.process.entry import configure_logging, fail
-from jobhandler.settings import Declared, Group, Settings, declared, scrub_environment
+from jobhandler.process.handover import scrub_environment
+from jobhandler.settings import Declared, Group, Settings, declared
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -18,19 +18,16 @@ import sys
 import time
 
 from jobhandler.observe.metrics import for_slot
-from jobhandler.process.entry import (
-    configure_logging,
-    receive_secrets,
-    run_process,
-    secrets_pipe,
-)
-from jobhandler.settings import (
+from jobhandler.process.entry import configure_logging, run_process
+from jobhandler.process.handover import (
     SECRETS_FD_VARIABLE,
     SETTINGS_JSON_VARIABLE,
-    Settings,
     environment_without_secrets,
+    receive_secrets,
     scrub_environment,
+    secrets_pipe,
 )
+from jobhandler.settings import Settings
 
 log = logging.getLogger("jobhandler.supervisor")
 
