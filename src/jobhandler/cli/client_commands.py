@@ -19,6 +19,7 @@ from jobhandler.client.clients import (
     ClientError,
     ServerUnreachable,
 )
+from jobhandler.handover import TOKEN_VARIABLE
 from jobhandler.process.entry import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
@@ -26,7 +27,6 @@ from jobhandler.process.entry import (
     EXIT_WAIT_TIMEOUT,
     fail,
 )
-from jobhandler.process.handover import TOKEN_VARIABLE
 from jobhandler.settings import PREFIX
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
+from jobhandler.handover import scrub_environment
 from jobhandler.process.entry import configure_logging, fail
-from jobhandler.process.handover import scrub_environment
 from jobhandler.settings import Declared, Group, Settings, declared
 
 F = TypeVar("F", bound=Callable[..., Any])

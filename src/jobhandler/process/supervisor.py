@@ -17,9 +17,7 @@ import signal
 import sys
 import time
 
-from jobhandler.observe.metrics import for_slot
-from jobhandler.process.entry import configure_logging, run_process
-from jobhandler.process.handover import (
+from jobhandler.handover import (
     SECRETS_FD_VARIABLE,
     SETTINGS_JSON_VARIABLE,
     environment_without_secrets,
@@ -27,6 +25,8 @@ from jobhandler.process.handover import (
     scrub_environment,
     secrets_pipe,
 )
+from jobhandler.observe.metrics import for_slot
+from jobhandler.process.entry import configure_logging, run_process
 from jobhandler.settings import Settings
 
 log = logging.getLogger("jobhandler.supervisor")

@@ -20,7 +20,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from jobhandler.process.handover import environment_without_secrets
+from jobhandler.handover import environment_without_secrets
 
 Process = asyncio.subprocess.Process
 

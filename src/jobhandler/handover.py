@@ -7,8 +7,8 @@ interpreter, arguments, working directory and pid, so exit codes and signals are
 handing the values over through an inherited pipe named by ``JOBHANDLER_SECRETS_FD``; the
 supervisor hands its children their settings the same way.
 
-This module imports nothing of the package but its light ``__init__``: the command line enters
-here (``launch``), and the restart happens before the CLI, the App or pydantic are loaded.
+This module imports nothing of the package: the command line enters at ``jobhandler.__main__``,
+which restarts through here before the CLI, the App or pydantic are loaded.
 """
 
 from __future__ import annotations
@@ -26,15 +26,6 @@ SETTINGS_JSON_VARIABLE = PREFIX + "SETTINGS_JSON"  # a supervisor's Settings, fo
 SECRET_VARIABLES = (DATABASE_URL_VARIABLE, TOKEN_VARIABLE, SETTINGS_JSON_VARIABLE)
 SECRETS_FD_VARIABLE = PREFIX + "SECRETS_FD"  # names the pipe they come through instead
 EXIT_USAGE = 2  # as jobhandler.process.entry's
-
-
-def launch() -> None:
-    """The ``jobhandler`` command: hand the secrets over first, then run the CLI."""
-    if not receive_secrets():
-        restart_without_secrets()
-    from jobhandler.cli import main  # only now: the restart above loaded nothing heavy
-
-    main()
 
 
 def environment_without_secrets() -> dict[str, str]:
