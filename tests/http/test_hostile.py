@@ -359,17 +359,17 @@ async def test_an_unexpected_error_is_a_bare_problem_500(database_url: str) -> N
     """A bug's details (here a path and SQL in its message) go to the log, not the client."""
     from jobhandler.http.api import create_app
 
-    class Broken(App):
-        async def queue_stats(self) -> Any:
-            raise RuntimeError("SELECT * FROM jobs in /srv/secret/jobs.db")
+    async def broken() -> Any:
+        raise RuntimeError("SELECT * FROM jobs in /srv/secret/jobs.db")
 
-    app = Broken(default_task="echo")
+    app = App(default_task="echo")
 
     @app.task
     async def echo(payload: str) -> str:
         return payload
 
     async with app.connected(Settings(database_url=database_url)):
+        vars(app.service.flow)["queue_stats"] = broken  # a bug behind GET /queues
         transport = httpx.ASGITransport(create_app(app), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             response = await client.get("/queues")

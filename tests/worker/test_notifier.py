@@ -44,7 +44,7 @@ async def test_submits_from_another_process_are_heard_through_the_store(
     settings = Settings(database_url=database_url)
     async with here.connected(settings), there.connected(settings):
         due = asyncio.Event()
-        stop = await StoreNotifier(here.store).listen(due.set, lambda _: None)
+        stop = await StoreNotifier(here.service.store).listen(due.set, lambda _: None)
         try:
             await there.tasks.get("noop").enqueue(None)  # another App, its own connections
             await asyncio.wait_for(due.wait(), 10)
