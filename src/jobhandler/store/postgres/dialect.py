@@ -3,7 +3,7 @@
 psycopg 3 async with a connection pool in autocommit mode: a single statement is its own
 transaction, so the claim (``FOR UPDATE SKIP LOCKED`` in a CTE, then ``UPDATE ... RETURNING``)
 commits at once and no lock outlives the round trip. A unit of work of several statements is
-one pipeline, one round trip, and one transaction (pgwire.py sends it). Connection failures
+one pipeline, one round trip, and one transaction (wire.py sends it). Connection failures
 and pool timeouts surface as ``StoreUnavailable``. The operations themselves are in the core
 (store/core.py), which ``PostgresStore`` puts over this dialect.
 
@@ -183,7 +183,7 @@ class PostgresDialect:
             open=False,
             configure=self._measure_skew,
             # A connection the server dropped is found and replaced before a caller gets it,
-            # without a round trip unless the server sent it something (pgwire.check_idle).
+            # without a round trip unless the server sent it something (wire.check_idle).
             check=check_idle,
             name="jobhandler",
         )
@@ -206,7 +206,7 @@ class PostgresDialect:
                 # they commit.
                 return await read(await send(connection, steps))
             async with self._connection() as conn:
-                if copied(steps):  # a big submit: by COPY (pgwire.py)
+                if copied(steps):  # a big submit: by COPY (wire.py)
                     rows: Sequence[Params] = steps[0].params  # type: ignore[assignment]
                     return [await copy_jobs(conn, rows, self.queries)]
                 relaxed = all(step.query.relaxed for step in steps)
