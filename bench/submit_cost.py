@@ -39,7 +39,7 @@ class StoreThread:
 
     @classmethod
     def install(cls) -> None:
-        work = sqlite.SQLiteStore._work
+        work = sqlite.SQLiteDialect._work
 
         def timed(self: Any, steps: Any, write: bool) -> Any:
             start = time.thread_time()
@@ -48,7 +48,7 @@ class StoreThread:
             finally:
                 cls.seconds += time.thread_time() - start
 
-        sqlite.SQLiteStore._work = timed  # type: ignore[method-assign]
+        sqlite.SQLiteDialect._work = timed  # type: ignore[method-assign]
 
 
 async def rounds(url: str, n_rounds: int = 5) -> dict[str, tuple[float, float]]:

@@ -1,4 +1,4 @@
-"""A big submit (COPY on PostgreSQL, from ``pgwire.COPY_FROM`` jobs) stores and refuses exactly
+"""A big submit (COPY on PostgreSQL, from ``wire.COPY_FROM`` jobs) stores and refuses exactly
 what a small one does, on both stores."""
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ from jobhandler.model.jobs import JobStatus
 from jobhandler.model.records import JobFilter
 from jobhandler.settings import Settings
 from jobhandler.store import open_store
-from jobhandler.store.postgres.dialect import PostgresStore
-from jobhandler.store.rows import list_query
-from jobhandler.store.sqlite.dialect import SQLiteStore
+from jobhandler.store.postgres.dialect import PostgresDialect
+from jobhandler.store.rows import list_query, sized_columns
+from jobhandler.store.sqlite.dialect import SQLiteDialect
 from tests.conftest import fresh_pg_database
 
 N = 20_000
@@ -67,7 +67,7 @@ def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Conn
     conn.executescript(fill(SQLITE_SERIES))
     # Rows written by hand are counted as the store counts its own inserts (migration 012).
     ids = json.dumps([f"j{n}" for n in range(1, N + 1)])
-    conn.execute(SQLiteStore.queries["count_inserted"].text, {"ids": ids})
+    conn.execute(SQLiteDialect.queries["count_inserted"].text, {"ids": ids})
     conn.commit()
     yield conn
     conn.close()
@@ -119,7 +119,9 @@ def assert_pg_indexed(plan: str) -> None:
 def test_sqlite_listings_read_an_index(
     sqlite_db: sqlite3.Connection, name: str, cursor: str | None
 ) -> None:
-    sql, params = list_query(FILTERS[name], 50, cursor, False, SQLiteStore._sized)
+    sql, params = list_query(
+        FILTERS[name], 50, cursor, False, sized_columns(SQLiteDialect.byte_length.format)
+    )
     # Newest first with no filter: the table itself in seq order, stopped at the limit.
     assert_sqlite_indexed(sqlite_plan(sqlite_db, sql, params), ordered_scan=name == "all")
 
@@ -129,8 +131,10 @@ def test_sqlite_listings_read_an_index(
 def test_postgres_listings_read_an_index(
     pg_db: psycopg.Connection[Any], name: str, cursor: str | None
 ) -> None:
-    sql, params = list_query(FILTERS[name], 50, cursor, False, PostgresStore._sized)
-    assert_pg_indexed(pg_plan(pg_db, PostgresStore._native(sql), params))
+    sql, params = list_query(
+        FILTERS[name], 50, cursor, False, sized_columns(PostgresDialect.byte_length.format)
+    )
+    assert_pg_indexed(pg_plan(pg_db, PostgresDialect.native(sql), params))
 
 
 COUNTS: dict[str, dict[str, Any]] = {
@@ -143,7 +147,7 @@ COUNTS: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("name", list(COUNTS))
 def test_sqlite_counts_read_an_index(sqlite_db: sqlite3.Connection, name: str) -> None:
-    plan = sqlite_plan(sqlite_db, SQLiteStore.queries[name].text, COUNTS[name])
+    plan = sqlite_plan(sqlite_db, SQLiteDialect.queries[name].text, COUNTS[name])
     # Throughput groups the last hour's minutes: a sort of what the index range gave.
     assert_sqlite_indexed(plan, sorts=name == "throughput")
     assert "SCAN job_attempts" not in plan, plan
@@ -155,7 +159,7 @@ def test_sqlite_counts_read_an_index(sqlite_db: sqlite3.Connection, name: str) -
 
 @pytest.mark.parametrize("name", list(COUNTS))
 def test_postgres_counts_read_an_index(pg_db: psycopg.Connection[Any], name: str) -> None:
-    plan = pg_plan(pg_db, PostgresStore.queries[name].text, COUNTS[name])
+    plan = pg_plan(pg_db, PostgresDialect.queries[name].text, COUNTS[name])
     assert_pg_indexed(plan)
     if name == "oldest_waiting":
         assert "jobs_due" in plan, plan

@@ -23,7 +23,7 @@ from jobhandler.model.jobs import NewJob, Outcome, Transition
 from jobhandler.model.records import JobFilter, ScheduleView
 from jobhandler.settings import Settings
 from jobhandler.store import Store, migrations, open_store
-from jobhandler.store.sqlite.dialect import SQLiteStore
+from jobhandler.store.sqlite.dialect import SQLiteDialect, SQLiteStore
 
 NOW = 1_900_000_000.0
 LEASE = 30.0
@@ -245,7 +245,7 @@ def test_every_sqlite_insert_into_jobs_is_one_the_store_counts() -> None:
     counts short: the ones the store runs are these, each counted (see the tests above)."""
     inserting = {
         name
-        for name, query in SQLiteStore.queries.items()
+        for name, query in SQLiteDialect.queries.items()
         if "INSERT INTO jobs " in " ".join(query.text.split())
     }
     assert inserting == {"insert_jobs", "import_jobs", "insert_fired_job"}

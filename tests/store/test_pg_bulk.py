@@ -1,4 +1,4 @@
-"""A big submit (by COPY, pgwire.copy_jobs) stores exactly what the small submit's insert
+"""A big submit (by COPY, postgres/wire.copy_jobs) stores exactly what the small submit's insert
 stores, value for value, and refuses what it refuses."""
 
 from __future__ import annotations

@@ -150,10 +150,10 @@ async def test_only_a_relaxed_unit_skips_the_wait_for_the_disk(pg: PostgresStore
         ([Step(strict, {})], "on"),
         ([Step(relaxed, {}), Step(strict, {})], "on"),  # one strict write makes the unit strict
     ]:
-        done = await pg._run(unit, True)
+        done = await pg.dialect.run(unit, True)
         assert [d.rows for d in done] == [[{"s": expected}]] * len(unit)
     # Local to its transaction: the pooled connection is back to waiting for the disk.
-    (done,) = await pg._run([Step(strict, {})], True)
+    (done,) = await pg.dialect.run([Step(strict, {})], True)
     assert done.rows == [{"s": "on"}]
 
 
@@ -163,9 +163,9 @@ async def test_a_unit_of_several_statements_is_all_or_nothing(
     (job_id,) = await claimed(pg, 1)
     finish = QUERIES["finish_job"]
     broken = Query("broken", "SELECT 1 / 0", relaxed=True)
-    params = pg._finish_params(Outcome(job_id, 1, Transition.COMPLETE), NOW + 1, 0.0)
+    params = pg.runs.finish_params(Outcome(job_id, 1, Transition.COMPLETE), NOW + 1, 0.0)
     with pytest.raises(Refused):  # a DataError, as the store reports one
-        await pg._run([Step(finish, params), Step(broken, {})], True)
+        await pg.dialect.run([Step(finish, params), Step(broken, {})], True)
     seen = await rows(pg_database_url, "SELECT status FROM jobs WHERE id = %s", job_id)
     assert seen == [{"status": "processing"}]
     # The connection it used is fine for the next unit.

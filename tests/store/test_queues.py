@@ -14,7 +14,8 @@ from jobhandler.model.records import FlowLimit
 from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
 from jobhandler.store.postgres.dialect import CLAIM_SQL
-from jobhandler.store.sqlite.dialect import QUERIES, _bound
+from jobhandler.store.sqlite.dialect import QUERIES
+from jobhandler.store.sqlite.statements import bound
 from tests.store.test_contract import LEASE, NOW, new_job
 
 BOTH = frozenset({"concurrency", "rate_limit"})
@@ -140,7 +141,7 @@ async def test_the_sqlite_claim_reads_the_partial_index_with_and_without_limits(
         await store.insert_jobs([new_job(task=f"t{i % 3}") for i in range(30)], NOW)
 
         def plan() -> str:
-            text, values = _bound(
+            text, values = bound(
                 QUERIES["claim_jobs"].text,
                 {
                     "queues": ["default", "q1"],

@@ -106,7 +106,7 @@ async def test_a_status_the_state_machine_does_not_know_is_refused(sqlite: SQLit
     # No operation writes such a status; a unit of work made by hand stands for a bug that would.
     lost = Query("lose", "UPDATE jobs SET status = 'lost' WHERE id = :id")
     with pytest.raises(Refused, match="CHECK"):
-        await sqlite._run([Step(lost, {"id": job.id})], write=True)
+        await sqlite.dialect.run([Step(lost, {"id": job.id})], write=True)
     assert (await sqlite.get_job(job.id)).status is JobStatus.QUEUED  # type: ignore[union-attr]
 
 

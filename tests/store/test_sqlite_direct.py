@@ -1,4 +1,4 @@
-"""Small writes that do not fsync run on the loop's thread (store/sqlite_direct.py): they wait
+"""Small writes that do not fsync run on the loop's thread (store/sqlite/direct.py): they wait
 for a lock held elsewhere like any other write, and they keep the WAL from growing."""
 
 from __future__ import annotations

@@ -13,15 +13,18 @@ from typing import Any
 
 from jobhandler.model.errors import JobNotFound
 from jobhandler.model.records import Attempt
-from jobhandler.store.dialect import Dialect, Step
+from jobhandler.store.dialect import Step
+from jobhandler.store.resource import Resource
 
 RUNNING = "processing"
 
 
-class AttemptOps(Dialect):
+class Attempts(Resource):
+    """A job's runs."""
+
     async def job_attempts(self, job_id: str) -> list[Attempt]:
         params = {"id": job_id}
-        job, kept = await self._run(
+        job, kept = await self.dialect.run(
             [Step(self.queries["get_job"], params), Step(self.queries["job_attempts"], params)],
             False,
         )

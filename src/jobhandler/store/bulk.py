@@ -16,7 +16,8 @@ from jobhandler.model.records import BulkAction, BulkStep, JobFilter, encode_cur
 from jobhandler.store import rows as r
 from jobhandler.store.dialect import Step
 from jobhandler.store.queries import Query
-from jobhandler.store.uniqueness import UniquenessOps
+from jobhandler.store.resource import Resource
+from jobhandler.store.uniqueness import held_keys_step, skipped, unraced
 
 # The statuses each action may change; a job in any other status is left as it is.
 BULK_SOURCES: dict[str, frozenset[JobStatus]] = {
@@ -26,7 +27,9 @@ BULK_SOURCES: dict[str, frozenset[JobStatus]] = {
 }
 
 
-class BulkOps(UniquenessOps):
+class Bulk(Resource):
+    """A bulk action's steps."""
+
     async def bulk_step(
         self, action: BulkAction, where: JobFilter, after: int, limit: int, now: float
     ) -> BulkStep:
@@ -38,20 +41,20 @@ class BulkOps(UniquenessOps):
         narrowed = replace(where, statuses=frozenset(statuses))
         columns = "seq, id" if action == "retry" else "seq"  # a retry reads who it skipped
         sql, params = r.list_query(narrowed, limit - 1, cursor, True, columns)
-        candidates = Step(Query("bulk_candidates", self._native(sql)), params)
-        (found,) = await self._run([candidates], False)
+        candidates = Step(Query("bulk_candidates", self.dialect.native(sql)), params)
+        (found,) = await self.dialect.run([candidates], False)
         seqs = [int(row["seq"]) for row in found.rows]
         if not seqs:
             return BulkStep(0, None)
-        batch = {"seqs": self._array(seqs), "now": now}
+        batch = {"seqs": self.dialect.array(seqs), "now": now}
         steps = [Step(self.queries[f"bulk_{action}"], batch)]
         if action == "retry":  # which it left as they were, for a held unique key
-            steps.append(self._held_keys([row["id"] for row in found.rows], now))
+            steps.append(held_keys_step(self.dialect, [row["id"] for row in found.rows], now))
         notify = self.queries.get(f"notify_bulk_{action}")
         if notify is not None:  # a dialect with a channel tells the workers
             steps.append(Step(notify, batch if action == "cancel" else {}))
-        changed, *read = await self._unraced(lambda: self._run(steps, True))
+        changed, *read = await unraced(lambda: self.dialect.run(steps, True))
         flagged = [row["id"] for row in changed.rows if row["status"] == JobStatus.PROCESSING]
-        skipped = self._skipped(read[0]) if action == "retry" else []
+        kept = skipped(read[0]) if action == "retry" else []
         more = len(seqs) >= limit
-        return BulkStep(len(changed.rows), seqs[-1] if more else None, flagged, skipped)
+        return BulkStep(len(changed.rows), seqs[-1] if more else None, flagged, kept)

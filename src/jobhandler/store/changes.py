@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from jobhandler.model.jobs import Job
-from jobhandler.store.dialect import Dialect
+from jobhandler.store.resource import Resource
 
 
-class ChangeOps(Dialect):
+class Changes(Resource):
+    """The live feed's read."""
+
     async def changed_jobs(self, since: float, limit: int) -> list[Job]:
-        done = await self._one("changed_jobs", {"since": since, "limit": limit})
-        return [self._job(row) for row in done.rows]
+        done = await self.one("changed_jobs", {"since": since, "limit": limit})
+        return [self.job(row) for row in done.rows]

@@ -15,23 +15,26 @@ from typing import Any
 
 from jobhandler.model.rates import parse_rate
 from jobhandler.model.records import FlowLimit
-from jobhandler.store.dialect import Dialect, Params, Step
+from jobhandler.store.dialect import Params, Step
+from jobhandler.store.resource import Resource
 
 CLAIM_STEPS = ("claim_lock", "claim_jobs", "claim_spend")
 
 
-class QueueOps(Dialect):
-    async def _claim(self, params: Params) -> list[Any]:
+class Flow(Resource):
+    """Pauses and limits of queues and tasks, and the claim that honours them."""
+
+    async def claim(self, params: Params) -> list[Any]:
         """Run the dialect's claim statements in one transaction; the rows it took."""
         names = [n for n in CLAIM_STEPS if n in self.queries]
-        done = await self._run([Step(self.queries[n], params) for n in names], True)
+        done = await self.dialect.run([Step(self.queries[n], params) for n in names], True)
         return done[names.index("claim_jobs")].rows
 
     async def flow_limits(self) -> list[FlowLimit]:
-        return [_limit(row) for row in (await self._one("flow_limits", {})).rows]
+        return [_limit(row) for row in (await self.one("flow_limits", {})).rows]
 
     async def set_paused(self, queue: str, paused: bool, now: float) -> FlowLimit:
-        done = await self._one("set_paused", {"name": queue, "paused": paused, "now": now}, True)
+        done = await self.one("set_paused", {"name": queue, "paused": paused, "now": now}, True)
         return _limit(done.rows[0])
 
     async def set_limits(self, limit: FlowLimit, now: float, fields: frozenset[str]) -> FlowLimit:
@@ -41,12 +44,12 @@ class QueueOps(Dialect):
             "set_concurrency": "concurrency" in fields,
             "set_rate": "rate_limit" in fields,
         }
-        return _limit((await self._one("set_limits", params, True)).rows[0])
+        return _limit((await self.one("set_limits", params, True)).rows[0])
 
     async def declare_limits(self, limits: Sequence[FlowLimit], now: float) -> None:
         if limits:
             values = [{**_values(limit), "now": now} for limit in limits]
-            await self._run([Step(self.queries["declare_limits"], values, many=True)], True)
+            await self.dialect.run([Step(self.queries["declare_limits"], values, many=True)], True)
 
 
 def _values(limit: FlowLimit) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import time
 
 from jobhandler.model.records import QueueStats, Throughput
 from jobhandler.store.dialect import Dialect, Step
+from jobhandler.store.resource import Resource
 
 # Fold the deltas together once a read sums more pieces than this, or after this many
 # outcomes written by one store (so a busy store stays small even when nobody reads).
@@ -21,12 +22,16 @@ COMPACT_EVERY = 2000
 WAITING = ("queued", "scheduled")
 
 
-class StatsOps(Dialect):
-    _finished_since_compact = 0
+class Stats(Resource):
+    """Counts by queue and status, and throughput; it folds the counters' deltas now and then."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        self.finished_since_compact = 0  # outcomes this store wrote since it last folded
 
     async def queue_stats(self, now: float | None = None) -> list[QueueStats]:
         at = time.time() if now is None else now
-        done = await self._one("job_counts", {})
+        done = await self.one("job_counts", {})
         counts: dict[str, dict[str, int]] = {}
         pieces = 0
         for row in done.rows:
@@ -34,32 +39,32 @@ class StatsOps(Dialect):
             if row["n"]:
                 counts.setdefault(row["queue"], {})[row["status"]] = int(row["n"])
         if pieces > COMPACT_PIECES:
-            await self._compact_counts()
+            await self.compact_counts()
         waiting = sorted(q for q, c in counts.items() if any(c.get(s) for s in WAITING))
         oldest: dict[str, float | None] = {}
         if waiting:
             steps = [Step(self.queries["oldest_waiting"], {"queue": q}) for q in waiting]
-            for queue, found in zip(waiting, await self._run(steps, False), strict=True):
+            for queue, found in zip(waiting, await self.dialect.run(steps, False), strict=True):
                 first = found.rows[0]["oldest"] if found.rows else None
                 oldest[queue] = first if first is not None and first <= at else None
         return [QueueStats(q, c, oldest.get(q)) for q, c in sorted(counts.items())]
 
     async def throughput(self, since: float) -> list[Throughput]:
-        done = await self._one("throughput", {"since": since})
+        done = await self.one("throughput", {"since": since})
         minutes: dict[float, dict[str, int]] = {}
         for row in done.rows:
             minutes.setdefault(float(row["minute"]), {})[row["status"]] = int(row["n"])
         return [Throughput(m, c) for m, c in sorted(minutes.items())]
 
-    async def _compact_counts(self) -> None:
+    async def compact_counts(self) -> None:
         """Fold the counters' deltas (a dialect that keeps one row each has nothing to fold)."""
         query = self.queries.get("compact_counts")
         if query is not None:
-            self._finished_since_compact = 0
-            await self._run([Step(query, {})], True)
+            self.finished_since_compact = 0
+            await self.dialect.run([Step(query, {})], True)
 
-    async def _counted_finishes(self, finished: int) -> None:
+    async def counted_finishes(self, finished: int) -> None:
         """After outcomes were written: fold the deltas they added once enough piled up."""
-        self._finished_since_compact += finished
-        if self._finished_since_compact >= COMPACT_EVERY:
-            await self._compact_counts()
+        self.finished_since_compact += finished
+        if self.finished_since_compact >= COMPACT_EVERY:
+            await self.compact_counts()

@@ -23,11 +23,11 @@ A user's retry puts a finished job back among the waiting ones, so it follows th
 of its key in its place would: the guarded UPDATE of a retry (one job's or a bulk batch's) also
 requires that no other job holds the key (``{key_held}``: a waiting or running job with the
 live key, or the job of an unexpired window), and a read after it, in its transaction, names
-the holder of each job it left as it was (``held_keys``): one job's retry is refused with
-:class:`UniqueKeyHeld`, a bulk retry reports them as skipped. The unique index stays the
-judge: on PostgreSQL a concurrent submit or retry of the key may commit between the guard's
-snapshot and the write, whose unique violation rolls the write back; it is run again, and
-then sees the holder (``_unraced``).
+the holder of each job it left as it was (``held_keys``, :func:`held_keys_step`): one job's
+retry is refused with :class:`UniqueKeyHeld`, a bulk retry reports them as skipped. The unique
+index stays the judge: on PostgreSQL a concurrent submit or retry of the key may commit
+between the guard's snapshot and the write, whose unique violation rolls the write back; it is
+run again, and then sees the holder (``unraced``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from jobhandler.model.records import IdempotencyKeyTaken, IdempotencyRecord
 from jobhandler.store import rows as r
 from jobhandler.store.dialect import Dialect, Done, Duplicate, Step
 from jobhandler.store.queries import STATUS_WORDS, fill
+from jobhandler.store.resource import Resource
 
 T = TypeVar("T")
 
@@ -73,8 +74,10 @@ def _keys(jobs: Sequence[Job | NewJob], windowed: bool) -> list[str]:
     )
 
 
-class UniquenessOps(Dialect):
-    async def _insert_unique(
+class Submits(Resource):
+    """Inserting jobs with their unique keys and idempotency records, and reading them back."""
+
+    async def insert_jobs(
         self,
         jobs: Sequence[NewJob],
         now: float,
@@ -82,31 +85,32 @@ class UniquenessOps(Dialect):
         records: Sequence[IdempotencyRecord],
     ) -> list[Job]:
         """The jobs as stored: each created one, or in a duplicate's place its key's holder."""
+        self.dialect.accept(connection)
         created = [r.created_job(j, now) for j in jobs]
         if not created:
             return []
         live, window = _keys(created, False), _keys(created, True)
-        steps = []
+        array, steps = self.dialect.array, []
         if records:  # first: a key taken fails the transaction before any job is written
             steps.append(Step(self.queries["add_idempotency"], self._records(records), many=True))
-        values = [r.new_job_params(j, self._json) for j in created]
+        values = [r.new_job_params(j, self.dialect.json) for j in created]
         if window:
             claims = _claims(created)
             steps += [
-                Step(self.queries["free_windows"], {"keys": self._array(window), "now": now}),
+                Step(self.queries["free_windows"], {"keys": array(window), "now": now}),
                 Step(self.queries["claim_window"], claims, many=True),
             ]
         one = self.queries.get("insert_job") if len(values) == 1 else None  # a dialect's row form
         many = Step(self.queries["insert_jobs"], values, many=True)
         insert = Step(one, values[0]) if one else many
         # Counted before drop_unclaimed, whose delete trigger takes a dropped job off again.
-        steps += self._counted(insert, [j.id for j in created], _live_ids(created))
+        steps += self.counted(insert, [j.id for j in created], _live_ids(created))
         if window:
-            ids = self._array([c["job_id"] for c in claims])
+            ids = array([c["job_id"] for c in claims])
             steps.append(Step(self.queries["drop_unclaimed"], {"ids": ids}))
         holders = self._holder_steps(live, window)
         try:
-            done = await self._run([*steps, *holders], True, connection)
+            done = await self.dialect.run([*steps, *holders], True, connection)
         except Duplicate as exc:
             if records and any([await self.get_idempotency(x.owner, x.key) for x in records]):
                 raise IdempotencyKeyTaken("this Idempotency-Key was used already") from None
@@ -117,11 +121,12 @@ class UniquenessOps(Dialect):
         return [_settle(job, held) for job in created]
 
     def _holder_steps(self, live: list[str], window: list[str]) -> list[Step]:
+        array = self.dialect.array
         steps = []
         if live:
-            steps.append(Step(self.queries["live_holders"], {"keys": self._array(live)}))
+            steps.append(Step(self.queries["live_holders"], {"keys": array(live)}))
         if window:
-            steps.append(Step(self.queries["window_holders"], {"keys": self._array(window)}))
+            steps.append(Step(self.queries["window_holders"], {"keys": array(window)}))
         return steps
 
     def _held(
@@ -132,7 +137,7 @@ class UniquenessOps(Dialect):
         held: dict[tuple[str, bool], Job] = {}
         for scope, result in zip(scopes, done, strict=True):
             for row in result.rows:
-                job = self._job(row)
+                job = self.job(row)
                 held[(str(job.unique_key), scope)] = job
         return held
 
@@ -143,18 +148,18 @@ class UniquenessOps(Dialect):
                 "key": x.key,
                 "fingerprint": x.fingerprint,
                 "batch": x.batch,
-                "items": self._json([list(item) for item in x.items]),
+                "items": self.dialect.json([list(item) for item in x.items]),
                 "created_at": x.created_at,
             }
             for x in records
         ]
 
     async def get_idempotency(self, owner: str, key: str) -> IdempotencyRecord | None:
-        found = (await self._one("get_idempotency", {"owner": owner, "key": key})).rows
+        found = (await self.one("get_idempotency", {"owner": owner, "key": key})).rows
         if not found:
             return None
         row = found[0]
-        items = tuple((str(i), k, bool(w)) for i, k, w in self._loads(row["items"]))
+        items = tuple((str(i), k, bool(w)) for i, k, w in self.dialect.loads(row["items"]))
         return IdempotencyRecord(
             owner=row["owner"],
             key=row["key"],
@@ -169,39 +174,13 @@ class UniquenessOps(Dialect):
         live = sorted({k for _, k, w in record.items if k is not None and not w})
         window = sorted({k for _, k, w in record.items if k is not None and w})
         holders = self._holder_steps(live, window)
-        by_id = Step(self.queries["jobs_by_id"], {"ids": self._array(ids)})
-        found, *rest = await self._run([by_id, *holders], False)
-        jobs = {job.id: job for job in map(self._job, found.rows)}
+        by_id = Step(self.queries["jobs_by_id"], {"ids": self.dialect.array(ids)})
+        found, *rest = await self.dialect.run([by_id, *holders], False)
+        jobs = {job.id: job for job in map(self.job, found.rows)}
         held = self._held(rest, live, window)
         return [
             jobs.get(i) or (held.get((k, w)) if k is not None else None) for i, k, w in record.items
         ]
-
-    def _held_keys(self, job_ids: Sequence[str], now: float) -> Step:
-        """The read, after a retry's write, of the jobs it left finished for a held key."""
-        return Step(self.queries["held_keys"], {"ids": self._array(list(job_ids)), "now": now})
-
-    @staticmethod
-    def _skipped(held: Done) -> list[tuple[str, str]]:
-        """What ``_held_keys`` found: each job kept from a retry, and its key's holder."""
-        return [(row["id"], row["holder"]) for row in held.rows]
-
-    @staticmethod
-    def _refuse_held(held: Done) -> None:
-        """Raise UniqueKeyHeld for the job ``_held_keys`` found, if it found one."""
-        for row in held.rows:
-            raise UniqueKeyHeld(row["id"], row["unique_key"], row["holder"], row["status"])
-
-    @staticmethod
-    async def _unraced(write: Callable[[], Awaitable[T]]) -> T:
-        """``write``, run again if a concurrent writer took a unique key it needs between its
-        guard's read and its write (which rolled back): the next run sees the holder."""
-        for _ in range(RACES - 1):
-            try:
-                return await write()
-            except Duplicate:
-                continue
-        return await write()
 
     async def prune_keys(self, now: float, idempotency_before: float, limit: int) -> int:
         if limit <= 0:
@@ -210,8 +189,38 @@ class UniquenessOps(Dialect):
             Step(self.queries["prune_windows"], {"now": now, "limit": limit}),
             Step(self.queries["prune_idempotency"], {"before": idempotency_before, "limit": limit}),
         ]
-        windows, records = await self._run(steps, True)
+        windows, records = await self.dialect.run(steps, True)
         return max(windows.counts[0], records.counts[0])
+
+
+# -- a retry's guard: used by one job's retry (jobs.py) and a bulk retry (bulk.py) ----------
+
+
+def held_keys_step(dialect: Dialect, job_ids: Sequence[str], now: float) -> Step:
+    """The read, after a retry's write, of the jobs it left finished for a held key."""
+    return Step(dialect.queries["held_keys"], {"ids": dialect.array(list(job_ids)), "now": now})
+
+
+def skipped(held: Done) -> list[tuple[str, str]]:
+    """What ``held_keys_step`` found: each job kept from a retry, and its key's holder."""
+    return [(row["id"], row["holder"]) for row in held.rows]
+
+
+def refuse_held(held: Done) -> None:
+    """Raise UniqueKeyHeld for the job ``held_keys_step`` found, if it found one."""
+    for row in held.rows:
+        raise UniqueKeyHeld(row["id"], row["unique_key"], row["holder"], row["status"])
+
+
+async def unraced(write: Callable[[], Awaitable[T]]) -> T:
+    """``write``, run again if a concurrent writer took a unique key it needs between its
+    guard's read and its write (which rolled back): the next run sees the holder."""
+    for _ in range(RACES - 1):
+        try:
+            return await write()
+        except Duplicate:
+            continue
+    return await write()
 
 
 def _live_ids(created: Sequence[Job]) -> list[str]:

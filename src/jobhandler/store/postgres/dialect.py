@@ -3,8 +3,9 @@
 psycopg 3 async with a connection pool in autocommit mode: a single statement is its own
 transaction, so the claim (``FOR UPDATE SKIP LOCKED`` in a CTE, then ``UPDATE ... RETURNING``)
 commits at once and no lock outlives the round trip. A unit of work of several statements is
-one pipeline, one round trip, and one transaction (pgwire.py sends it). Connection failures
-and pool timeouts surface as ``StoreUnavailable``. The operations themselves are in core.py.
+one pipeline, one round trip, and one transaction (wire.py sends it). Connection failures
+and pool timeouts surface as ``StoreUnavailable``. The operations themselves are in the core
+(store/core.py), which ``PostgresStore`` puts over this dialect.
 
 Durability per write. A submit, a user's action and every other write commit only once their
 WAL is on disk, but a relaxed unit (``Query.relaxed``: claims, heartbeats, outcomes,
@@ -29,15 +30,15 @@ rest stay in the caller's time: being off by a host's skew there costs nothing t
 Wake-ups. ``insert_jobs`` and ``retry_job`` NOTIFY ``jobhandler_jobs`` (one notification per
 transaction, and PostgreSQL folds identical ones together), ``request_cancel`` of a processing
 job NOTIFYs ``jobhandler_cancel`` with the job id. ``listen`` holds one dedicated connection
-outside the pool for LISTEN. With ``listen=False`` (PgBouncer in transaction mode cannot hold a
-LISTEN) it delivers nothing; NOTIFY itself still goes out, as it passes through such poolers.
+outside the pool for LISTEN (listener.py). With ``listen=False`` (PgBouncer in transaction mode
+cannot hold a LISTEN) it delivers nothing; NOTIFY itself still goes out, as it passes through
+such poolers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -54,22 +55,17 @@ from jobhandler.model.errors import StoreUnavailable
 from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
+from jobhandler.store.postgres.listener import CANCEL_CHANNEL, SUBMIT_CHANNEL, listen_forever
 from jobhandler.store.postgres.wire import check_idle, copied, copy_jobs, read, send, transaction
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget
 from jobhandler.store.uniqueness import KEY_WORDS
 
-log = logging.getLogger("jobhandler.store.postgres")
-
 Conn = psycopg.AsyncConnection[DictRow]
 
-SUBMIT_CHANNEL = "jobhandler_jobs"
-CANCEL_CHANNEL = "jobhandler_cancel"
 # Any fixed number: every jobhandler process migrating this database takes the same lock.
 MIGRATION_LOCK = 0x6A6F6268616E646C  # "jobhandl"
 CONNECT_TIMEOUT = 5  # seconds; a host that does not answer fails the attempt, not hangs it
 LISTENER_NAME = "jobhandler-listen"  # its application_name, unless the URL sets one
-LISTEN_CHECK = 30.0  # seconds without a notification before the listener checks its connection
-LISTEN_BACKOFF = (0.1, 10.0)  # first and longest wait before reconnecting the listener
 PAGE_FETCH = 16  # candidates fetched per round trip while a bounded page is read
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -137,9 +133,19 @@ async def _nothing_to_stop() -> None:
     return None
 
 
-class PostgresStore(
-    StoreCore, dialect="postgres", queries=QUERIES, byte_length="octet_length({}::text)"
-):
+class PostgresDialect:
+    """The PostgreSQL side of a store (dialect.Dialect): a pool, the database's clock, and
+    LISTEN/NOTIFY."""
+
+    name = "postgres"
+    queries = QUERIES
+    byte_length = "octet_length({}::text)"
+    # Values as parameters: JSON as json (the text as written), a list as an array.
+    json = staticmethod(_as_json)
+    array = staticmethod(_list)
+    loads = staticmethod(_identity)
+    native = staticmethod(_native)
+
     def __init__(
         self,
         url: str,
@@ -177,28 +183,21 @@ class PostgresStore(
             open=False,
             configure=self._measure_skew,
             # A connection the server dropped is found and replaced before a caller gets it,
-            # without a round trip unless the server sent it something (pgwire.check_idle).
+            # without a round trip unless the server sent it something (wire.check_idle).
             check=check_idle,
             name="jobhandler",
         )
         self._opened = False
         self._listeners: set[asyncio.Task[None]] = set()
 
-    # -- what the core asks of a dialect ---------------------------------------------------
-
-    _json = staticmethod(_as_json)
-    _array = staticmethod(_list)
-    _loads = staticmethod(_identity)
-    _native = staticmethod(_native)
-
-    def _accept(self, connection: object | None) -> None:
+    def accept(self, connection: object | None) -> None:
         if connection is not None and not isinstance(connection, psycopg.AsyncConnection):
             raise TypeError(
                 "connection must be an open psycopg.AsyncConnection to this database,"
                 f" not {type(connection).__name__}"
             )
 
-    async def _run(
+    async def run(
         self, steps: Sequence[Step], write: bool, connection: object | None = None
     ) -> list[Done]:
         with _translated():
@@ -207,7 +206,7 @@ class PostgresStore(
                 # they commit.
                 return await read(await send(connection, steps))
             async with self._connection() as conn:
-                if copied(steps):  # a big submit: by COPY (pgwire.py)
+                if copied(steps):  # a big submit: by COPY (wire.py)
                     rows: Sequence[Params] = steps[0].params  # type: ignore[assignment]
                     return [await copy_jobs(conn, rows, self.queries)]
                 relaxed = all(step.query.relaxed for step in steps)
@@ -215,7 +214,7 @@ class PostgresStore(
                     return await read(await send(conn, steps))  # its own transaction
                 return await transaction(conn, steps, relaxed)
 
-    async def _page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
+    async def page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
         with _translated():
             async with self._connection() as conn, conn.transaction():
                 # A server-side cursor, fetched a few rows at a time: the database computes
@@ -230,7 +229,7 @@ class PostgresStore(
                 cur = await conn.execute(query, {"seqs": budget.seqs})
                 return await cur.fetchall()
 
-    async def _skew(self) -> float:
+    async def skew(self) -> float:
         """The database's clock minus this host's, measured by each new pooled connection."""
         if self._measured_skew is None:
             async with self._connection():
@@ -289,7 +288,7 @@ class PostgresStore(
             cur = await conn.execute(self.queries["schema_version"].text)
             row = await cur.fetchone()
             current = row["v"] if row else 0
-            for migration in migrations.load(self.dialect):
+            for migration in migrations.load(self.name):
                 if migration.version > current:
                     await conn.execute(migration.sql)  # no parameters: the whole script runs
                     await conn.execute(
@@ -304,7 +303,8 @@ class PostgresStore(
         if not self._listen:
             return _nothing_to_stop
         task = asyncio.create_task(
-            self._listen_forever(on_submit, on_cancel), name="jobhandler-listen"
+            listen_forever(self.url, self._listen_args, on_submit, on_cancel),
+            name="jobhandler-listen",
         )
         self._listeners.add(task)
 
@@ -315,39 +315,27 @@ class PostgresStore(
 
         return stop
 
-    async def _listen_forever(
-        self, on_submit: Callable[[], None], on_cancel: Callable[[str], None]
+
+class PostgresStore(StoreCore):
+    """The store on a PostgreSQL database: the core (core.py) over a :class:`PostgresDialect`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        listen: bool = True,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 5.0,
+        host_clock: Callable[[], float] = time.time,
     ) -> None:
-        delay, longest = LISTEN_BACKOFF
-        while True:
-            try:
-                # Its own connection, not a pooled one: LISTEN lasts as long as the session.
-                async with await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, **self._listen_args
-                ) as conn:
-                    await conn.execute(f"LISTEN {SUBMIT_CHANNEL}")
-                    await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
-                    delay = LISTEN_BACKOFF[0]
-                    # Whatever was submitted while nobody listened went unheard: look now.
-                    _call(on_submit)
-                    while True:
-                        async for note in conn.notifies(timeout=LISTEN_CHECK):
-                            if note.channel == CANCEL_CHANNEL:
-                                _call(on_cancel, note.payload)
-                            else:
-                                _call(on_submit)
-                        # Quiet for a while: a round trip shows whether the link is still there.
-                        async with asyncio.timeout(CONNECT_TIMEOUT):
-                            await conn.execute("SELECT 1")
-            except (psycopg.Error, OSError, TimeoutError) as exc:
-                log.warning("listen connection lost (%s); reconnecting in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, longest)
-
-
-def _call(callback: Callable[..., None], *args: Any) -> None:
-    """Run a wake-up callback; its failure must not take the listener down."""
-    try:
-        callback(*args)
-    except Exception:
-        log.exception("wake-up callback %r failed", callback)
+        self.url = url
+        dialect = PostgresDialect(
+            url,
+            listen=listen,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            host_clock=host_clock,
+        )
+        super().__init__(dialect)

@@ -5,7 +5,7 @@ socket in a folder named after the database file, and a process that commits new
 empty datagram to every socket there. The kernel hands it to the idle worker in microseconds,
 where watching the file would cost a poll interval and a busy thread. Like NOTIFY it is a hint
 only: a lost datagram (a full buffer, another /tmp) costs latency, and the store's slower file
-watch and the worker's poll remain the truth.
+watch (``watch_file``) and the worker's poll remain the truth.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import errno
 import hashlib
 import os
 import socket
+import sqlite3
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 
@@ -95,3 +97,44 @@ class WakeChannel:
         if self._sender is not None:
             self._sender.close()
             self._sender = None
+
+
+def watch_file(
+    path: str, busy_timeout_ms: int, interval: float, on_submit: Callable[[], None]
+) -> Callable[[], Awaitable[None]]:
+    """Should a datagram be lost: a thread that watches the file; returns how to stop it.
+
+    The watch reads ``PRAGMA data_version`` (which changes when another connection commits,
+    and costs no lock) every ``interval`` seconds on its own connection, and calls
+    ``on_submit`` on this loop when the newest job is newer than before.
+    """
+    loop = asyncio.get_running_loop()
+    stopped = threading.Event()
+
+    def watch() -> None:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        try:
+            version = newest = -1
+            while not stopped.wait(interval):
+                seen = conn.execute("PRAGMA data_version").fetchone()[0]
+                if seen == version:
+                    continue
+                version = seen
+                latest = conn.execute("SELECT coalesce(max(seq), 0) FROM jobs").fetchone()[0]
+                if latest > newest:
+                    newest = latest
+                    loop.call_soon_threadsafe(on_submit)
+        except (sqlite3.Error, RuntimeError):  # the file went away, or the loop closed
+            return
+        finally:
+            conn.close()
+
+    watcher = threading.Thread(target=watch, name="jobhandler-sqlite-watch", daemon=True)
+    watcher.start()
+
+    async def stop() -> None:
+        stopped.set()
+        await asyncio.to_thread(watcher.join)
+
+    return stop

@@ -1,4 +1,4 @@
--- SQLite's count of inserted jobs (see Dialect._counted): once per insert statement, by queue
+-- SQLite's count of inserted jobs (Resource.counted): once per insert statement, by queue
 -- and status, where a row-level trigger (jobs_count_insert, dropped by 012) wrote an UPSERT per
 -- job. Updates and deletes are still counted by triggers (009). A job is found by id, so one a
 -- held unique key made the insert skip is not counted. :ids holds each id once (a join, which

@@ -1,0 +1,51 @@
+"""What every group of store operations (one resource: jobs, runs, schedules...) shares: the
+dialect it runs on, and the few things each does with it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from jobhandler.model.jobs import Job
+from jobhandler.store import rows as r
+from jobhandler.store.dialect import Dialect, Done, Params, Step
+
+
+class Resource:
+    """The operations of one resource over a dialect. The core (core.py) holds one of each and
+    hands every Store method to the resource that owns it."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.queries = dialect.queries
+
+    async def one(self, name: str, params: Params, write: bool = False) -> Done:
+        """Run the one named statement as its own unit of work."""
+        (done,) = await self.dialect.run([Step(self.queries[name], params)], write)
+        return done
+
+    def job(self, row: Any) -> Job:
+        return r.job_from_row(row, self.dialect.loads)
+
+    def counted(
+        self, insert: Step, ids: Sequence[str], skippable: Sequence[str] = ()
+    ) -> list[Step]:
+        """``insert`` with what keeps ``queue_counts`` right after it, in its unit of work.
+
+        PostgreSQL counts inserted jobs in a statement-level trigger and needs nothing here.
+        SQLite has no such trigger, and a row-level one costs an UPSERT per job (about half a
+        bulk submit's store time), so the jobs ``ids`` names are counted once, after the insert
+        (``count_inserted``). ``skippable``: the ids the insert may skip on a held unique key;
+        such an id may name a job already there (the same job submitted again), which the
+        count would find too, so those are taken off first (``uncount_present``): a job the
+        insert left alone is added back as it was taken off, and only new rows add up.
+        """
+        count = self.queries.get("count_inserted")
+        if count is None or not ids:
+            return [insert]
+        before = []
+        array = self.dialect.array
+        if skippable:  # each id once: the queries join on them
+            uncount = self.queries["uncount_present"]
+            before.append(Step(uncount, {"ids": array(list(dict.fromkeys(skippable)))}))
+        return [*before, insert, Step(count, {"ids": array(list(dict.fromkeys(ids)))})]
