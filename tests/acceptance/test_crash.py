@@ -302,7 +302,7 @@ def test_restarted_worker_rescues_its_dead_predecessors_jobs_at_once(
         assert job.status is JobStatus.COMPLETED
         assert job.result == {"attempt": 2, "pid": successor.pid}
         assert job.started_at is not None and job.started_at - restarted_at < 15
-    assert victim_id not in {w.id for w in db.run(db.app.workers())}
+    assert victim_id not in {w.id for w in db.run(db.app.service.workers())}
     assert "is gone: rescued its 4 running jobs" in successor.output()
 
 
@@ -367,7 +367,7 @@ def test_sigterm_finishes_short_jobs_and_releases_long_ones(
     assert [e for e in crashapp.read_events(ledger) if e[0] in long_thread] == [
         (long_thread[0], 1, "saw-cancel")
     ]
-    assert worker_id not in {w.id for w in db.run(db.app.workers())}
+    assert worker_id not in {w.id for w in db.run(db.app.service.workers())}
 
     # The released jobs are whole: the next worker runs them, with one attempt used.
     start_worker(spawn, env, concurrency=6)

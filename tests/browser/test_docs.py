@@ -22,7 +22,8 @@ def test_swagger_ui_renders_under_the_csp_from_the_servers_own_files(
     page.on("request", lambda request: asked.append(request.url))
     try:
         page.goto(f"{server.url}/docs")
-        expect(page.locator(".opblock-summary-path", has_text="/jobs/batch")).to_be_visible()
+        batch = page.locator(".opblock-summary-path", has_text="/jobs/batch")
+        expect(batch).to_be_visible(timeout=30_000)  # a loaded machine renders slowly
         expect(page.locator(".info .title")).to_contain_text("Job Handler")
     finally:
         page.close()

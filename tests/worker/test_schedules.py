@@ -95,7 +95,7 @@ async def test_a_restart_across_due_times_follows_the_missed_policy(
     clock.now = T0 + 200
     restarted = periodic_app(clock, missed)
     scheduler = await start(restarted)
-    (stored,) = await restarted.schedules()
+    (stored,) = await restarted.service.schedules.all()
     assert stored.next_run_at == T0 + 60  # the restart kept it: the runs were missed
     assert await scheduler.run_once() == T0 + 240
     # skip: none of the missed runs; catch_up: one run, for the latest of them.
