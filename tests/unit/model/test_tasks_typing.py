@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import re
-import tempfile
 from pathlib import Path
 from typing import Any, get_type_hints
 
 import pytest
-from mypy import api as mypy_api
 
 from jobhandler import App, InvalidOptions, JobHandlerError
 from jobhandler.model.options import EnqueueOptions, JobOptions
+from tests.typing.check import mypy_errors
 
 SAMPLE = Path(__file__).parents[2] / "typing" / "sample.py"
-EXPECTED = re.compile(r"#\s*E:\s*([\w-]+)\s*$")
-REPORTED = re.compile(r"^.*sample\.py:(\d+): error: .*\[([\w-]+)\]$")
-
-
-def expected_errors() -> set[tuple[int, str]]:
-    lines = SAMPLE.read_text().splitlines()
-    return {(n, m[1]) for n, line in enumerate(lines, 1) if (m := EXPECTED.search(line))}
 
 
 def test_mypy_flags_the_wrong_calls_and_only_those() -> None:
-    # Only the sample is checked (imports are read, not reported); the cache outlives the run,
-    # so a second run takes about a second.
-    cache = Path(tempfile.gettempdir()) / "jobhandler-typing-mypy-cache"
-    out, err, _ = mypy_api.run(
-        ["--strict", "--follow-imports=silent", "--cache-dir", str(cache), str(SAMPLE)]
-    )
-    reported = {(int(m[1]), m[2]) for line in out.splitlines() if (m := REPORTED.match(line))}
-    assert not err
-    assert reported == expected_errors(), out
+    reported, expected, out = mypy_errors(SAMPLE)
+    assert reported == expected, out
 
 
 def test_enqueue_keywords_are_the_job_options() -> None:
