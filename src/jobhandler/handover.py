@@ -67,7 +67,7 @@ def restart_without_secrets() -> None:
     os.set_inheritable(read_end, True)
     try:
         # sys.orig_argv: the interpreter's own options too (-m, -X, -u), as they were given.
-        os.execve(sys.executable, sys.orig_argv, env)
+        os.execve(sys.executable, sys.orig_argv, env)  # nosec B606 - this very command again
     except OSError as exc:
         os.close(read_end)
         print(
