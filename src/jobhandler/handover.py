@@ -66,8 +66,9 @@ def restart_without_secrets() -> None:
     env = environment_without_secrets() | {SECRETS_FD_VARIABLE: str(read_end)}
     os.set_inheritable(read_end, True)
     try:
-        # sys.orig_argv: the interpreter's own options too (-m, -X, -u), as they were given.
-        os.execve(sys.executable, sys.orig_argv, env)  # nosec B606 - this very command again
+        # sys.orig_argv: the interpreter's own options too (-m, -X, -u), as they were given;
+        # bandit's B606 warns of starting a process: this is the very command, started again.
+        os.execve(sys.executable, sys.orig_argv, env)  # nosec B606
     except OSError as exc:
         os.close(read_end)
         print(
