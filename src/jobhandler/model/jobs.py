@@ -21,6 +21,7 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    WAITING = "waiting"  # in a workflow, until the jobs it runs after are settled
 
     @property
     def terminal(self) -> bool:
@@ -28,7 +29,8 @@ class JobStatus(StrEnum):
 
 
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-WAITING = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
+PENDING = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})  # a worker may take it once due
+UNSTARTED = PENDING | {JobStatus.WAITING}  # no run has begun: a cancel ends it at once
 
 
 class Transition(StrEnum):
@@ -44,6 +46,11 @@ class Transition(StrEnum):
     RESCUE = "rescue"  # the lease expired: back to the queue
     RESCUE_FAIL = "rescue_fail"  # the lease expired and no attempts are left: "worker lost"
     RETRY = "retry"  # a user asks to run a failed or cancelled job again
+    # Workflows. The store applies these three in the parent's own write, by the triggers
+    # jobs_settle and jobs_reopen (store/sql/*/013_workflows.sql), with these statuses.
+    PROMOTE = "promote"  # the last of its parents settled: due now (or scheduled, if ahead)
+    BLOCK = "block"  # a parent failed or was cancelled, and it does not run on parent failure
+    RESTORE = "restore"  # the parent that blocked it is retried: it waits for it again
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +62,19 @@ class Edge:
 _RUNNING = frozenset({JobStatus.PROCESSING})
 
 TRANSITIONS: dict[Transition, Edge] = {
-    Transition.CLAIM: Edge(WAITING, JobStatus.PROCESSING),
+    Transition.CLAIM: Edge(PENDING, JobStatus.PROCESSING),
     Transition.COMPLETE: Edge(_RUNNING, JobStatus.COMPLETED),
     Transition.FAIL: Edge(_RUNNING, JobStatus.FAILED),
     Transition.RETRY_LATER: Edge(_RUNNING, JobStatus.SCHEDULED),
-    Transition.CANCEL: Edge(WAITING, JobStatus.CANCELLED),
+    Transition.CANCEL: Edge(UNSTARTED, JobStatus.CANCELLED),
     Transition.ABORT: Edge(_RUNNING, JobStatus.CANCELLED),
     Transition.RELEASE: Edge(_RUNNING, JobStatus.QUEUED),
     Transition.RESCUE: Edge(_RUNNING, JobStatus.SCHEDULED),
     Transition.RESCUE_FAIL: Edge(_RUNNING, JobStatus.FAILED),
     Transition.RETRY: Edge(frozenset({JobStatus.FAILED, JobStatus.CANCELLED}), JobStatus.QUEUED),
+    Transition.PROMOTE: Edge(frozenset({JobStatus.WAITING}), JobStatus.QUEUED),
+    Transition.BLOCK: Edge(frozenset({JobStatus.WAITING}), JobStatus.CANCELLED),
+    Transition.RESTORE: Edge(frozenset({JobStatus.CANCELLED}), JobStatus.WAITING),
 }
 
 
@@ -104,6 +114,16 @@ class Job:
     unique_key: str | None = None
     unique_until: float | None = None
     trace_context: str | None = None  # the W3C traceparent of its submit (tracing.py)
+    # Workflows (model/workflows.py): its workflow and key there, the ids of the jobs it runs
+    # after, how many of those are not settled yet, how many jobs run after it, whether it runs
+    # when a parent failed, and the parent whose failure cancelled it.
+    workflow_id: str | None = None
+    workflow_key: str | None = None
+    after: Any = None
+    waiting_on: int = 0
+    dependents: int = 0
+    on_parent_failure: str | None = None
+    blocked_by: str | None = None
 
     @property
     def attempts_used(self) -> int:
@@ -146,6 +166,7 @@ class Outcome:
     traceback: str | None = None
     run_at: float | None = None  # when a retried or rescued job becomes due
     only_if_lease_expired_by: float | None = None  # the rescuer's guard against a fresh heartbeat
+    wakes: bool = False  # a workflow parent's: its write may make jobs due, so tell the workers
 
 
 def new_job_id() -> str:

@@ -16,6 +16,7 @@ class JobFilter:
     queue: str | None = None
     task: str | None = None
     created_before: float | None = None
+    workflow_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

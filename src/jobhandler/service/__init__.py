@@ -8,6 +8,7 @@ API, the dashboard, the CLI, the Django backend and the test kit hold it, never 
 - ``flow``: queues' pause and limits, and what ``GET /queues`` shows;
 - ``schedules``, ``tokens``: the stored schedules and API tokens;
 - ``live``: the feed of changed jobs behind the event streams;
+- ``workflows``: graphs of jobs that run after other jobs, spawned children, parents' results;
 - ``signals``: in-process wake-ups between these and the workers of this process.
 """
 
@@ -26,6 +27,7 @@ from jobhandler.service.schedules import Schedules
 from jobhandler.service.signals import Signals
 from jobhandler.service.submits import Submits
 from jobhandler.service.tokens import Tokens
+from jobhandler.service.workflows import Workflows
 from jobhandler.settings import Settings
 from jobhandler.store import Store
 
@@ -50,6 +52,7 @@ class Service:
         self.flow = Flow(store, settings, clock, tasks, limits)
         self.schedules = Schedules(store, clock)
         self.tokens = Tokens(store, clock)
+        self.workflows = Workflows(store, self.submits, self.jobs, clock, events, self.signals)
         self.live = JobFeed(store.changed_jobs, clock)  # behind the event streams
         self.signals.on_submit(self.live.kick)
 

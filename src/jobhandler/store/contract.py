@@ -25,6 +25,14 @@ from jobhandler.model.records import (
     WorkerInfo,
 )
 from jobhandler.model.tokens import Scope, TokenInfo
+from jobhandler.model.workflows import (
+    NewWorkflow,
+    ParentOutcome,
+    WorkflowFilter,
+    WorkflowMember,
+    WorkflowPage,
+    WorkflowView,
+)
 
 
 class Store(Protocol):
@@ -245,3 +253,30 @@ class Store(Protocol):
 
     async def pause_schedule(self, name: str, paused: bool, now: float) -> ScheduleView:
         """Pause or resume a schedule. Raises periodic.ScheduleNotFound."""
+
+    # -- workflows (workflows.py) ------------------------------------------------------------
+
+    async def insert_workflow(self, new: NewWorkflow) -> list[Job]:
+        """Store a workflow, its jobs and their edges in one transaction; the jobs as stored.
+        Raises workflows.WorkflowKeyHeld (a unique key held; nothing stored)."""
+
+    async def spawn(self, parent: JobRef, member: WorkflowMember, now: float) -> Job | None:
+        """Store a running job's child; the jobs that run after the parent wait for it too.
+        None: ``parent``'s attempt no longer holds the job. A child spawned already (same id)
+        is answered as it stands."""
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowView | None: ...
+
+    async def page_workflows(
+        self, where: WorkflowFilter, limit: int, cursor: str | None
+    ) -> WorkflowPage:
+        """Newest first, with each workflow's counts of jobs per status (no jobs)."""
+
+    async def cancel_workflow(self, workflow_id: str, now: float) -> bool:
+        """Mark it cancelled; its jobs are cancelled as a bulk cancel of ``workflow_id``."""
+
+    async def parent_outcomes(self, job_id: str) -> list[ParentOutcome]:
+        """What became of the parents of a workflow job."""
+
+    async def prune_workflows(self, before: float) -> int:
+        """Delete workflows created before ``before`` none of whose jobs are left."""

@@ -38,6 +38,14 @@ from jobhandler.model.records import (
     WorkerInfo,
 )
 from jobhandler.model.tokens import Scope, TokenInfo
+from jobhandler.model.workflows import (
+    NewWorkflow,
+    ParentOutcome,
+    WorkflowFilter,
+    WorkflowMember,
+    WorkflowPage,
+    WorkflowView,
+)
 from jobhandler.store.attempts import Attempts
 from jobhandler.store.bulk import Bulk
 from jobhandler.store.changes import Changes
@@ -50,6 +58,7 @@ from jobhandler.store.stats import Stats
 from jobhandler.store.tokens import Tokens
 from jobhandler.store.uniqueness import Submits
 from jobhandler.store.workers import Workers
+from jobhandler.store.workflows import Workflows
 
 
 class StoreCore:
@@ -68,6 +77,7 @@ class StoreCore:
         self.workers = Workers(dialect)
         self.tokens = Tokens(dialect)
         self.schedules = Schedules(dialect)
+        self.workflows = Workflows(dialect)
 
     # -- the dialect's own -----------------------------------------------------------------
 
@@ -259,3 +269,28 @@ class StoreCore:
 
     async def pause_schedule(self, name: str, paused: bool, now: float) -> ScheduleView:
         return await self.schedules.pause_schedule(name, paused, now)
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    async def insert_workflow(self, new: NewWorkflow) -> list[Job]:
+        return await self.workflows.insert_workflow(new)
+
+    async def spawn(self, parent: JobRef, member: WorkflowMember, now: float) -> Job | None:
+        return await self.workflows.spawn(parent, member, now)
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowView | None:
+        return await self.workflows.get_workflow(workflow_id)
+
+    async def page_workflows(
+        self, where: WorkflowFilter, limit: int, cursor: str | None
+    ) -> WorkflowPage:
+        return await self.workflows.page_workflows(where, limit, cursor)
+
+    async def cancel_workflow(self, workflow_id: str, now: float) -> bool:
+        return await self.workflows.cancel_workflow(workflow_id, now)
+
+    async def parent_outcomes(self, job_id: str) -> list[ParentOutcome]:
+        return await self.workflows.parent_outcomes(job_id)
+
+    async def prune_workflows(self, before: float) -> int:
+        return await self.workflows.prune_workflows(before)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-from jobhandler.model.jobs import TERMINAL, TRANSITIONS, WAITING, JobStatus, Transition
+from jobhandler.model.jobs import TERMINAL, TRANSITIONS, JobStatus, Transition
 
 
 def status_list(statuses: Iterable[JobStatus]) -> str:
@@ -29,7 +29,7 @@ def _status(status: JobStatus) -> str:
 
 # The words a query may use, each derived from the state machine.
 STATUS_WORDS: dict[str, str] = {
-    "waiting": status_list(WAITING),
+    "unstarted": status_list(TRANSITIONS[Transition.CANCEL].sources),
     "terminal": status_list(TERMINAL),
     "claimable": status_list(TRANSITIONS[Transition.CLAIM].sources),
     "running": _status(TRANSITIONS[Transition.CLAIM].target),

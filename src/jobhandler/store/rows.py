@@ -187,7 +187,11 @@ def list_query(
     if where.statuses:
         # Written in, not bound, so the partial and status indexes apply.
         clauses.append(f"status IN {status_list(where.statuses)}")
-    for column, value in (("queue", where.queue), ("task", where.task)):
+    for column, value in (
+        ("queue", where.queue),
+        ("task", where.task),
+        ("workflow_id", where.workflow_id),
+    ):
         if value is not None:
             clauses.append(f"{column} = :{column}")
             params[column] = value

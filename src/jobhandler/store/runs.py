@@ -64,15 +64,17 @@ class Runs(Resource):
         # A dialect that writes a batch as one statement, when each job is in it once (for one
         # outcome, binding a column of arrays costs more than the statement saves).
         batch = self.queries.get("finish_jobs") if len(outcomes) > 1 else None
+        # A workflow parent's end may make its dependents due (the settle trigger): wake up.
+        wake = [Step(self.queries["wake_workers"], {})] if any(o.wakes for o in outcomes) else []
         if batch is not None and len({o.job_id for o in outcomes}) == len(outcomes):
-            (done,) = await self.dialect.run([Step(batch, values, many=True)], True)
+            (done, *_) = await self.dialect.run([Step(batch, values, many=True), *wake], True)
             matched = {row["ordinal"] for row in done.rows}
             applied = [n in matched for n in range(1, len(outcomes) + 1)]
         else:
             # One statement per outcome, in order, in one transaction: a later outcome for a job
             # sees the earlier one's effect (in one statement, a row is updated once at most).
             step = Step(self.queries["finish_job"], values, many=True, each=True)
-            (done,) = await self.dialect.run([step], True)
+            (done, *_) = await self.dialect.run([step, *wake], True)
             applied = [count == 1 for count in done.counts]
         await self.stats.counted_finishes(len(outcomes))
         return applied

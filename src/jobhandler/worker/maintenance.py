@@ -153,7 +153,13 @@ class Rescuer:
             transition = Transition.RESCUE_FAIL if when is None else Transition.RESCUE
             error = WORKER_LOST
         return Outcome(
-            job.id, job.attempt, transition, error=error, run_at=when, only_if_lease_expired_by=now
+            job.id,
+            job.attempt,
+            transition,
+            error=error,
+            run_at=when,
+            only_if_lease_expired_by=now,
+            wakes=job.dependents > 0,
         )
 
     def _policy(self, task: str) -> RetryPolicy:

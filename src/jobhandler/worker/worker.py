@@ -12,6 +12,7 @@ over changes nothing: it stops the run and logs "lease lost".
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -189,6 +190,8 @@ class Worker:
         else:
             outcome = run.result()
         if outcome is not None:
+            if job.dependents:  # its end may make its dependents due
+                outcome = dataclasses.replace(outcome, wakes=True)
             self.completer.add(outcome, entry)
 
     def _on_cancel(self, job_id: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from jobhandler.model.jobs import TERMINAL, TRANSITIONS, JobStatus, Transition, can_apply
 
 
-def test_statuses_are_the_go_services_words_plus_scheduled() -> None:
+def test_statuses_are_the_go_services_words_plus_scheduled_and_waiting() -> None:
     assert [s.value for s in JobStatus] == [
         "queued",
         "scheduled",
@@ -13,6 +13,7 @@ def test_statuses_are_the_go_services_words_plus_scheduled() -> None:
         "completed",
         "failed",
         "cancelled",
+        "waiting",
     ]
 
 
@@ -23,8 +24,9 @@ def test_terminal_statuses() -> None:
 
 
 def test_only_a_user_retry_leaves_a_terminal_status() -> None:
+    # RESTORE follows a user's retry of the parent whose failure cancelled the job.
     leaving_terminal = {t for t, edge in TRANSITIONS.items() if edge.sources & TERMINAL}
-    assert leaving_terminal == {Transition.RETRY}
+    assert leaving_terminal == {Transition.RETRY, Transition.RESTORE}
     assert TRANSITIONS[Transition.RETRY].sources == {JobStatus.FAILED, JobStatus.CANCELLED}
 
 

@@ -45,8 +45,8 @@ ORDER BY lease_expires_at LIMIT :limit;
 -- name: cancel_job
 -- One statement either way: a waiting job ends at once, a running one is flagged.
 UPDATE jobs SET
-    status = CASE WHEN status IN {waiting} THEN {cancelled} ELSE status END,
-    finished_at = CASE WHEN status IN {waiting} THEN :now ELSE finished_at END,
+    status = CASE WHEN status IN {unstarted} THEN {cancelled} ELSE status END,
+    finished_at = CASE WHEN status IN {unstarted} THEN :now ELSE finished_at END,
     cancel_requested = true, updated_at = :now
 WHERE id = :id AND status IN {cancellable}
 RETURNING *;

@@ -211,6 +211,9 @@ class SQLiteDialect:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
+        # A workflow job cancelled because its parent failed settles its own dependents, by
+        # the same trigger (013_workflows.sql): triggers must fire from within triggers.
+        conn.execute("PRAGMA recursive_triggers = ON")
         # The claim's sorts and unions use temporary b-trees; in a write transaction each one
         # was a temporary file opened and deleted (~0.4 ms a claim). They are small: in memory.
         conn.execute("PRAGMA temp_store = MEMORY")

@@ -3,8 +3,8 @@
 
 -- name: bulk_cancel
 UPDATE jobs SET
-    status = CASE WHEN status IN {waiting} THEN {cancelled} ELSE status END,
-    finished_at = CASE WHEN status IN {waiting} THEN :now ELSE finished_at END,
+    status = CASE WHEN status IN {unstarted} THEN {cancelled} ELSE status END,
+    finished_at = CASE WHEN status IN {unstarted} THEN :now ELSE finished_at END,
     cancel_requested = true, updated_at = :now
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status IN {cancellable}
   AND NOT (status = {running} AND cancel_requested)

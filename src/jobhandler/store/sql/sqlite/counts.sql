@@ -6,23 +6,29 @@
 -- WHERE true: SQLite's rule for an INSERT ... SELECT with ON CONFLICT to parse as an upsert.
 
 -- name: count_inserted
-INSERT INTO queue_counts (queue, queued, scheduled, processing, completed, failed, cancelled)
+INSERT INTO queue_counts (
+    queue, queued, scheduled, processing, completed, failed, cancelled, waiting
+)
 SELECT queue, sum(status = 'queued'), sum(status = 'scheduled'), sum(status = 'processing'),
-    sum(status = 'completed'), sum(status = 'failed'), sum(status = 'cancelled')
+    sum(status = 'completed'), sum(status = 'failed'), sum(status = 'cancelled'),
+    sum(status = 'waiting')
 FROM json_each(:ids) AS new JOIN jobs ON jobs.id = new.value WHERE true GROUP BY queue
 ON CONFLICT (queue) DO UPDATE SET queued = queued + excluded.queued,
     scheduled = scheduled + excluded.scheduled, processing = processing + excluded.processing,
     completed = completed + excluded.completed, failed = failed + excluded.failed,
-    cancelled = cancelled + excluded.cancelled;
+    cancelled = cancelled + excluded.cancelled, waiting = waiting + excluded.waiting;
 
 -- name: uncount_present
 -- Before an insert that may skip these ids: the jobs they name already, taken off, since
 -- count_inserted after it finds them again (a skipped job's id may be its key's holder's).
-INSERT INTO queue_counts (queue, queued, scheduled, processing, completed, failed, cancelled)
+INSERT INTO queue_counts (
+    queue, queued, scheduled, processing, completed, failed, cancelled, waiting
+)
 SELECT queue, -sum(status = 'queued'), -sum(status = 'scheduled'), -sum(status = 'processing'),
-    -sum(status = 'completed'), -sum(status = 'failed'), -sum(status = 'cancelled')
+    -sum(status = 'completed'), -sum(status = 'failed'), -sum(status = 'cancelled'),
+    -sum(status = 'waiting')
 FROM json_each(:ids) AS old JOIN jobs ON jobs.id = old.value WHERE true GROUP BY queue
 ON CONFLICT (queue) DO UPDATE SET queued = queued + excluded.queued,
     scheduled = scheduled + excluded.scheduled, processing = processing + excluded.processing,
     completed = completed + excluded.completed, failed = failed + excluded.failed,
-    cancelled = cancelled + excluded.cancelled;
+    cancelled = cancelled + excluded.cancelled, waiting = waiting + excluded.waiting;

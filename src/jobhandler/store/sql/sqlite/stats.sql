@@ -7,7 +7,8 @@ UNION ALL SELECT queue, 'scheduled', scheduled, 1 FROM queue_counts
 UNION ALL SELECT queue, 'processing', processing, 1 FROM queue_counts
 UNION ALL SELECT queue, 'completed', completed, 1 FROM queue_counts
 UNION ALL SELECT queue, 'failed', failed, 1 FROM queue_counts
-UNION ALL SELECT queue, 'cancelled', cancelled, 1 FROM queue_counts;
+UNION ALL SELECT queue, 'cancelled', cancelled, 1 FROM queue_counts
+UNION ALL SELECT queue, 'waiting', waiting, 1 FROM queue_counts;
 
 -- name: oldest_waiting
 -- When a queue's longest-waiting job became due: the smallest run_at among its waiting jobs,

@@ -1,0 +1,136 @@
+-- Workflows: jobs that run after other jobs (see ../sqlite/013_workflows.sql for the design).
+--
+-- Fan-in is a count of unsettled parents on the child (waiting_on), lowered in the parent's
+-- own finishing transaction by the row trigger jobs_settle, which locks the children (in id
+-- order, so two settles never wait on each other in a cycle) before it changes them: two
+-- parents finishing at the same instant queue on the child's row lock, and the second sees
+-- the first's count, so the child cannot be stranded. The trigger's WHEN keeps it off every
+-- job that has no dependents: the plain path pays one comparison per updated row.
+
+ALTER TABLE jobs DROP CONSTRAINT jobs_status_check;
+ALTER TABLE jobs ADD CONSTRAINT jobs_status_check CHECK (
+    status IN ('waiting', 'queued', 'scheduled', 'processing', 'completed', 'failed', 'cancelled')
+);
+ALTER TABLE jobs
+    ADD COLUMN workflow_id text,
+    ADD COLUMN workflow_key text,
+    ADD COLUMN after jsonb,
+    ADD COLUMN waiting_on integer NOT NULL DEFAULT 0,
+    ADD COLUMN dependents integer NOT NULL DEFAULT 0,
+    ADD COLUMN on_parent_failure text CHECK (on_parent_failure IN ('cancel', 'run')),
+    ADD COLUMN blocked_by text;
+CREATE INDEX jobs_workflow ON jobs (workflow_id, seq) WHERE workflow_id IS NOT NULL;
+
+-- A waiting job holds its unique key as a queued one does ({cancellable} now says 'waiting').
+DROP INDEX jobs_unique_live;
+CREATE UNIQUE INDEX jobs_unique_live ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND unique_until IS NULL
+      AND status IN ('processing', 'queued', 'scheduled', 'waiting');
+
+CREATE TABLE workflows (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    name text NOT NULL,
+    created_at double precision NOT NULL,
+    cancelled_at double precision
+);
+CREATE INDEX workflows_name ON workflows (name, seq);
+
+CREATE TABLE job_deps (
+    parent_id text NOT NULL,
+    child_id text NOT NULL,
+    settled boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (parent_id, child_id)
+);
+CREATE INDEX job_deps_child ON job_deps (child_id);
+
+CREATE FUNCTION jobhandler_settle() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    failed boolean := NEW.status <> 'completed';
+BEGIN
+    WITH edges AS (
+        UPDATE job_deps SET settled = true
+        WHERE parent_id = NEW.id AND NOT settled
+        RETURNING child_id
+    ), children AS (
+        SELECT j.id FROM jobs AS j WHERE j.id IN (SELECT child_id FROM edges)
+        ORDER BY j.id FOR UPDATE
+    )
+    UPDATE jobs SET
+        waiting_on = jobs.waiting_on - 1,
+        updated_at = NEW.updated_at,
+        status = CASE
+            WHEN jobs.status <> 'waiting' THEN jobs.status
+            WHEN failed AND coalesce(jobs.on_parent_failure, 'cancel') <> 'run' THEN 'cancelled'
+            WHEN jobs.waiting_on > 1 THEN 'waiting'
+            WHEN jobs.run_at > NEW.updated_at THEN 'scheduled'
+            ELSE 'queued' END,
+        blocked_by = CASE
+            WHEN jobs.status = 'waiting' AND failed
+              AND coalesce(jobs.on_parent_failure, 'cancel') <> 'run' THEN NEW.id
+            ELSE jobs.blocked_by END,
+        error = CASE
+            WHEN jobs.status = 'waiting' AND failed
+              AND coalesce(jobs.on_parent_failure, 'cancel') <> 'run'
+                THEN 'parent ' || coalesce(NEW.workflow_key, NEW.id) || ' (' || NEW.id || ') '
+                    || CASE NEW.status WHEN 'failed' THEN 'failed' ELSE 'was cancelled' END
+            ELSE jobs.error END,
+        finished_at = CASE
+            WHEN jobs.status = 'waiting' AND failed
+              AND coalesce(jobs.on_parent_failure, 'cancel') <> 'run' THEN NEW.updated_at
+            ELSE jobs.finished_at END
+    FROM children WHERE jobs.id = children.id;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER jobs_settle AFTER UPDATE OF status ON jobs FOR EACH ROW
+WHEN (NEW.dependents > 0 AND NEW.status IN ('cancelled', 'completed', 'failed')
+    AND OLD.status NOT IN ('cancelled', 'completed', 'failed'))
+EXECUTE FUNCTION jobhandler_settle();
+
+-- A user's retry of a finished parent: its edges open again, and the children its end
+-- cancelled wait for it once more, unless another parent that failed still blocks them.
+CREATE FUNCTION jobhandler_reopen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    WITH edges AS (
+        UPDATE job_deps SET settled = false
+        WHERE parent_id = NEW.id AND settled
+        RETURNING child_id
+    ), children AS (
+        SELECT j.id, (
+            SELECT d.parent_id FROM job_deps AS d JOIN jobs AS p ON p.id = d.parent_id
+            WHERE d.child_id = j.id AND d.parent_id <> NEW.id
+              AND p.status IN ('cancelled', 'failed') LIMIT 1
+        ) AS other
+        FROM jobs AS j WHERE j.id IN (SELECT child_id FROM edges)
+        ORDER BY j.id FOR UPDATE OF j
+    )
+    UPDATE jobs SET
+        waiting_on = jobs.waiting_on + 1,
+        updated_at = NEW.updated_at,
+        status = CASE WHEN jobs.status = 'cancelled' AND jobs.blocked_by = NEW.id
+            AND children.other IS NULL THEN 'waiting' ELSE jobs.status END,
+        error = CASE WHEN jobs.status = 'cancelled' AND jobs.blocked_by = NEW.id
+            AND children.other IS NULL THEN NULL ELSE jobs.error END,
+        finished_at = CASE WHEN jobs.status = 'cancelled' AND jobs.blocked_by = NEW.id
+            AND children.other IS NULL THEN NULL ELSE jobs.finished_at END,
+        blocked_by = CASE WHEN jobs.status = 'cancelled' AND jobs.blocked_by = NEW.id
+            THEN children.other ELSE jobs.blocked_by END
+    FROM children WHERE jobs.id = children.id;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER jobs_reopen AFTER UPDATE OF status ON jobs FOR EACH ROW
+WHEN (NEW.dependents > 0 AND OLD.status IN ('cancelled', 'completed', 'failed')
+    AND NEW.status NOT IN ('cancelled', 'completed', 'failed'))
+EXECUTE FUNCTION jobhandler_reopen();
+
+-- A deleted job's edges from its parents go with it.
+CREATE FUNCTION jobhandler_forget_edges() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM job_deps WHERE child_id IN (SELECT id FROM old_jobs WHERE after IS NOT NULL);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER jobs_forget_edges AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_jobs
+FOR EACH STATEMENT EXECUTE FUNCTION jobhandler_forget_edges();

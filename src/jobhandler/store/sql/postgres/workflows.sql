@@ -1,0 +1,15 @@
+-- PostgreSQL's own workflow queries (see ../workflows.sql).
+
+-- name: spawn_waits
+-- The parent's dependents wait for its new child too (after: its id appended). In id order,
+-- as the settle trigger locks them.
+WITH children AS (
+    SELECT id FROM jobs WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = :id)
+    ORDER BY id FOR UPDATE
+)
+UPDATE jobs SET waiting_on = jobs.waiting_on + 1,
+    after = coalesce(jobs.after, '[]'::jsonb) || to_jsonb(:id::text)
+FROM children WHERE jobs.id = children.id;
+
+-- name: wake_workers
+SELECT pg_notify({submit_channel}, '');
