@@ -176,3 +176,27 @@ async def test_parents_finishing_together_release_the_child_once(store: Store) -
     await asyncio.gather(*(finish(j) for j in claimed))
     child = await store.get_job(wf.jobs[-1].job.id)
     assert child is not None and child.status is JobStatus.QUEUED and child.waiting_on == 0
+
+
+async def test_a_retried_job_still_waits_for_its_unsettled_parents(store: Store) -> None:
+    wf = graph({"a": [], "b": ["a"]})
+    await store.insert_workflow(wf)
+    b_id = wf.jobs[1].job.id
+    await store.request_cancel(b_id, NOW)
+    retried = await store.retry_job(b_id, NOW + 1)
+    assert retried.status is JobStatus.WAITING
+    (a,) = await store.claim_jobs(["default"], "w", 10, NOW + 1, LEASE)
+    assert a.workflow_key == "a"
+    await store.finish_jobs([Outcome(a.id, a.attempt, Transition.COMPLETE)], NOW + 1)
+    await run_one(store, "b", now=NOW + 2)
+
+
+async def test_a_workflow_is_pruned_with_the_last_of_its_jobs(store: Store) -> None:
+    wf = graph({"a": [], "b": ["a"]})
+    await store.insert_workflow(wf)
+    await run_one(store, "a")
+    assert await store.prune_workflows(NOW + 10) == 0  # b is still there
+    await run_one(store, "b")
+    assert await store.prune(NOW + 100, 1.0, 1.0, 100) == 2
+    assert await store.prune_workflows(NOW + 10) == 1
+    assert await store.get_workflow(wf.id) is None

@@ -45,7 +45,8 @@ class Transition(StrEnum):
     RELEASE = "release"  # graceful shutdown hands an unfinished run back, the attempt not counted
     RESCUE = "rescue"  # the lease expired: back to the queue
     RESCUE_FAIL = "rescue_fail"  # the lease expired and no attempts are left: "worker lost"
-    RETRY = "retry"  # a user asks to run a failed or cancelled job again
+    RETRY = "retry"  # a user asks to run a failed or cancelled job again (a workflow job
+    # whose parents are not all settled waits for them: it goes back to ``waiting``)
     # Workflows. The store applies these three in the parent's own write, by the triggers
     # jobs_settle and jobs_reopen (store/sql/*/013_workflows.sql), with these statuses.
     PROMOTE = "promote"  # the last of its parents settled: due now (or scheduled, if ahead)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from jobhandler.model.errors import JobHandlerError
 from jobhandler.model.records import JobFilter
+from jobhandler.model.workflows import WorkflowFilter
 from jobhandler.store import Store
 
 
@@ -42,5 +43,21 @@ async def copy_jobs(
             if on_progress is not None:
                 on_progress(copied)
         if page.next_cursor is None:
-            return copied
+            break
         cursor = page.next_cursor
+    await _copy_workflows(source, target, batch)
+    return copied
+
+
+async def _copy_workflows(source: Store, target: Store, batch: int) -> None:
+    """The workflows, then the edges between their jobs, rebuilt from each job's ``after``
+    once every job is there (a spawned child is newer than the jobs that wait for it)."""
+    cursor = None
+    while True:
+        page = await source.page_workflows(WorkflowFilter(), batch, cursor)
+        if page.workflows:
+            await target.import_workflows(page.workflows)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    await target.rebuild_edges()

@@ -280,3 +280,10 @@ class Store(Protocol):
 
     async def prune_workflows(self, before: float) -> int:
         """Delete workflows created before ``before`` none of whose jobs are left."""
+
+    async def import_workflows(self, workflows: Sequence[WorkflowView]) -> None:
+        """Store workflows read from another store (a copy), as they were."""
+
+    async def rebuild_edges(self) -> None:
+        """After a copy: the edges between jobs, from each job's ``after``, settled where the
+        parent has finished (or is gone)."""

@@ -294,3 +294,9 @@ class StoreCore:
 
     async def prune_workflows(self, before: float) -> int:
         return await self.workflows.prune_workflows(before)
+
+    async def import_workflows(self, workflows: Sequence[WorkflowView]) -> None:
+        await self.workflows.import_workflows(workflows)
+
+    async def rebuild_edges(self) -> None:
+        await self.workflows.rebuild_edges()

@@ -40,6 +40,7 @@ STATUS_WORDS: dict[str, str] = {
     "cancelled": _status(TRANSITIONS[Transition.CANCEL].target),
     "retryable": status_list(TRANSITIONS[Transition.RETRY].sources),
     "requeued": _status(TRANSITIONS[Transition.RETRY].target),
+    "waiting": _status(JobStatus.WAITING),  # a retried job whose parents are not all settled
     # Pruning keeps failed and cancelled jobs longer than completed ones.
     "completed": status_list([JobStatus.COMPLETED]),
     "failed": status_list(TERMINAL - {JobStatus.COMPLETED}),

@@ -9,6 +9,7 @@ triggers ``jobs_settle`` and ``jobs_reopen`` (sql/*/013_workflows.sql), whicheve
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from jobhandler.model.errors import DuplicateJob, JobHandlerError
@@ -156,6 +157,16 @@ class Workflows(Resource):
             )
             for row in rows
         ]
+
+    async def import_workflows(self, workflows: Sequence[WorkflowView]) -> None:
+        values = [
+            {"id": w.id, "name": w.name, "created_at": w.created_at, "cancelled_at": w.cancelled_at}
+            for w in workflows
+        ]
+        await self.dialect.run([Step(self.queries["import_workflow"], values, many=True)], True)
+
+    async def rebuild_edges(self) -> None:
+        await self.one("rebuild_edges", {}, write=True)
 
     async def prune_workflows(self, before: float) -> int:
         done = await self.one("prune_workflows", {"before": before}, write=True)

@@ -189,6 +189,8 @@ class Pruner:
                 break
         if total:
             log.info("pruned %d finished jobs past their retention", total)
+        # A workflow goes with the last of its jobs (kept as long as a completed job is).
+        await store.prune_workflows(self.app.clock() - settings.keep_completed)
         await self._prune_keys()
         return total
 

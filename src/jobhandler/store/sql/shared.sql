@@ -53,7 +53,9 @@ RETURNING *;
 
 -- name: retry_job :wakes
 -- Not while another job holds its unique key (see ../uniqueness.py: held_keys says which).
-UPDATE jobs SET status = {requeued}, run_at = :now, updated_at = :now, uncounted = attempt,
+-- A workflow job whose parents are not all settled waits for them again.
+UPDATE jobs SET status = CASE WHEN waiting_on > 0 THEN {waiting} ELSE {requeued} END,
+    run_at = :now, updated_at = :now, uncounted = attempt, blocked_by = NULL,
     finished_at = NULL, result = NULL, error = NULL, traceback = NULL,
     cancel_requested = false, progress = NULL, lease_expires_at = NULL
 WHERE id = :id AND status IN {retryable}

@@ -79,3 +79,7 @@ WHERE d.parent_id = :parent AND NOT d.settled AND EXISTS (SELECT 1 FROM jobs WHE
 -- name: spawn_dependents
 UPDATE jobs SET dependents = (SELECT count(*) FROM job_deps WHERE parent_id = :id)
 WHERE id = :id;
+
+-- name: import_workflow
+INSERT INTO workflows (id, name, created_at, cancelled_at)
+VALUES (:id, :name, :created_at, :cancelled_at);

@@ -11,7 +11,9 @@ WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status IN {cancellable}
 RETURNING id, status;
 
 -- name: bulk_retry :wakes
-UPDATE jobs SET status = {requeued}, run_at = :now, updated_at = :now, uncounted = attempt,
+-- A workflow job whose parents are not all settled waits for them again.
+UPDATE jobs SET status = CASE WHEN waiting_on > 0 THEN {waiting} ELSE {requeued} END,
+    run_at = :now, updated_at = :now, uncounted = attempt, blocked_by = NULL,
     finished_at = NULL, result = NULL, error = NULL, traceback = NULL,
     cancel_requested = false, progress = NULL, lease_expires_at = NULL
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status IN {retryable}
