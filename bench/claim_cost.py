@@ -117,7 +117,7 @@ async def cycles(store: Store, n: int) -> float:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--database", required=True, help="a SQLite path or postgresql:// URL")
+    parser.add_argument("--database", required=True, help="sqlite:///PATH or postgresql:// URL")
     parser.add_argument("--fill", type=int, default=1_000_000)
     parser.add_argument("--cycles", type=int, default=2000)
     parser.add_argument("--reps", type=int, default=3)

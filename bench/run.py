@@ -285,13 +285,14 @@ def drop_db(name: str) -> None:
 
 @contextlib.contextmanager
 def backend(kind: str, tag: str, rundir: Path) -> Iterator[str]:
-    """A fresh, empty store of ``kind``; yields the URL (a plain path for SQLite)."""
+    """A fresh, empty store of ``kind``; yields the URL (``sqlite:///PATH`` for SQLite: a peer
+    that wants the path takes the prefix off)."""
     if kind == "sqlite":
         path = rundir / f"{tag}.db"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         try:
-            yield str(path)
+            yield f"sqlite:///{path}"
         finally:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -465,7 +466,7 @@ class Harness:
         self.pythons[system.name] = python
         # `info` only imports the module; some open their store at import (SqliteHuey does).
         url = {
-            "sqlite": str(self.rundir / "info.db"),
+            "sqlite": f"sqlite:///{self.rundir / 'info.db'}",
             "redis": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
             "postgres": PG_URL.format(db="postgres"),
         }[system.backend]

@@ -30,7 +30,7 @@ def worker_argv(index: int) -> list[str]:
 
 
 def _sqlite() -> sqlite3.Connection:
-    conn = sqlite3.connect(env("BENCH_DB_URL"), isolation_level=None)
+    conn = sqlite3.connect(env("BENCH_DB_URL").removeprefix("sqlite:///"), isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     level = os.environ.get("JOBHANDLER_SQLITE_SYNCHRONOUS", "FULL")
     conn.execute(f"PRAGMA synchronous = {level}")

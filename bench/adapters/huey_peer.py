@@ -19,7 +19,7 @@ NO_BULK = "none: task.map() enqueues one by one"
 
 _url = os.environ.get("BENCH_DB_URL", "redis://127.0.0.1:6379/12")
 if os.environ.get("BENCH_BACKEND") == "sqlite":
-    huey = SqliteHuey("bench", filename=_url)
+    huey = SqliteHuey("bench", filename=_url.removeprefix("sqlite:///"))
 else:
     huey = RedisHuey("bench", url=_url)
 

@@ -45,7 +45,7 @@ class Settings(BaseModel):
 
     database_url: Annotated[str, Option("store", flag="--database")] = Field(
         default="sqlite:///jobhandler.db",
-        description="sqlite:///FILE or postgresql://user@host/db.",
+        description="sqlite:///FILE, sqlite:////ABSOLUTE/FILE or postgresql://user@host/db.",
         repr=False,  # a Settings printed or logged does not show the store URL
     )
     app: Annotated[str, STORE] = Field(
@@ -200,12 +200,39 @@ class Settings(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
-        scheme = url.partition("://")[0] if "://" in url else "sqlite"
-        if scheme not in {"sqlite", "postgresql", "postgres"}:
-            raise ValueError(
-                f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://"
-            )
-        return url
+        return database_url(url)
+
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+_URL_FORMS = "sqlite:///FILE (relative), sqlite:////ABSOLUTE/FILE or postgresql://USER@HOST/DB"
+
+
+def database_url(url: str) -> str:
+    """The one parser of a store URL (``--database``, ``JOBHANDLER_DATABASE_URL``, Settings).
+
+    ``sqlite:///jobs.db`` is a file here, ``sqlite:////var/jobs.db`` an absolute one;
+    ``postgresql://``, ``postgres://`` (what hosting providers hand out) and SQLAlchemy's
+    ``postgresql+psycopg://`` are one PostgreSQL URL. Anything else is refused with one line
+    that says what would do, a bare name included: it used to become a new SQLite file named
+    after it, silently. An in-memory SQLite database is refused too: the server, its workers
+    and the store's own threads each open a connection, and each would see its own database.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"{url!r} is not a database URL: use {_URL_FORMS}")
+    if scheme.lower() in _POSTGRES_SCHEMES:
+        return f"postgresql://{rest}"
+    if scheme.lower() != "sqlite":
+        raise ValueError(f"unsupported database URL {url!r}: use {_URL_FORMS}")
+    path = rest[1:] if rest.startswith("/") else None
+    if not path:
+        raise ValueError(f"{url!r} names no file: a SQLite URL has three slashes, sqlite:///FILE")
+    if path == ":memory:" or path.startswith("file::memory:"):
+        raise ValueError(
+            "an in-memory SQLite database cannot be shared by the server, its workers and the"
+            " store's threads: use a file, sqlite:///FILE"
+        )
+    return f"sqlite:///{path}"
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,9 @@ def test_migrate_and_bad_app(tmp_path: Path) -> None:
     assert cli("worker", env=env).returncode == 2
     bad_url = cli("migrate", "--database", "mysql://x")
     assert bad_url.returncode == 2 and "unsupported database URL" in bad_url.stderr
+    bare = cli("worker", "--database", "dx_shop")
+    assert bare.returncode == 2 and "'dx_shop' is not a database URL" in bare.stderr
+    assert bare.stderr.count("\n") == 1 and not Path("dx_shop").exists()
 
 
 def test_help_lists_env_vars() -> None:

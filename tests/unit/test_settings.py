@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import click
 import pytest
 from click.testing import CliRunner
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from jobhandler.cli import main
 from jobhandler.cli.options import build_settings, setting_options
@@ -167,3 +167,35 @@ def test_values_out_of_bounds_are_refused(args: list[str], env: dict[str, str]) 
     done = CliRunner().invoke(probe, args, env=env)
     assert done.exit_code == 2, done.output
     assert "Invalid value" in done.output
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("sqlite:///jobs.db", "sqlite:///jobs.db"),
+        ("sqlite:////var/lib/jobs.db", "sqlite:////var/lib/jobs.db"),
+        ("postgresql://app@db/jobs", "postgresql://app@db/jobs"),
+        ("postgres://app:pw@db:5432/jobs", "postgresql://app:pw@db:5432/jobs"),
+        ("postgresql+psycopg://app@db/jobs", "postgresql://app@db/jobs"),
+    ],
+)
+def test_one_parser_reads_every_database_url(given: str, meant: str) -> None:
+    assert Settings(database_url=given).database_url == meant
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("dx_shop", "is not a database URL"),
+        ("jobs.db", "is not a database URL"),
+        ("sqlite:jobs.db", "is not a database URL"),
+        ("sqlite://jobs.db", "three slashes"),
+        ("sqlite:///", "three slashes"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("mysql://x", "unsupported database URL"),
+    ],
+)
+def test_anything_else_is_refused_with_what_would_do(given: str, said: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(database_url=given)
+    assert said in str(caught.value) and "sqlite:///FILE" in str(caught.value)

@@ -50,8 +50,8 @@ def store_copy(source_url: str, target_url: str) -> None:
     """Copy every job (queued work and history) from one store into another."""
     source_settings = build_settings({"database_url": source_url})
     target_settings = build_settings({"database_url": target_url})
-    is_file = "://" not in source_url or source_url.startswith("sqlite:")
-    if is_file and not os.path.exists(sqlite_path(source_url)):
+    source_url = source_settings.database_url  # as the one parser wrote it (settings.py)
+    if source_url.startswith("sqlite:") and not os.path.exists(sqlite_path(source_url)):
         fail(f"the source store {sqlite_path(source_url)} does not exist")
 
     async def copy(progress: CopyProgress) -> int:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from jobhandler.settings import Settings
+from jobhandler.settings import Settings, database_url
 from jobhandler.store.contract import Store
 
 
 def open_store(settings: Settings) -> Store:
-    """The store a database URL names: ``sqlite:///path.db`` (or a bare path), ``postgresql://``."""
+    """The store a database URL names (``settings.database_url`` says which URLs are)."""
     url = settings.database_url
-    if url.startswith(("postgresql://", "postgres://")):
+    if url.startswith("postgresql://"):
         from jobhandler.store.postgres.dialect import PostgresStore
 
         return PostgresStore(url, listen=settings.listen)
@@ -19,13 +19,11 @@ def open_store(settings: Settings) -> Store:
 
 
 def sqlite_path(url: str) -> str:
-    """``sqlite:///jobs.db`` is relative, ``sqlite:////var/jobs.db`` absolute, a bare path as is."""
-    if url.startswith("sqlite://"):
-        path = url.removeprefix("sqlite://")
-        return path[1:] if path.startswith("/") else path
-    if "://" in url:
-        raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://")
-    return url
+    """``sqlite:///jobs.db`` is relative, ``sqlite:////var/jobs.db`` absolute."""
+    canonical = database_url(url)
+    if not canonical.startswith("sqlite:///"):
+        raise ValueError(f"not a SQLite URL: {url!r}")
+    return canonical.removeprefix("sqlite:///")
 
 
 __all__ = ["Store", "open_store"]
