@@ -106,3 +106,104 @@ def test_queue_priority_and_run_after_become_the_jobs(project: str) -> None:
     reported = asyncio.run(tasks.report.aenqueue("q", rows=1))  # Django's async API too
     job = app.run_sync(app.service.jobs.get(reported.id))
     assert (job.queue, job.priority) == ("reports", 10)
+
+
+def test_a_result_is_read_from_any_thread(project: str) -> None:
+    """Django makes a backend object per thread: each must know every task."""
+    import threading
+
+    from tests.contrib.djproject import tasks
+
+    added = tasks.add.enqueue(4, 5)
+    seen: list[Any] = []
+    reader = threading.Thread(target=lambda: seen.append(tasks.add.get_result(added.id)))
+    reader.start()
+    reader.join(30)
+    assert seen and seen[0].id == added.id and seen[0].args == [4, 5]
+
+
+def test_per_task_options_and_a_status_that_follows_the_retries(
+    project: str, spawn: Callable[..., Process]
+) -> None:
+    from jobhandler.contrib.django import app
+    from tests.contrib.djproject import tasks
+
+    env = test_env(
+        project,
+        DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
+        DJPROJECT_DATABASE_URL=project,
+        PYTHONPATH=str(REPO),
+    )
+    spawn(["worker", "--app", "jobhandler.contrib.django.worker:app"], env)
+    flaky = tasks.flaky.enqueue()
+    statuses: set[str] = set()
+
+    def done() -> bool:
+        flaky.refresh()
+        statuses.add(str(flaky.status))
+        return bool(flaky.is_finished)
+
+    wait_until(done, 30, interval=0.02)
+    assert flaky.return_value == 2
+    # Between its failed first attempt and the retry it was RUNNING, never READY again.
+    assert "RUNNING" in statuses and statuses <= {"READY", "RUNNING", "SUCCESSFUL", "SUCCEEDED"}
+    job = app.run_sync(app.service.jobs.get(flaky.id))
+    assert (job.max_attempts, job.timeout) == (2, 30)
+    broken = tasks.broken.enqueue("once")
+    wait_until(finished(broken), 30)
+    assert app.run_sync(app.service.jobs.get(broken.id)).attempt == 1  # MAX_ATTEMPTS 1
+
+
+def test_results_under_a_threaded_server_and_in_another_process(
+    project: str, spawn: Callable[..., Process], tmp_path: Path
+) -> None:
+    """Django's own runserver (a thread per request): enqueue in one request, read it in others
+    and from a second server process that never enqueued anything."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    env = test_env(
+        project,
+        DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
+        DJPROJECT_DATABASE_URL=project,
+        PYTHONPATH=str(REPO),
+    )
+    spawn(["worker", "--app", "jobhandler.contrib.django.worker:app"], env)
+    servers = []
+    try:
+        for n in range(2):
+            port = free_port()
+            log = (tmp_path / f"runserver-{n}.log").open("wb")
+            argv = [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"]
+            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+            servers.append((proc, f"http://127.0.0.1:{port}"))
+        for _, url in servers:
+            wait_until(lambda url=url: _answers(f"{url}/result/none"), 60)
+        first, second = (url for _, url in servers)
+        job_id = httpx.get(f"{first}/add", params={"a": 2, "b": 3}, timeout=30).json()["id"]
+
+        def succeeded(url: str) -> bool:
+            shown = httpx.get(f"{url}/result/{job_id}", timeout=30)
+            assert shown.status_code == 200, shown.text
+            return bool(shown.json()["return_value"] == 5)
+
+        wait_until(lambda: succeeded(first), 30)
+        assert succeeded(second)  # another process, which never imported the tasks module
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return False
+    return True

@@ -4,12 +4,21 @@ import os
 
 SECRET_KEY = "only-for-tests"
 USE_TZ = True
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ROOT_URLCONF = "tests.contrib.djproject.urls"
 INSTALLED_APPS = ["tests.contrib.djproject"]
 DATABASES: dict[str, dict[str, str]] = {}
 TASKS = {
     "default": {
         "BACKEND": "jobhandler.contrib.django.JobHandlerBackend",
         "QUEUES": ["default", "reports"],
-        "OPTIONS": {"DATABASE_URL": os.environ.get("DJPROJECT_DATABASE_URL", "sqlite:///dj.db")},
+        "OPTIONS": {
+            "DATABASE_URL": os.environ.get("DJPROJECT_DATABASE_URL", "sqlite:///dj.db"),
+            "TASK_OPTIONS": {
+                "tests.contrib.djproject.tasks.broken": {"MAX_ATTEMPTS": 1},
+                "tests.contrib.djproject.tasks.flaky": {"MAX_ATTEMPTS": 2, "TIMEOUT": 30},
+            },
+        },
     }
 }

@@ -34,3 +34,11 @@ def attempt_number(context: Any) -> int:  # Django's TaskContext
 @task
 def broken(message: str) -> None:
     raise ReportError(message)
+
+
+@task(takes_context=True)
+def flaky(context: Any) -> int:
+    """Fails its first attempt: retried (TASK_OPTIONS gives it two)."""
+    if int(context.attempt) < 2:
+        raise RuntimeError("not yet")
+    return int(context.attempt)

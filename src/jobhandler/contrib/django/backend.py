@@ -4,6 +4,12 @@ Each Django task that names this backend becomes a Job Handler task of the same 
 below) when Django creates it (``validate_task``, run as the ``@task`` decorator runs), named by
 its import path. So the web process and the worker know the same tasks as soon as the tasks'
 modules are imported (the worker imports every installed app's ``tasks`` module).
+
+Django makes one backend object per thread, so what the backend knows of the tasks lives in
+this module, once per process: a result is readable from any thread. A process that has not
+imported a task's module yet (a web process answering a result it did not enqueue) imports
+every installed app's ``tasks`` module, as the worker does, rather than a module the store
+names.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from jobhandler.settings import Settings
 app = App()
 
 STATUSES = {
+    JobStatus.WAITING: TaskResultStatus.READY,
     JobStatus.QUEUED: TaskResultStatus.READY,
     JobStatus.SCHEDULED: TaskResultStatus.READY,
     JobStatus.PROCESSING: TaskResultStatus.RUNNING,
@@ -43,8 +50,19 @@ STATUSES = {
     JobStatus.FAILED: TaskResultStatus.FAILED,
     JobStatus.CANCELLED: TaskResultStatus.FAILED,
 }
+# Per-task options Django's @task has no word for, from OPTIONS["TASK_OPTIONS"].
+TASK_OPTIONS = ("max_attempts", "timeout")
 
 _connecting = threading.Lock()
+_known = threading.Lock()
+_django_tasks: dict[str, Any] = {}  # import path -> the Django Task, for every thread
+
+
+def status_of(job: Job) -> Any:
+    """Django's status of a job: RUNNING from its first run until it ends, retries included."""
+    if job.status in (JobStatus.QUEUED, JobStatus.SCHEDULED) and job.attempt > 0:
+        return TaskResultStatus.RUNNING  # between attempts: a retry, or a run handed back
+    return STATUSES[job.status]
 
 
 class JobHandlerBackend(BaseTaskBackend):  # type: ignore[misc]
@@ -55,18 +73,27 @@ class JobHandlerBackend(BaseTaskBackend):  # type: ignore[misc]
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
-        # OPTIONS are Settings fields, in Django's upper case: {"DATABASE_URL": ...}.
-        self.settings = Settings(**{key.lower(): value for key, value in self.options.items()})
-        self.django_tasks: dict[str, Any] = {}  # import path -> the Django Task
+        # OPTIONS are Settings fields, in Django's upper case: {"DATABASE_URL": ...}, and
+        # TASK_OPTIONS: {"myapp.tasks.send": {"MAX_ATTEMPTS": 5, "TIMEOUT": 30}}.
+        options = {key.lower(): value for key, value in self.options.items()}
+        self.task_options = _task_options(options.pop("task_options", {}))
+        self.settings = Settings(**options)
 
     def validate_task(self, task: Any) -> None:
         super().validate_task(task)
         name = task.module_path
         if len(name) > NAME_MAX_LENGTH:
             raise InvalidTask(f"a task's import path is at most {NAME_MAX_LENGTH} long")
-        if name not in app.tasks:
-            app.task(name=name, queue=task.queue_name, priority=task.priority)(_body(task))
-        self.django_tasks.setdefault(name, task)
+        with _known:
+            if name not in app.tasks:
+                declare = app.task(
+                    name=name,
+                    queue=task.queue_name,
+                    priority=task.priority,
+                    **self.task_options.get(name, {}),
+                )
+                declare(_body(task))
+            _django_tasks.setdefault(name, task)
 
     def enqueue(self, task: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         self.validate_task(task)
@@ -83,7 +110,7 @@ class JobHandlerBackend(BaseTaskBackend):  # type: ignore[misc]
             job = self._app().run_sync(app.service.jobs.get(result_id))
         except JobNotFound:
             raise TaskResultDoesNotExist(result_id) from None
-        task = self.django_tasks.get(job.task)
+        task = _django_task(job.task)
         if task is None:
             raise TaskResultDoesNotExist(f"{result_id} is not a task of this backend")
         return as_task_result(task, job, self.alias)
@@ -94,6 +121,31 @@ class JobHandlerBackend(BaseTaskBackend):  # type: ignore[misc]
             if app.sync.loop is None:
                 app.sync.connect(self.settings)
         return app
+
+
+def _django_task(name: str) -> Any:
+    """The Django task of this import path, the installed apps' tasks imported if need be."""
+    if name not in _django_tasks:
+        from django.utils.module_loading import (  # type: ignore[import-untyped, unused-ignore]
+            autodiscover_modules,
+        )
+
+        autodiscover_modules("tasks")  # each task registers itself as it is made
+    return _django_tasks.get(name)
+
+
+def _task_options(given: Any) -> dict[str, dict[str, Any]]:
+    """OPTIONS["TASK_OPTIONS"]: per import path, max_attempts and timeout (any case)."""
+    if not isinstance(given, dict):
+        raise InvalidTask("TASK_OPTIONS maps task import paths to their options")
+    found: dict[str, dict[str, Any]] = {}
+    for name, options in given.items():
+        lowered = {str(k).lower(): v for k, v in dict(options).items()}
+        unknown = sorted(set(lowered) - set(TASK_OPTIONS))
+        if unknown:
+            raise InvalidTask(f"TASK_OPTIONS[{name!r}]: unknown {', '.join(unknown)}")
+        found[name] = lowered
+    return found
 
 
 def _body(task: Any) -> Any:
@@ -143,7 +195,7 @@ def as_task_result(task: Any, job: Job, alias: str) -> Any:
     result = task_result(
         task=task,
         id=job.id,
-        status=STATUSES[job.status],
+        status=status_of(job),
         enqueued_at=_when(job.created_at),
         started_at=_when(job.started_at),
         last_attempted_at=_when(job.started_at),
