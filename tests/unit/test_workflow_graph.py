@@ -59,3 +59,8 @@ def test_a_long_key_is_shortened_on_its_box() -> None:
     (box,) = graph.draw([job("x" * 200)]).boxes
     assert len(box.label) == graph.LABEL_CHARS and box.label.endswith("…")
     assert box.key == "x" * 200
+
+
+def test_a_column_is_in_the_natural_order_of_its_keys() -> None:
+    jobs = [job("root"), *(job(f"part-{i}", "root") for i in (10, 2, 1, 33))]
+    assert keys(graph.layers(jobs)) == [["root"], ["part-1", "part-2", "part-10", "part-33"]]

@@ -1,7 +1,8 @@
 """A workflow's graph as boxes and lines for the workflow page's SVG, laid out on the server.
 
 Each job goes in the column of its longest path from a root (so every line runs left to right),
-jobs of a column stacked in the order they were stored, each column centred on the tallest.
+jobs of a column stacked in their keys' natural order ("part-2" before "part-10"), each column
+centred on the tallest.
 A drawing stays small whatever the workflow's size: a column shows its first ``per_layer``
 jobs and one box standing for the rest ("+ 9,950 more"), at most ``max_layers`` columns are
 drawn, and lines between the same two boxes are drawn once; the page's table lists every job.
@@ -9,6 +10,7 @@ drawn, and lines between the same two boxes are drawn once; the page's table lis
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +22,7 @@ PER_LAYER = 25  # boxes per column before the rest become one "more" box
 MAX_LAYERS = 40  # columns drawn; deeper jobs are only in the table
 MAX_LINES = 4000
 LABEL_CHARS = 22
+_RUNS = re.compile(r"\d+|\D+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +74,14 @@ def layers(jobs: Sequence[WorkflowJob]) -> list[list[WorkflowJob]]:
             if unsettled[child] == 0:
                 ready.append(child)
     grouped: list[list[WorkflowJob]] = [[] for _ in range(max(depth, default=-1) + 1)]
-    for i, job in enumerate(jobs):  # stored order within a column
+    for i, job in enumerate(jobs):
         grouped[depth[i]].append(job)
-    return grouped
+    return [sorted(column, key=natural) for column in grouped]
+
+
+def natural(job: WorkflowJob) -> tuple[tuple[int, int | str], ...]:
+    """A key's sort order with its runs of digits compared as numbers."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _RUNS.findall(job.key))
 
 
 def draw(

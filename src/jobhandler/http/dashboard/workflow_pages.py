@@ -62,6 +62,7 @@ async def workflow(request: Request) -> Response:
     at = request.query_params.get("at", "0")
     start = int(at) if at.isdigit() else 0
     start = min(start, max(len(found.jobs) - 1, 0)) // PAGE_SIZE * PAGE_SIZE
+    ordered = [job for column in graph.layers(found.jobs) for job in column]  # as drawn
     return dash.render(
         request,
         viewer,
@@ -71,7 +72,7 @@ async def workflow(request: Request) -> Response:
         # A cancelled workflow's running jobs end after it: the page follows them until then.
         settled=all(job.status.terminal for job in found.jobs),
         box=(graph.BOX_WIDTH, graph.BOX_HEIGHT),
-        rows=found.jobs[start : start + PAGE_SIZE],
+        rows=ordered[start : start + PAGE_SIZE],
         start=start,
         page_size=PAGE_SIZE,
         job_statuses=list(JobStatus),
