@@ -85,9 +85,12 @@ def natural(job: WorkflowJob) -> tuple[tuple[int, int | str], ...]:
 
 
 def draw(
-    jobs: Sequence[WorkflowJob], per_layer: int = PER_LAYER, max_layers: int = MAX_LAYERS
+    jobs: Sequence[WorkflowJob],
+    per_layer: int = PER_LAYER,
+    max_layers: int = MAX_LAYERS,
+    grouped: list[list[WorkflowJob]] | None = None,  # ``layers(jobs)``, if the caller has it
 ) -> Drawing:
-    grouped = layers(jobs)
+    grouped = layers(jobs) if grouped is None else grouped
     drawn = grouped[:max_layers]
     rows = max((min(len(column), per_layer + 1) for column in drawn), default=0)
     boxes: list[Box] = []

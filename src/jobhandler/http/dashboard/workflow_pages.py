@@ -62,13 +62,14 @@ async def workflow(request: Request) -> Response:
     at = request.query_params.get("at", "0")
     start = int(at) if at.isdigit() else 0
     start = min(start, max(len(found.jobs) - 1, 0)) // PAGE_SIZE * PAGE_SIZE
-    ordered = [job for column in graph.layers(found.jobs) for job in column]  # as drawn
+    grouped = graph.layers(found.jobs)
+    ordered = [job for column in grouped for job in column]  # as drawn
     return dash.render(
         request,
         viewer,
         "workflow.html",
         workflow=found,
-        drawing=graph.draw(found.jobs),
+        drawing=graph.draw(found.jobs, grouped=grouped),
         # A cancelled workflow's running jobs end after it: the page follows them until then.
         settled=all(job.status.terminal for job in found.jobs),
         box=(graph.BOX_WIDTH, graph.BOX_HEIGHT),
