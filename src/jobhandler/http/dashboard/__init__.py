@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from jobhandler.http.auth import server_tokens
-from jobhandler.http.dashboard import actions, live, pages
+from jobhandler.http.dashboard import actions, live, pages, workflow_pages
 from jobhandler.http.dashboard.web import ERRORS, Dashboard, SecurityHeaders
 from jobhandler.http.token_cache import TokenCache
 from jobhandler.settings import Settings
@@ -41,6 +41,15 @@ ROUTES = [
         actions.job_action,
         methods=["POST"],
         name="job_action",
+    ),
+    Route("/workflows", workflow_pages.workflows, name="workflows"),
+    Route("/workflows/{workflow_id}", workflow_pages.workflow, name="workflow"),
+    Route("/workflows/{workflow_id}/events", live.workflow_events, name="workflow_events"),
+    Route(
+        "/workflows/{workflow_id}/cancel",
+        actions.workflow_cancel,
+        methods=["POST"],
+        name="workflow_cancel",
     ),
     Route("/queues", pages.queues, name="queues"),
     Route("/workers", pages.workers, name="workers"),

@@ -31,6 +31,7 @@ from jobhandler.http.dashboard.web import dashboard, links, redirect
 from jobhandler.model.errors import InvalidJob, JobNotFound
 from jobhandler.model.options import SubmitRequest
 from jobhandler.model.validation import is_job_id
+from jobhandler.service.workflows import WorkflowNotFound
 
 CANCEL_WAIT = 5.0  # as the API: a running job's cancel waits this long for its worker
 MAX_FORM_BYTES = 64 * 1024  # the login and action forms; a submit form may be as big as a body
@@ -68,6 +69,17 @@ async def job_action(request: Request) -> Response:
         await dash.service.jobs.delete(job_id)
         return redirect(request, "jobs")
     return redirect(request, "job", job_id=job_id)
+
+
+async def workflow_cancel(request: Request) -> Response:
+    """Cancel what has not finished of a workflow; its page shows the jobs as they end."""
+    dash = dashboard(request)
+    workflow_id = request.path_params["workflow_id"]
+    await _checked(request, "POST", f"/workflows/{workflow_id}/cancel")
+    if not is_job_id(workflow_id):
+        raise WorkflowNotFound(workflow_id)
+    await dash.service.workflows.cancel(workflow_id)
+    return redirect(request, "workflow", workflow_id=workflow_id)
 
 
 async def steer(request: Request) -> Response:

@@ -35,6 +35,7 @@ from jobhandler.model.errors import (
     JobNotFound,
     StoreUnavailable,
 )
+from jobhandler.service.workflows import WorkflowNotFound
 from jobhandler.settings import Settings
 
 if TYPE_CHECKING:
@@ -175,6 +176,8 @@ async def _error(request: Request, exc: Exception) -> Response:
         status, message = 403, str(exc)
     elif isinstance(exc, JobNotFound):
         status, message = 404, "no such job"
+    elif isinstance(exc, WorkflowNotFound):
+        status, message = 404, "no such workflow"
     elif isinstance(exc, InvalidTransition | InvalidJob):
         status, message = (409 if isinstance(exc, InvalidTransition) else 422), str(exc)
     elif isinstance(exc, BadForm):
