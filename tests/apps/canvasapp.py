@@ -3,6 +3,7 @@ add up along the graph, so a result shows which parents a job saw."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from jobhandler import App, JobContext, ParentFailed, PermanentFailure
@@ -73,3 +74,9 @@ def split_in_process(n: int, ctx: JobContext) -> int:
     for i in range(n):
         ctx.spawn_sync(square, i, key=f"piece-{i}", priority=1)
     return 0
+
+
+@app.task
+async def slow_number(n: int) -> int:
+    await asyncio.sleep(0.01)  # long enough for every worker to take a share
+    return n
