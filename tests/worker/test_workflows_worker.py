@@ -206,6 +206,10 @@ async def test_the_testing_kit_drains_workflows_in_process() -> None:
         merged = await spawning(split)
         await kit.drain()
         assert (await results(merged))["merge"]["piece-2"] == ["ok", 4]
+    async with testing.connected(app, eager=True):
+        handle = await chord(group(number.s(i) for i in range(3)), total.s(1)).enqueue()
+        assert handle.status is WorkflowStatus.COMPLETED  # run to its end as it was enqueued
+        assert (await results(handle))["total"] == 4
 
 
 async def test_cancel_stops_what_has_not_run(database_url: str) -> None:

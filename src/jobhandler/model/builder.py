@@ -10,16 +10,17 @@ its own, and it reads what its parents returned as ``ctx.parent_results[key]``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar, overload
+from typing import Any, Generic, Protocol, TypedDict, TypeVar, overload
 
 from typing_extensions import Unpack
 
-from jobhandler.model.jobs import TERMINAL, NewJob
-from jobhandler.model.options import JobOptions, job_options
-from jobhandler.model.tasks import JobSink
+from jobhandler.model.errors import JobFailed, WaitTimeout
+from jobhandler.model.handles import JobSource
+from jobhandler.model.jobs import TERMINAL, JobStatus, NewJob
+from jobhandler.model.options import EnqueueOptions, JobOptions, job_options
 from jobhandler.model.validation import text_error
 from jobhandler.model.workflows import (
     KEY_MAX_LENGTH,
@@ -31,15 +32,38 @@ from jobhandler.model.workflows import (
     parents_first,
 )
 
-if TYPE_CHECKING:
-    from jobhandler.model.tasks import Task
-
 T = TypeVar("T")
 R = TypeVar("R")
+P_contra = TypeVar("P_contra", contravariant=True)
+R_co = TypeVar("R_co", covariant=True)
 
 
-class WorkflowSink(JobSink, Protocol):
+class Task(Protocol[P_contra, R_co]):
+    """A task taking a ``P_contra`` and returning an ``R_co``, as a workflow needs it
+    (model/tasks.Task, which imports this module): ``enqueue_many``'s parameter and
+    ``load_result`` are what let mypy check a node's payload and type its result."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def jobs(self) -> Any: ...
+
+    def enqueue_many(
+        self, payloads: Sequence[P_contra], **options: Unpack[EnqueueOptions]
+    ) -> Any: ...
+
+    def dump_payload(self, value: Any) -> Any: ...
+
+    def load_result(self, raw: Any) -> R_co: ...
+
+    def new_job(self, payload: Any, now: float, options: JobOptions = ...) -> NewJob: ...
+
+
+class WorkflowSink(JobSource, Protocol):
     """Where workflows go and are read back: the App's connected service (app.Connection)."""
+
+    clock: Callable[[], float]
 
     async def submit_workflow(self, name: str, nodes: list[WorkflowNode]) -> WorkflowView: ...
 
@@ -245,8 +269,12 @@ class WorkflowHandle:
     async def result(self, node: Node[R], timeout: float = 60.0) -> R:
         """Wait for ``node``'s job and return its result as its task's return type (JobFailed,
         WaitTimeout as ``JobHandle.get_result``)."""
-        handle = node.task.handle.adopt(await self._sink.get_job(self[node]))
-        return await handle.get_result(timeout)
+        job = await self._sink.wait_for_job(self[node], timeout)
+        if job.status is JobStatus.COMPLETED:
+            return node.task.load_result(job.result)
+        if job.status.terminal:
+            raise JobFailed(job.id, job.status.value, job.error)
+        raise WaitTimeout(job.id, job.status.value, timeout)
 
     async def cancel(self) -> WorkflowView:
         """Cancel every job that has not finished (running ones get the usual cancel)."""

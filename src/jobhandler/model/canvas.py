@@ -13,13 +13,10 @@ its own payload (``None`` here) and finds ``fetch``'s result in ``ctx.parent_res
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
-from jobhandler.model.builder import Node, Workflow, WorkflowHandle, WorkflowSink
+from jobhandler.model.builder import Node, Task, Workflow, WorkflowHandle, WorkflowSink
 from jobhandler.model.workflows import KEY_MAX_LENGTH, OnParentFailure
-
-if TYPE_CHECKING:
-    from jobhandler.model.tasks import Task
 
 R = TypeVar("R")
 

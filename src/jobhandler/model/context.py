@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 from typing_extensions import Unpack
 
 from jobhandler.model.errors import JobHandlerError
 from jobhandler.model.jobs import JobStatus, NewJob
-from jobhandler.model.options import EnqueueOptions, job_options
-
-if TYPE_CHECKING:
-    from jobhandler.model.tasks import Task
+from jobhandler.model.options import EnqueueOptions, JobOptions, job_options
 
 T = TypeVar("T")
+P_contra = TypeVar("P_contra", contravariant=True)
 NO_PARENTS: Mapping[str, Any] = MappingProxyType({})
 _EVENTS = threading.Lock()  # makes each context's event once, for waiting threads
 
@@ -44,6 +42,26 @@ class ParentFailed:
     id: str
     status: JobStatus
     error: str | None = None
+
+
+class _Clocked(Protocol):
+    clock: Callable[[], float]
+
+
+class Task(Protocol[P_contra]):
+    """A task taking a ``P_contra``, as ``spawn`` needs it (model/tasks.Task, which imports
+    this module): ``enqueue_many``'s parameter is what lets mypy check the payload."""
+
+    @property
+    def jobs(self) -> _Clocked: ...
+
+    def enqueue_many(
+        self, payloads: Sequence[P_contra], **options: Unpack[EnqueueOptions]
+    ) -> Any: ...
+
+    def dump_payload(self, value: Any) -> Any: ...
+
+    def new_job(self, payload: Any, now: float, options: JobOptions = ...) -> NewJob: ...
 
 
 class Spawner(Protocol):
@@ -127,7 +145,7 @@ class JobContext:
     @overload
     async def spawn(
         self,
-        task: Task[None, Any],
+        task: Task[None],
         payload: None = None,
         *,
         key: str | None = None,
@@ -136,7 +154,7 @@ class JobContext:
     @overload
     async def spawn(
         self,
-        task: Task[T, Any],
+        task: Task[T],
         payload: T,
         *,
         key: str | None = None,
@@ -144,7 +162,7 @@ class JobContext:
     ) -> str: ...
 
     async def spawn(
-        self, task: Task[Any, Any], payload: Any = None, *, key: str | None = None, **options: Any
+        self, task: Task[Any], payload: Any = None, *, key: str | None = None, **options: Any
     ) -> str:
         """Submit a child of this job and return its id: the jobs that run after this one wait
         for the child too, and see its result in their ``parent_results`` under ``key``.
@@ -158,7 +176,7 @@ class JobContext:
     @overload
     def spawn_sync(
         self,
-        task: Task[None, Any],
+        task: Task[None],
         payload: None = None,
         *,
         key: str | None = None,
@@ -167,7 +185,7 @@ class JobContext:
     @overload
     def spawn_sync(
         self,
-        task: Task[T, Any],
+        task: Task[T],
         payload: T,
         *,
         key: str | None = None,
@@ -175,7 +193,7 @@ class JobContext:
     ) -> str: ...
 
     def spawn_sync(
-        self, task: Task[Any, Any], payload: Any = None, *, key: str | None = None, **options: Any
+        self, task: Task[Any], payload: Any = None, *, key: str | None = None, **options: Any
     ) -> str:
         """``spawn`` for a ``def`` task (thread or process isolation)."""
         return self._need_spawner().spawn_sync(self._child(task, payload, options), key)
@@ -186,7 +204,7 @@ class JobContext:
         return self.spawner
 
     @staticmethod
-    def _child(task: Task[Any, Any], payload: Any, options: dict[str, Any]) -> NewJob:
+    def _child(task: Task[Any], payload: Any, options: dict[str, Any]) -> NewJob:
         return task.new_job(task.dump_payload(payload), task.jobs.clock(), job_options(options))
 
 
