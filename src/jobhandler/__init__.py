@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jobhandler.app import App, load_app
     from jobhandler.client.clients import AsyncClient, Client, ClientError, ServerUnreachable
-    from jobhandler.model.context import JobContext
+    from jobhandler.model.builder import Node, Workflow, WorkflowHandle, WorkflowOptions
+    from jobhandler.model.canvas import TaskSignature, chain, chord, group
+    from jobhandler.model.context import JobContext, ParentFailed
     from jobhandler.model.errors import (
         InvalidJob,
         InvalidOptions,
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from jobhandler.model.options import EnqueueOptions, SubmitRequest
     from jobhandler.model.retry import RetryPolicy
     from jobhandler.model.tasks import Task
+    from jobhandler.model.workflows import InvalidWorkflow, WorkflowStatus, WorkflowView
     from jobhandler.settings import Settings
     from jobhandler.sync import SyncUnavailable
 
@@ -50,6 +53,7 @@ _HOMES = {
     "InvalidOptions": "jobhandler.model.errors",
     "InvalidPayload": "jobhandler.model.errors",
     "InvalidTransition": "jobhandler.model.errors",
+    "InvalidWorkflow": "jobhandler.model.workflows",
     "Job": "jobhandler.model.jobs",
     "JobContext": "jobhandler.model.context",
     "JobFailed": "jobhandler.model.errors",
@@ -57,6 +61,8 @@ _HOMES = {
     "JobHandlerError": "jobhandler.model.errors",
     "JobNotFound": "jobhandler.model.errors",
     "JobStatus": "jobhandler.model.jobs",
+    "Node": "jobhandler.model.builder",
+    "ParentFailed": "jobhandler.model.context",
     "PermanentFailure": "jobhandler.model.errors",
     "RetryLater": "jobhandler.model.errors",
     "RetryPolicy": "jobhandler.model.retry",
@@ -66,8 +72,17 @@ _HOMES = {
     "SubmitRequest": "jobhandler.model.options",
     "SyncUnavailable": "jobhandler.sync",
     "Task": "jobhandler.model.tasks",
+    "TaskSignature": "jobhandler.model.canvas",
     "UnknownTask": "jobhandler.model.errors",
     "WaitTimeout": "jobhandler.model.errors",
+    "Workflow": "jobhandler.model.builder",
+    "WorkflowHandle": "jobhandler.model.builder",
+    "WorkflowOptions": "jobhandler.model.builder",
+    "WorkflowStatus": "jobhandler.model.workflows",
+    "WorkflowView": "jobhandler.model.workflows",
+    "chain": "jobhandler.model.canvas",
+    "chord": "jobhandler.model.canvas",
+    "group": "jobhandler.model.canvas",
     "load_app": "jobhandler.app",
 }
 
@@ -81,6 +96,7 @@ __all__ = [
     "InvalidOptions",
     "InvalidPayload",
     "InvalidTransition",
+    "InvalidWorkflow",
     "Job",
     "JobContext",
     "JobFailed",
@@ -88,6 +104,8 @@ __all__ = [
     "JobHandlerError",
     "JobNotFound",
     "JobStatus",
+    "Node",
+    "ParentFailed",
     "PermanentFailure",
     "RetryLater",
     "RetryPolicy",
@@ -97,8 +115,17 @@ __all__ = [
     "SubmitRequest",
     "SyncUnavailable",
     "Task",
+    "TaskSignature",
     "UnknownTask",
     "WaitTimeout",
+    "Workflow",
+    "WorkflowHandle",
+    "WorkflowOptions",
+    "WorkflowStatus",
+    "WorkflowView",
+    "chain",
+    "chord",
+    "group",
     "load_app",
 ]
 

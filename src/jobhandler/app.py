@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from jobhandler.model.builder import Workflow
 from jobhandler.model.context import JobContext
 from jobhandler.model.jobs import Job, NewJob
 from jobhandler.model.limits import DeclaredLimits
@@ -19,6 +20,7 @@ from jobhandler.model.retry import RetryPolicy
 from jobhandler.model.schedules import Missed, PeriodicDecorator, ScheduleRegistry, Timing
 from jobhandler.model.schedules import periodic_decorator as _periodic_decorator
 from jobhandler.model.tasks import Isolation, Task, TaskDecorator, TaskOptions, TaskRegistry
+from jobhandler.model.workflows import WorkflowNode, WorkflowView
 from jobhandler.observe.events import Events
 from jobhandler.observe.logs import log_job_events
 from jobhandler.observe.tracing import trace_job_events
@@ -153,6 +155,11 @@ class App:
         them to the store when it starts; a run-time change holds until the code changes."""
         self.limits.declare("queue", name, concurrency, rate_limit)
 
+    def workflow(self, name: str) -> Workflow:
+        """A workflow to build: ``node = wf.add(task, payload, after=[...])`` per job, then
+        ``handle = await wf.enqueue()`` stores them all at once (model/builder.py)."""
+        return Workflow(self._connection, name)
+
     # -- connecting ------------------------------------------------------------------------
 
     @property
@@ -232,6 +239,15 @@ class Connection:
 
     async def cancel_job(self, job_id: str, wait: float = 0.0) -> Job:
         return await self.current().jobs.cancel(job_id, wait)
+
+    async def submit_workflow(self, name: str, nodes: list[WorkflowNode]) -> WorkflowView:
+        return await self.current().workflows.submit_nodes(name, nodes)
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowView:
+        return await self.current().workflows.get(workflow_id)
+
+    async def cancel_workflow(self, workflow_id: str) -> WorkflowView:
+        return await self.current().workflows.cancel(workflow_id)
 
     def run_sync(self, awaitable: Awaitable[T]) -> T:
         return self._sync.run(awaitable)

@@ -6,7 +6,9 @@ The convention: every async call has a sync form that blocks until it is done.
   web app's whole life, ``app.sync.connect(settings)`` once (closed at interpreter exit, or by
   ``app.sync.close()``).
 - ``task.enqueue_sync(...)``, ``task.enqueue_many_sync(...)``, and on the handle they return
-  ``wait_sync``, ``get_result_sync``, ``refresh_sync``, ``cancel_sync``.
+  ``wait_sync``, ``get_result_sync``, ``refresh_sync``, ``cancel_sync``; for workflows
+  ``wf.enqueue_sync()``, ``chain(...).enqueue_sync()``, the handle's ``wait_sync`` and others,
+  and ``ctx.spawn_sync`` in a ``def`` task.
 - anything else: ``app.run_sync(app.get_job(job_id))``, ``app.run_sync(app.queue_stats())``.
 
 The App runs on one event loop: a background thread's, started by ``connect`` (one per App),

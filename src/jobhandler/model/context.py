@@ -1,12 +1,24 @@
-"""What a running task sees of its job: identity, attempt, cancellation, progress and a logger."""
+"""What a running task sees of its job: identity, attempt, cancellation, progress, a logger,
+and in a workflow its parents' results and a way to spawn children."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar, overload
 
+from typing_extensions import Unpack
+
+from jobhandler.model.errors import JobHandlerError
+from jobhandler.model.jobs import JobStatus, NewJob
+from jobhandler.model.options import EnqueueOptions, JobOptions, job_options
+
+T = TypeVar("T")
+P_contra = TypeVar("P_contra", contravariant=True)
+NO_PARENTS: Mapping[str, Any] = MappingProxyType({})
 _EVENTS = threading.Lock()  # makes each context's event once, for waiting threads
 
 
@@ -19,6 +31,45 @@ class JobLogger(logging.LoggerAdapter[logging.Logger]):
     ) -> tuple[Any, MutableMapping[str, Any]]:
         kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
         return msg, kwargs
+
+
+@dataclass(frozen=True, slots=True)
+class ParentFailed:
+    """A parent that failed for good or was cancelled, as ``ctx.parent_results`` shows it to a
+    job that runs anyway (``on_parent_failure="run"``): test with ``isinstance``."""
+
+    key: str
+    id: str
+    status: JobStatus
+    error: str | None = None
+
+
+class _Clocked(Protocol):
+    clock: Callable[[], float]
+
+
+class Task(Protocol[P_contra]):
+    """A task taking a ``P_contra``, as ``spawn`` needs it (model/tasks.Task, which imports
+    this module): ``enqueue_many``'s parameter is what lets mypy check the payload."""
+
+    @property
+    def jobs(self) -> _Clocked: ...
+
+    def enqueue_many(
+        self, payloads: Sequence[P_contra], **options: Unpack[EnqueueOptions]
+    ) -> Any: ...
+
+    def dump_payload(self, value: Any) -> Any: ...
+
+    def new_job(self, payload: Any, now: float, options: JobOptions = ...) -> NewJob: ...
+
+
+class Spawner(Protocol):
+    """How a running job stores a child (the worker's, or a process runner child's pipe)."""
+
+    async def spawn(self, new: NewJob, key: str | None) -> str: ...
+
+    def spawn_sync(self, new: NewJob, key: str | None) -> str: ...
 
 
 class JobContext:
@@ -35,11 +86,17 @@ class JobContext:
         attempt: int,
         on_progress: Callable[[str, int, Any], None],
         queue: str | None = None,
+        parent_results: Mapping[str, Any] = NO_PARENTS,
+        spawner: Spawner | None = None,
     ) -> None:
         self.job_id = job_id
         self.task = task
         self.attempt = attempt
         self.queue = queue
+        # In a workflow: each parent's key -> its result (the stored JSON, as ``job.result``),
+        # or a ParentFailed. Read once before the run; empty for a job that runs after nothing.
+        self.parent_results = parent_results
+        self.spawner = spawner  # the worker's plumbing behind spawn (None: spawn refuses)
         self._logger: JobLogger | None = None
         self._cancelled = False
         self._event: threading.Event | None = None  # made only for a task that waits on it
@@ -82,3 +139,99 @@ class JobContext:
         self._cancelled = True
         if (event := self._event) is not None:
             event.set()
+
+    # -- spawning children (workflows) -------------------------------------------------------
+
+    @overload
+    async def spawn(
+        self,
+        task: Task[None],
+        payload: None = None,
+        *,
+        key: str | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> str: ...
+    @overload
+    async def spawn(
+        self,
+        task: Task[T],
+        payload: T,
+        *,
+        key: str | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> str: ...
+
+    async def spawn(
+        self, task: Task[Any], payload: Any = None, *, key: str | None = None, **options: Any
+    ) -> str:
+        """Submit a child of this job and return its id: the jobs that run after this one wait
+        for the child too, and see its result in their ``parent_results`` under ``key``.
+
+        ``key`` names the child (its id is derived from this job's and the key, so a retry of
+        this job that spawns the same key finds the first child instead of making another);
+        without one, each call makes a new child. Only in a job a worker runs.
+        """
+        return await self._need_spawner().spawn(self._child(task, payload, options), key)
+
+    @overload
+    def spawn_sync(
+        self,
+        task: Task[None],
+        payload: None = None,
+        *,
+        key: str | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> str: ...
+    @overload
+    def spawn_sync(
+        self,
+        task: Task[T],
+        payload: T,
+        *,
+        key: str | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> str: ...
+
+    def spawn_sync(
+        self, task: Task[Any], payload: Any = None, *, key: str | None = None, **options: Any
+    ) -> str:
+        """``spawn`` for a ``def`` task (thread or process isolation)."""
+        return self._need_spawner().spawn_sync(self._child(task, payload, options), key)
+
+    def _need_spawner(self) -> Spawner:
+        if self.spawner is None:
+            raise JobHandlerError("ctx.spawn works only in a job that a worker runs")
+        return self.spawner
+
+    @staticmethod
+    def _child(task: Task[Any], payload: Any, options: dict[str, Any]) -> NewJob:
+        return task.new_job(task.dump_payload(payload), task.jobs.clock(), job_options(options))
+
+
+def parent_results(outcomes: Iterable[Any]) -> Mapping[str, Any]:
+    """``ctx.parent_results`` from the store's ParentOutcomes, or from their JSON lists (key,
+    id, status, result, error) in a process runner's request: each completed parent's result,
+    a ParentFailed for the others."""
+    shown: dict[str, Any] = {}
+    for key, job_id, status, result, error in map(_fields, outcomes):
+        if JobStatus(status) is JobStatus.COMPLETED:
+            shown[key] = result
+        else:
+            shown[key] = ParentFailed(key, job_id, JobStatus(status), error)
+    return MappingProxyType(shown)
+
+
+def parents_as_json(results: Mapping[str, Any]) -> list[list[Any]]:
+    """``parent_results`` as the JSON lists ``parent_results`` reads (for a process runner)."""
+    return [
+        [key, v.id, v.status.value, None, v.error]
+        if isinstance(v, ParentFailed)
+        else [key, "", JobStatus.COMPLETED.value, v, None]
+        for key, v in results.items()
+    ]
+
+
+def _fields(outcome: Any) -> tuple[Any, ...]:
+    if isinstance(outcome, list | tuple):
+        return tuple(outcome)
+    return (outcome.key, outcome.id, outcome.status, outcome.result, outcome.error)

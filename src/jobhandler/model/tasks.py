@@ -38,7 +38,10 @@ from jobhandler.model.validation import JsonLimits, check_name, json_errors, pla
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
+    from jobhandler.model.builder import WorkflowOptions
+    from jobhandler.model.canvas import TaskSignature
     from jobhandler.model.jobs import Job
+    from jobhandler.model.workflows import OnParentFailure
     from jobhandler.settings import Settings
 
 # Kept importable from here: they were declared in this module before options.py.
@@ -284,6 +287,39 @@ class Task(Generic[T, R]):
         jobs = await self.jobs.insert_jobs(new)
         pairs = zip(jobs, new, strict=True)
         return [self.handle.adopt(job, duplicate=job.id != n.id) for job, n in pairs]
+
+    @overload
+    def s(
+        self: Task[None, R],
+        payload: None = None,
+        *,
+        key: str | None = None,
+        on_parent_failure: OnParentFailure = "cancel",
+        **options: Unpack[WorkflowOptions],
+    ) -> TaskSignature[R]: ...
+
+    @overload
+    def s(
+        self,
+        payload: T,
+        *,
+        key: str | None = None,
+        on_parent_failure: OnParentFailure = "cancel",
+        **options: Unpack[WorkflowOptions],
+    ) -> TaskSignature[R]: ...
+
+    def s(
+        self,
+        payload: Any = None,
+        *,
+        key: str | None = None,
+        on_parent_failure: OnParentFailure = "cancel",
+        **options: Any,
+    ) -> TaskSignature[R]:
+        """A job for ``chain``/``group``/``chord``; parents' results come in ctx.parent_results."""
+        from jobhandler.model.canvas import TaskSignature
+
+        return TaskSignature(self, payload, key, on_parent_failure, options)
 
     # -- the same, for code without an event loop (jobhandler.sync) -----------------------
 

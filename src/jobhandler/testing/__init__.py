@@ -28,8 +28,10 @@ from jobhandler.model.context import JobContext
 from jobhandler.model.jobs import Job, JobStatus, NewJob
 from jobhandler.model.records import IdempotencyRecord, JobFilter
 from jobhandler.model.tasks import Task
+from jobhandler.model.workflows import WorkflowNode, WorkflowView
 from jobhandler.settings import Settings
 from jobhandler.worker.executor import Executor, Running, stopped_outcome
+from jobhandler.worker.lineage import ServiceSpawner
 from jobhandler.worker.runners import JobTimeout, Runner
 
 if TYPE_CHECKING:
@@ -55,12 +57,26 @@ class JobHandlerTesting:
         self.progress: dict[str, Any] = {}  # the newest progress each job reported
         self._submits = app.service.submits
         self._insert = self._submits.insert
+        self._workflows = app.service.workflows
+        self._submit_nodes = self._workflows.submit_nodes
         # An instance attribute shadows the method for this connection only: each submit
-        # (enqueue, enqueue_many, service.submits, the HTTP API) passes through here.
+        # (enqueue, enqueue_many, service.submits, the HTTP API, workflows) passes through here.
         vars(self._submits)["insert"] = self._insert_jobs
+        vars(self._workflows)["submit_nodes"] = self._insert_workflow
 
     def close(self) -> None:
         vars(self._submits).pop("insert", None)
+        vars(self._workflows).pop("submit_nodes", None)
+
+    async def _insert_workflow(
+        self, name: str, nodes: Sequence[WorkflowNode], now: float | None = None
+    ) -> WorkflowView:
+        view = await self._submit_nodes(name, nodes, now)
+        self.enqueued.extend([await self.app.service.jobs.get(job.id) for job in view.jobs])
+        if not self.eager:
+            return view
+        await self.drain(with_scheduled=True)
+        return await self._workflows.get(view.id)
 
     async def _insert_jobs(
         self,
@@ -92,7 +108,14 @@ class JobHandlerTesting:
         names = list(
             queues or sorted({*self.app.tasks.queues(), *(j.queue for j in self.enqueued)})
         )
-        executor = Executor(self.app.tasks, InlineRunner(), self.app.clock, self.app.events)
+        service = self.app.service
+        executor = Executor(
+            self.app.tasks,
+            InlineRunner(),
+            self.app.clock,
+            self.app.events,
+            service.workflows.parent_outcomes,
+        )
         ran: list[Job] = []
         for _ in range(max_runs):
             at = await self._next_due(with_scheduled)
@@ -112,7 +135,9 @@ class JobHandlerTesting:
         return max([now, min((j.run_at for j in page.jobs), default=now)])
 
     async def _run(self, executor: Executor, job: Job) -> Job:
-        entry = Running(job, JobContext(job.id, job.task, job.attempt, self._record_progress))
+        spawner = ServiceSpawner(self.app.service.workflows, job, self.app.run_sync)
+        ctx = JobContext(job.id, job.task, job.attempt, self._record_progress, spawner=spawner)
+        entry = Running(job, ctx)
         entry.run = asyncio.create_task(executor.execute(entry))
         try:
             outcome = await entry.run

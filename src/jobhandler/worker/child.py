@@ -9,6 +9,7 @@ it) and dies with the worker: a result nobody can read is not worth a core.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -19,8 +20,9 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from jobhandler.app import App, load_app
-from jobhandler.model.context import JobContext
-from jobhandler.model.errors import PermanentFailure, RetryLater
+from jobhandler.model.context import JobContext, parent_results
+from jobhandler.model.errors import JobHandlerError, PermanentFailure, RetryLater
+from jobhandler.model.jobs import NewJob
 from jobhandler.model.redact import install_log_redaction
 
 Send = Callable[[dict[str, Any]], None]
@@ -39,7 +41,31 @@ def exit_with_parent(interval: float = 0.2) -> None:
     threading.Thread(target=watch, name="jobhandler-parent-watch", daemon=True).start()
 
 
-def run_one(app: App, request: dict[str, Any], loop: asyncio.AbstractEventLoop, send: Send) -> None:
+class PipeSpawner:
+    """``ctx.spawn`` in a child: the worker stores the child job and answers on our stdin."""
+
+    def __init__(self, send: Send, replies: IO[str]) -> None:
+        self._send = send
+        self._replies = replies
+
+    async def spawn(self, new: NewJob, key: str | None) -> str:
+        return self.spawn_sync(new, key)  # one job at a time here: a short blocking call
+
+    def spawn_sync(self, new: NewJob, key: str | None) -> str:
+        self._send({"spawn": dataclasses.asdict(new), "key": key})
+        reply = json.loads(self._replies.readline() or '{"error": "the worker went away"}')
+        if "error" in reply:
+            raise JobHandlerError(reply["error"])
+        return str(reply["id"])
+
+
+def run_one(
+    app: App,
+    request: dict[str, Any],
+    loop: asyncio.AbstractEventLoop,
+    send: Send,
+    replies: IO[str] | None = None,
+) -> None:
     """Run one job and send its outcome; the task's exceptions become reports, never escape."""
     task_name = request["task"]
     try:
@@ -49,6 +75,8 @@ def run_one(app: App, request: dict[str, Any], loop: asyncio.AbstractEventLoop, 
             task_name,
             request["attempt"],
             lambda _j, _a, v: send({"progress": v}),
+            parent_results=parent_results(request.get("parents", ())),
+            spawner=None if replies is None else PipeSpawner(send, replies),
         )
         args, kwargs = task.call_args(task.load_payload(request["payload"]), ctx)
         value = task.fn(*args, **kwargs)
@@ -99,7 +127,7 @@ def main(argv: list[str]) -> int:
         if app is None:
             send({"ok": False, "error": load_error, "traceback": ""})
         else:
-            run_one(app, request, loop, send)
+            run_one(app, request, loop, send, requests)
     loop.close()
     return 0
 

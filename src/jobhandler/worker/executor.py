@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from jobhandler.model.context import JobContext
+from jobhandler.model.context import JobContext, parent_results
 from jobhandler.model.errors import JobHandlerError, PermanentFailure, RetryLater
 from jobhandler.model.jobs import Job, Outcome, Transition
 from jobhandler.model.records import JobRef
@@ -22,6 +22,7 @@ from jobhandler.model.redact import clean
 from jobhandler.model.retry import RetryPolicy
 from jobhandler.model.tasks import Task, TaskRegistry
 from jobhandler.observe.events import Events
+from jobhandler.worker.lineage import ParentReader
 from jobhandler.worker.runners import ChildFailed, JobTimeout, Runner
 
 
@@ -71,11 +72,13 @@ class Executor:
         runner: Runner,
         clock: Callable[[], float],
         events: Events | None = None,
+        parents: ParentReader | None = None,
     ) -> None:
         self.tasks = tasks
         self.runner = runner
         self.clock = clock
         self.events = events or Events()
+        self.parents = parents  # a workflow job's parents' outcomes (service.workflows)
 
     async def execute(self, entry: Running) -> Outcome | None:
         job = entry.job
@@ -107,6 +110,8 @@ class Executor:
 
     async def _run(self, entry: Running, task: Task[Any, Any], payload: Any) -> Any:
         """The body, inside the run hooks (a tracer's span), timed."""
+        if entry.job.after and self.parents is not None:  # one read, before the body
+            entry.ctx.parent_results = parent_results(await self.parents(entry.job))
         self.events.started(entry.job, self.clock())
         started = time.perf_counter()
         try:

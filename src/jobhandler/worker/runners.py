@@ -21,8 +21,9 @@ import json
 import threading
 from typing import Any
 
-from jobhandler.model.context import JobContext
+from jobhandler.model.context import JobContext, parents_as_json
 from jobhandler.model.errors import JobHandlerError, PermanentFailure, RetryLater
+from jobhandler.model.jobs import NewJob
 from jobhandler.model.tasks import Task, TaskRegistry
 from jobhandler.worker.pool import ProcessPool
 
@@ -148,6 +149,8 @@ class Runner:
     ) -> Any:
         request = {"task": task.name, "payload": payload, "job_id": ctx.job_id}
         request["attempt"] = ctx.attempt
+        if ctx.parent_results:
+            request["parents"] = parents_as_json(ctx.parent_results)
         async with self.pool.child() as child:
             stdin, stdout = child.process.stdin, child.process.stdout
             assert stdin is not None and stdout is not None
@@ -155,7 +158,7 @@ class Runner:
                 async with asyncio.timeout(timeout) as deadline:
                     stdin.write(json.dumps(request).encode() + b"\n")
                     await stdin.drain()
-                    report = await _read_reports(stdout, ctx)
+                    report = await _read_reports(stdout, ctx, stdin)
             except TimeoutError:
                 await self.pool.retire(child)
                 if deadline.expired():
@@ -187,12 +190,27 @@ def _settle(done: asyncio.Future[Any], value: Any, exc: BaseException | None) ->
         done.set_result(value)
 
 
-async def _read_reports(stream: asyncio.StreamReader, ctx: JobContext) -> dict[str, Any] | None:
-    """Progress lines pass through to the context; the last line is the outcome."""
+async def _read_reports(
+    stream: asyncio.StreamReader, ctx: JobContext, replies: asyncio.StreamWriter
+) -> dict[str, Any] | None:
+    """Progress lines pass through to the context, spawn requests to its spawner (answered on
+    the child's stdin); the last line is the outcome."""
     while line := await stream.readline():
         message = json.loads(line)
         if "progress" in message:
             ctx.progress(message["progress"])
+        elif "spawn" in message:
+            replies.write(json.dumps(await _spawned(ctx, message)).encode() + b"\n")
+            await replies.drain()
         else:
             return dict(message)
     return None
+
+
+async def _spawned(ctx: JobContext, message: dict[str, Any]) -> dict[str, Any]:
+    if ctx.spawner is None:
+        return {"error": "ctx.spawn works only in a job that a worker runs"}
+    try:
+        return {"id": await ctx.spawner.spawn(NewJob(**message["spawn"]), message.get("key"))}
+    except JobHandlerError as exc:
+        return {"error": str(exc)}

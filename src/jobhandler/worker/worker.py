@@ -30,6 +30,7 @@ from jobhandler.observe import metrics
 from jobhandler.settings import Settings
 from jobhandler.worker.completer import Completer
 from jobhandler.worker.executor import Executor, Running, StopReason, stopped_outcome
+from jobhandler.worker.lineage import ServiceSpawner
 from jobhandler.worker.maintenance import Maintenance, Rescuer, every
 from jobhandler.worker.notifier import Notifier, notifier_for
 from jobhandler.worker.predecessors import incarnation, rescue_predecessors
@@ -65,7 +66,9 @@ class Worker:
             settings.process_concurrency,
             settings.process_max_jobs,
         )
-        self.executor = Executor(app.tasks, self.runner, app.clock, app.events)
+        self.executor = Executor(
+            app.tasks, self.runner, app.clock, app.events, app.service.workflows.parent_outcomes
+        )
         self.producer = Producer(
             app.service.store,
             app.clock,
@@ -167,7 +170,10 @@ class Worker:
             # We still run an older attempt of this job: this process stalled past its lease,
             # the job was rescued and came back to us. That run lost; stop it before this one.
             self._stop_run(job.id, StopReason.LOST)
-        ctx = JobContext(job.id, job.task, job.attempt, self._record_progress, job.queue)
+        spawner = ServiceSpawner(self.app.service.workflows, job, self.app.run_sync)
+        ctx = JobContext(
+            job.id, job.task, job.attempt, self._record_progress, job.queue, spawner=spawner
+        )
         entry = Running(job, ctx)
         entry.run = asyncio.create_task(self.executor.execute(entry), name=f"job-{job.id}")
         entry.run.add_done_callback(partial(self._settle, entry))
