@@ -3,13 +3,16 @@ answers a real server sends conform to it."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
 import jsonschema_rs
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, test_env
 
 NO_BODY = {204}  # statuses that carry no content
 
@@ -103,3 +106,16 @@ def test_what_the_server_answers_conforms_to_the_description(http: httpx.Client)
     answer_conforms(spec, http.post(f"/jobs/{job_id}/retry"), "post", "/jobs/{job_id}/retry")
     answer_conforms(spec, http.get("/jobs/nope"), "get", "/jobs/{job_id}")
     answer_conforms(spec, http.post("/jobs", json={"payload": 5}), "post", "/jobs")
+
+
+def test_the_description_clients_are_generated_from_is_the_servers(
+    http: httpx.Client, sqlite_url: str
+) -> None:
+    # clients/typescript/generate.sh takes it from the code, with no server running.
+    dump = [sys.executable, "-m", "jobhandler.http.openapi_json"]
+    env = test_env(sqlite_url)
+    printed = subprocess.run(dump, env=env, capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(printed.stdout) == http.get("/openapi.json").json()
+    assert list(json.loads(printed.stdout)) == sorted(json.loads(printed.stdout))
+    refused = subprocess.run([*dump, "nosuchmodule:app"], env=env, capture_output=True, text=True)
+    assert (refused.returncode, refused.stderr) == (1, "error: No module named 'nosuchmodule'\n")
