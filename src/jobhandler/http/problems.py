@@ -24,6 +24,8 @@ from jobhandler.model.errors import (
     StoreUnavailable,
     UniqueKeyHeld,
 )
+from jobhandler.model.workflows import WorkflowKeyHeld
+from jobhandler.service.workflows import WorkflowNotFound
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("jobhandler.http")
@@ -85,6 +87,10 @@ def install_error_handlers(api: FastAPI) -> None:
         assert isinstance(exc, UniqueKeyHeld)
         return problem_response(409, str(exc), job_status=exc.status, holder=exc.holder)
 
+    async def keys_held(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, WorkflowKeyHeld)
+        return problem_response(409, str(exc), holders=exc.holders)
+
     async def unprocessable(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidJob)
         return problem_response(422, str(exc), errors=exc.errors)
@@ -119,6 +125,8 @@ def install_error_handlers(api: FastAPI) -> None:
 
     api.add_exception_handler(Problem, problem)
     api.add_exception_handler(JobNotFound, not_found)
+    api.add_exception_handler(WorkflowNotFound, not_found)
+    api.add_exception_handler(WorkflowKeyHeld, keys_held)
     api.add_exception_handler(InvalidTransition, conflict)
     api.add_exception_handler(UniqueKeyHeld, held)  # an InvalidTransition naming its holder
     api.add_exception_handler(InvalidJob, unprocessable)
