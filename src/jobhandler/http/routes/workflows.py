@@ -83,7 +83,10 @@ def workflow_request(body: Any) -> WorkflowRequest:
         if isinstance(job, dict) and "payload" not in job:
             errors.append({"loc": ["jobs", index, "payload"], "msg": _MISSING, "type": "missing"})
     if errors:
-        message = f"{len(errors)} errors in the workflow; nothing was stored"
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        where = ".".join(map(str, first["loc"]))
+        message = f"{where}: {first['msg']}{more}; nothing was stored"
         raise Problem(422, message, errors=errors)
     return request
 
