@@ -48,6 +48,10 @@ def test_every_route_and_status_has_a_response_schema(http: httpx.Client) -> Non
         ("post", "/jobs/{job_id}/retry"),
         ("get", "/jobs/{job_id}/attempts"),
         ("get", "/jobs/{job_id}/events"),
+        ("post", "/workflows"),
+        ("get", "/workflows"),
+        ("get", "/workflows/{workflow_id}"),
+        ("post", "/workflows/{workflow_id}/cancel"),
         ("get", "/events"),
         ("get", "/tasks"),
         ("get", "/queues"),
@@ -75,7 +79,7 @@ def test_every_route_and_status_has_a_response_schema(http: httpx.Client) -> Non
                     schema = media.get("schema")
                     assert schema, where
                     assert schema != {}, where  # an empty schema describes nothing
-            if method == "post" and path in ("/jobs", "/jobs/batch"):
+            if method == "post" and path in ("/jobs", "/jobs/batch", "/workflows"):
                 body = operation["requestBody"]
                 assert body["required"] is True
                 assert body["content"]["application/json"]["schema"]

@@ -58,7 +58,8 @@ WIRE = (
     '"attempt":1,"max_attempts":3,"timeout":5.0,"run_at":"1970-01-01T00:00:01.000000Z",'
     '"started_at":"1970-01-01T00:00:01.500000Z","finished_at":"1970-01-01T00:00:02.000000Z",'
     '"traceback":"Traceback (most recent call last): ...","worker_id":"w",'
-    '"progress":{"done":1},"cancel_requested":true,"unique_key":null,"unique_until":null}'
+    '"progress":{"done":1},"cancel_requested":true,"unique_key":null,"unique_until":null,'
+    '"workflow_id":null,"workflow_key":null,"after":null}'
 ).encode()
 
 

@@ -29,6 +29,17 @@ CONFIG = """
 include-operation-id = "getJob"
 parameters = { "query.wait" = 0 }
 
+# A workflow is a graph: that each key in `after` names a job of it, and that there is no cycle,
+# no JSON Schema can say, so a body the description allows may be refused (422, every problem
+# named; tests/http/test_workflows_http.py checks each). Past 20,000 jobs a body is also past the
+# size limit, refused (413) before its jobs are counted.
+[[operations]]
+include-operation-id = "createWorkflow"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+checks.negative_data_rejection.expected-statuses = [
+    "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"
+]
+
 # Event streams stay open until the client leaves (GET /jobs/{id}/events: until the job ends);
 # tests/http/test_live.py reads them.
 [[operations]]

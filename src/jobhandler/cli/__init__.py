@@ -16,6 +16,7 @@ from jobhandler.cli import (
     server_commands,
     store_commands,
     token_commands,
+    workflow_commands,
 )
 
 
@@ -32,6 +33,7 @@ for _module in (
     schedule_commands,
     store_commands,
     token_commands,
+    workflow_commands,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)

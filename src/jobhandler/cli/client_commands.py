@@ -72,7 +72,22 @@ def _answer(send: Callable[[], Any]) -> Any:
     except ServerUnreachable as exc:
         fail(str(exc), EXIT_UNREACHABLE)
     except ClientError as exc:
-        fail(str(exc), EXIT_USAGE if exc.status < 500 else EXIT_UNREACHABLE)
+        fail(_one_line(exc), EXIT_USAGE if exc.status < 500 else EXIT_UNREACHABLE)
+
+
+def _one_line(exc: ClientError) -> str:
+    """The error, with the fields a 422 names that its message does not (a workflow's or a
+    batch's message only counts them), the first few of them."""
+    errors = getattr(exc, "errors", None) or []
+    named = [
+        f"{'.'.join(map(str, e.get('loc') or ()))}: {e.get('msg')}"
+        for e in errors
+        if isinstance(e, dict) and str(e.get("msg")) not in str(exc)
+    ]
+    if not named:
+        return str(exc)
+    more = f"; and {len(named) - 3} more" if len(named) > 3 else ""
+    return f"{exc} ({'; '.join(named[:3])}{more})".replace("\n", " ")
 
 
 def _parse_payload(text: str | None) -> Any:

@@ -11,7 +11,7 @@ from jobhandler.cli.client_commands import call, server_options
 from jobhandler.cli.output import show
 from jobhandler.client.clients import Call
 
-STATUSES = ("queued", "scheduled", "processing", "completed", "failed", "cancelled")
+STATUSES = ("waiting", "queued", "scheduled", "processing", "completed", "failed", "cancelled")
 FLOW = ("paused", "concurrency", "rate_limit", "served")
 
 

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
         ScheduleOut,
         TaskOut,
         WorkerOut,
+        WorkflowOut,
+        WorkflowSummaryOut,
     )
     from jobhandler.model.options import EnqueueOptions
 
@@ -55,6 +57,7 @@ class Call:
     timeout: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
     job_id: str | None = None  # the job it is about: its 404 is then a JobNotFound
+    # A workflow's calls leave ``job_id`` None: their 404 is a plain NotFound.
 
 
 def _submit_body(task: str | None, payload: Any, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,6 +66,12 @@ def _submit_body(task: str | None, payload: Any, options: Mapping[str, Any]) -> 
         body["task"] = task
     body.update({k: v.isoformat() if isinstance(v, datetime) else v for k, v in options.items()})
     return {k: v for k, v in body.items() if v is not None or k == "payload"}
+
+
+def _workflow_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A workflow job's body: times as RFC 3339, the payload always sent (null included)."""
+    body = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in job.items()}
+    return {"payload": None, **body}
 
 
 class Calls:
@@ -138,6 +147,35 @@ class Calls:
         return Call("POST", f"/jobs/bulk/{action}", body=body, timeout=120)
 
     @staticmethod
+    def submit_workflow(name: str, jobs: Sequence[Mapping[str, Any]]) -> Call:
+        """A workflow, all or none: each job a dict of ``key``, ``task``, ``payload``,
+        ``after`` (keys of jobs it runs after), ``on_parent_failure`` and the usual options."""
+        body = {"name": name, "jobs": [_workflow_job(job) for job in jobs]}
+        return Call("POST", "/workflows", body=body)
+
+    @staticmethod
+    def get_workflow(workflow_id: str) -> Call:
+        return Call("GET", f"/workflows/{workflow_id}")
+
+    @staticmethod
+    def list_workflows(
+        status: Sequence[str] = (),
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Call:
+        """One page of workflows, newest first, each with its jobs' counts (not its jobs)."""
+        params: list[tuple[str, Any]] = [("status", s) for s in status]
+        params += [(k, v) for k, v in (("name", name), ("cursor", cursor)) if v]
+        params.append(("limit", limit))
+        return Call("GET", "/workflows", params)
+
+    @staticmethod
+    def cancel_workflow(workflow_id: str) -> Call:
+        """Cancel what has not finished (a running job: its worker is asked to stop it)."""
+        return Call("POST", f"/workflows/{workflow_id}/cancel", timeout=120)
+
+    @staticmethod
     def tasks() -> Call:
         return Call("GET", "/tasks")
 
@@ -204,6 +242,15 @@ def batch(body: Any) -> BatchOut:
 def bulk(body: Any) -> BulkOut:
     out: BulkOut = _read("BulkOut", body)
     return out
+
+
+def workflow(body: Any) -> WorkflowOut:
+    out: WorkflowOut = _read("WorkflowOut", body)
+    return out
+
+
+def workflows(body: Any) -> list[WorkflowSummaryOut]:
+    return [_read("WorkflowSummaryOut", item) for item in body]
 
 
 def attempts(body: Any) -> list[AttemptOut]:

@@ -164,6 +164,10 @@ class Methods:
     pause_schedule = Method(Calls.pause_schedule, calls.schedule)
     resume_schedule = Method(Calls.resume_schedule, calls.schedule)
     workers = Method(Calls.workers, calls.workers)
+    submit_workflow = Method(Calls.submit_workflow, calls.workflow)
+    get_workflow = Method(Calls.get_workflow, calls.workflow)
+    list_workflows = Method(Calls.list_workflows, calls.workflows)
+    cancel_workflow = Method(Calls.cancel_workflow, calls.workflow)
 
 
 class Client(Methods):

@@ -20,6 +20,7 @@ from jobhandler.model.jobs import Job, JobStatus
 from jobhandler.model.rates import MAX_CONCURRENCY, RATE_PATTERN
 from jobhandler.model.records import SKIPPED_SHOWN, Attempt, QueueStats, ScheduleView, WorkerInfo
 from jobhandler.model.tasks import Task
+from jobhandler.model.workflows import WorkflowPage, WorkflowStatus, WorkflowView
 
 # Whether this request may see tracebacks (they can show internals): set per request by the
 # access control middleware, False for a submit-only token; True for an open server.
@@ -69,6 +70,10 @@ class JobOut(BaseModel):
     cancel_requested: bool
     unique_key: str | None = None
     unique_until: Timestamp | None = None  # a window's end; null: held while it waits or runs
+    # A job of a workflow (``POST /workflows``): null for a plain job.
+    workflow_id: str | None = None
+    workflow_key: str | None = Field(default=None, description="its key in its workflow")
+    after: list[str] | None = Field(default=None, description="ids of the jobs it runs after")
 
     @classmethod
     def many(cls, jobs: Sequence[Job]) -> list[JobOut]:
@@ -198,6 +203,56 @@ class ReadyOut(BaseModel):
     status: Literal["ready"]
 
 
+class WorkflowJobOut(BaseModel):
+    """A job as its workflow shows it: its key, and the keys of the jobs it runs after."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    key: str
+    id: str
+    task: str
+    status: JobStatus
+    after: list[str] = Field(description="keys of the jobs it runs after")
+    error: str | None = None
+
+
+class WorkflowSummaryOut(BaseModel):
+    """A workflow without its jobs: how many of them are in each status (``GET /workflows``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    status: WorkflowStatus
+    created_at: Timestamp
+    cancelled_at: Timestamp | None = None
+    counts: dict[JobStatus, int] = Field(description="its jobs per status, zero included")
+
+    @classmethod
+    def of(cls, view: WorkflowView) -> WorkflowSummaryOut:
+        return cls.model_validate({**_fields(view), "counts": _counts(view)})
+
+
+class WorkflowOut(WorkflowSummaryOut):
+    """A workflow and its jobs, parents before their children."""
+
+    jobs: list[WorkflowJobOut]
+
+    @classmethod
+    def of(cls, view: WorkflowView) -> WorkflowOut:
+        jobs = _WORKFLOW_JOBS.validate_python(view.jobs, from_attributes=True)
+        return cls.model_validate({**_fields(view), "counts": _counts(view), "jobs": jobs})
+
+
+def _fields(view: WorkflowView) -> dict[str, Any]:
+    names = ("id", "name", "status", "created_at", "cancelled_at")
+    return {name: getattr(view, name) for name in names}
+
+
+def _counts(view: WorkflowView) -> dict[JobStatus, int]:
+    return {s: view.counts.get(s.value, 0) for s in JobStatus}
+
+
 class ProblemOut(BaseModel):
     """RFC 9457 problem JSON; the message is under ``error`` too, as the Go service had it."""
 
@@ -210,6 +265,7 @@ class ProblemOut(BaseModel):
     error: str
     errors: list[dict[str, Any]] | None = None  # 422: one entry per bad field (loc, msg, type)
     job_status: str | None = None  # 409: the status that forbids the action
+    holders: dict[str, str] | None = None  # 409 of POST /workflows: each held key's holder
 
 
 _JOB = TypeAdapter(JobOut)
@@ -219,6 +275,8 @@ _TASKS = TypeAdapter(list[TaskOut])
 _QUEUES = TypeAdapter(list[QueueOut])
 _WORKERS = TypeAdapter(list[WorkerOut])
 _ATTEMPTS = TypeAdapter(list[AttemptOut])
+_WORKFLOW_JOBS = TypeAdapter(list[WorkflowJobOut])
+_WORKFLOWS = TypeAdapter(list[WorkflowSummaryOut])
 
 
 def job_json(job: Job) -> bytes:
@@ -293,3 +351,11 @@ def schedule_json(schedule: ScheduleView) -> bytes:
 
 def schedules_json(schedules: Sequence[ScheduleView]) -> bytes:
     return _SCHEDULES.dump_json(_SCHEDULES.validate_python(schedules, from_attributes=True))
+
+
+def workflow_json(view: WorkflowView) -> bytes:
+    return WorkflowOut.of(view).model_dump_json().encode()
+
+
+def workflows_json(page: WorkflowPage) -> bytes:
+    return _WORKFLOWS.dump_json([WorkflowSummaryOut.of(view) for view in page.workflows])

@@ -11,7 +11,7 @@ import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, cast
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import pydantic
 from fastapi import Depends, FastAPI, Request
@@ -185,6 +185,23 @@ def _batch_requests(items: list[Any]) -> list[SubmitRequest] | list[SubmitReques
     return requests
 
 
+def pydantic_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
+    """pydantic's errors as a problem's ``errors``: loc, msg and type of each."""
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def next_link(request: Request, cursor: str | None) -> dict[str, str]:
+    """The ``Link`` header of a page with more after it: this request, at ``cursor``."""
+    if not cursor:
+        return {}
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    query.append(("cursor", cursor))
+    return {"Link": f'<{request.url.path}?{urlencode(query)}>; rel="next"'}
+
+
 def check_filters(**filters: str | None) -> None:
     """``?queue=`` and ``?task=``: text a store can compare (no NUL, valid Unicode), or 422."""
     errors = [
@@ -310,11 +327,7 @@ def bulk_filter(body: Any) -> JobFilter:
     try:
         given = BulkFilterIn.model_validate(body)
     except pydantic.ValidationError as exc:
-        errors = [
-            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors(include_url=False, include_context=False, include_input=False)
-        ]
-        raise _unprocessable(errors) from None
+        raise _unprocessable(pydantic_errors(exc)) from None
     check_filters(queue=given.queue, task=given.task)
     return JobFilter(
         statuses=frozenset(given.status or ()),

@@ -16,6 +16,7 @@ from jobhandler.http.problems import PROBLEM
 from jobhandler.model.options import SubmitRequest
 from jobhandler.model.tasks import TaskRegistry
 from jobhandler.model.validation import RUN_AT_END, RUN_AT_MIN, RUN_AT_RANGE
+from jobhandler.model.workflows import MAX_WORKFLOW_JOBS, WorkflowJobRequest, WorkflowRequest
 from jobhandler.service.submits import MAX_BATCH
 
 if TYPE_CHECKING:
@@ -26,8 +27,8 @@ _MEANINGS = {
     400: "the body is not JSON (or lacks a required member), a bad cursor, or a Host not allowed",
     401: "no token, or an unknown one, while the store holds tokens",
     403: "the token's scope does not allow this",
-    404: "no such job (or queue, or schedule, where the path names one)",
-    409: "the job's status does not allow this",
+    404: "no such job (or queue, schedule or workflow, where the path names one)",
+    409: "the job's status does not allow this, or a unique key is held by another job",
     413: "the body is over the size limit",
     415: "a body that is not application/json",
     422: "a value is refused; errors name each field",
@@ -68,6 +69,18 @@ def job_links() -> dict[str, Any]:
             )
         },
         **queue_links(),
+    }
+
+
+def workflow_links() -> dict[str, Any]:
+    """From a created workflow to reading and cancelling it."""
+    by_id = {"workflow_id": "$response.body#/id"}
+    return {
+        name: {"operationId": operation, "parameters": by_id}
+        for name, operation in (
+            ("GetWorkflow", "getWorkflow"),
+            ("CancelWorkflow", "cancelWorkflow"),
+        )
     }
 
 
@@ -169,6 +182,36 @@ def batch_schema(submit: dict[str, Any], max_jobs: int) -> dict[str, Any]:
     return schema
 
 
+def workflow_schema(submit: dict[str, Any], max_jobs: int) -> dict[str, Any]:
+    """The body of ``POST /workflows``: a name and 1 to ``max_jobs`` jobs, each a submit (as
+    ``submit`` describes it, without ``unique_for``) with its key, the keys it runs after and
+    what a parent's failure does to it. That each key in ``after`` names a job, and that the
+    graph has no cycle, no schema can say: the server answers 422 otherwise."""
+    own = WorkflowJobRequest.model_json_schema()["properties"]
+    graph = {name: own[name] for name in ("key", "after", "on_parent_failure")}
+
+    def job(variant: dict[str, Any]) -> dict[str, Any]:
+        properties = {k: v for k, v in variant["properties"].items() if k != "unique_for"}
+        allof = [c for c in variant.get("allOf", []) if c != _UNIQUE_FOR_NEEDS_A_KEY]
+        shaped = {**variant, "properties": {**properties, **graph}, "allOf": allof}
+        shaped["required"] = [*variant.get("required", []), "key"]
+        return shaped if allof else {k: v for k, v in shaped.items() if k != "allOf"}
+
+    variants = submit.get("oneOf")
+    jobs = {"oneOf": [job(v) for v in variants]} if variants else {"type": "object"}
+    request = WorkflowRequest.model_json_schema()
+    return {
+        "title": "SubmitWorkflow",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "jobs"],
+        "properties": {
+            "name": request["properties"]["name"],
+            "jobs": {"type": "array", "items": jobs, "minItems": 1, "maxItems": max_jobs},
+        },
+    }
+
+
 def payload_schema(task: Task[Any, Any]) -> dict[str, Any]:
     """A task's payload schema, self-contained (its ``$defs`` inlined), strings without NUL."""
     schema = task.payload_schema()
@@ -205,7 +248,11 @@ def describe_bodies(api: FastAPI, tasks: TaskRegistry, default_task: str | None)
     """
     build = api.openapi
     submit = submit_schema(tasks, default_task)
-    bodies = {"createJob": submit, "createJobs": batch_schema(submit, MAX_BATCH)}
+    bodies = {
+        "createJob": submit,
+        "createJobs": batch_schema(submit, MAX_BATCH),
+        "createWorkflow": workflow_schema(submit, MAX_WORKFLOW_JOBS),
+    }
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is not None:

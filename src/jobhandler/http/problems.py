@@ -24,6 +24,8 @@ from jobhandler.model.errors import (
     StoreUnavailable,
     UniqueKeyHeld,
 )
+from jobhandler.model.workflows import WorkflowKeyHeld
+from jobhandler.service.workflows import WorkflowNotFound
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("jobhandler.http")
@@ -67,6 +69,17 @@ def problem_response(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
+async def _held(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UniqueKeyHeld)
+    return problem_response(409, str(exc), job_status=exc.status, holder=exc.holder)
+
+
+async def _keys_held(_: Request, exc: Exception) -> Response:
+    """A workflow refused because other jobs hold some of its unique keys: each key's holder."""
+    assert isinstance(exc, WorkflowKeyHeld)
+    return problem_response(409, str(exc), holders=exc.holders)
+
+
 def install_error_handlers(api: FastAPI) -> None:
     """Every error as problem JSON: those the service raises on purpose, and any other."""
 
@@ -80,10 +93,6 @@ def install_error_handlers(api: FastAPI) -> None:
     async def conflict(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidTransition)
         return problem_response(409, str(exc), job_status=exc.status)
-
-    async def held(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, UniqueKeyHeld)
-        return problem_response(409, str(exc), job_status=exc.status, holder=exc.holder)
 
     async def unprocessable(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidJob)
@@ -119,8 +128,10 @@ def install_error_handlers(api: FastAPI) -> None:
 
     api.add_exception_handler(Problem, problem)
     api.add_exception_handler(JobNotFound, not_found)
+    api.add_exception_handler(WorkflowNotFound, not_found)
+    api.add_exception_handler(WorkflowKeyHeld, _keys_held)
     api.add_exception_handler(InvalidTransition, conflict)
-    api.add_exception_handler(UniqueKeyHeld, held)  # an InvalidTransition naming its holder
+    api.add_exception_handler(UniqueKeyHeld, _held)  # an InvalidTransition naming its holder
     api.add_exception_handler(InvalidJob, unprocessable)
     api.add_exception_handler(StoreUnavailable, unavailable)
     api.add_exception_handler(RequestValidationError, bad_parameters)

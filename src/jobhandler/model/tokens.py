@@ -73,8 +73,9 @@ def new_token(scope: str, name: str | None, now: float) -> tuple[TokenInfo, str]
 def allows(scope: str, method: str, path: str) -> bool:
     """Whether a token of ``scope`` may make this request.
 
-    ``read``: every GET. ``submit``: submit jobs, and see a job and the tasks (what a producer
-    needs to submit and follow its own work), but not list, cancel, retry or delete.
+    ``read``: every GET. ``submit``: submit jobs and workflows, and see a job, a workflow and
+    the tasks (what a producer needs to submit and follow its own work), but not list, cancel,
+    retry or delete.
     ``admin``: everything.
     """
     if scope == "admin":
@@ -83,9 +84,9 @@ def allows(scope: str, method: str, path: str) -> bool:
         return method in _READ_METHODS
     if scope == "submit":
         if method == "POST":
-            return path in ("/jobs", "/jobs/batch")
+            return path in ("/jobs", "/jobs/batch", "/workflows")
         if method in _READ_METHODS:
-            return path == "/tasks" or _is_one_job(path)
+            return path == "/tasks" or _is_one_job(path) or _is_one_workflow(path)
     return False
 
 
@@ -97,3 +98,8 @@ def shows_tracebacks(scope: str | None) -> bool:
 def _is_one_job(path: str) -> bool:
     head, _, job_id = path.rpartition("/")
     return head == "/jobs" and job_id not in ("", "batch")
+
+
+def _is_one_workflow(path: str) -> bool:
+    head, _, workflow_id = path.rpartition("/")
+    return head == "/workflows" and workflow_id != ""

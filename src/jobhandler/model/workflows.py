@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jobhandler.model.errors import InvalidJob
+from jobhandler.model.errors import InvalidJob, JobHandlerError
 from jobhandler.model.jobs import TERMINAL, JobStatus, NewJob
 from jobhandler.model.options import SubmitRequest
 from jobhandler.model.validation import text_error
@@ -36,6 +36,17 @@ class WorkflowStatus(StrEnum):
 
 class InvalidWorkflow(InvalidJob):
     """The graph was refused (a cycle, an unknown or repeated key); nothing was stored (422)."""
+
+
+class WorkflowKeyHeld(JobHandlerError):
+    """A job of the workflow has a unique key that a waiting or running job holds (HTTP 409);
+    nothing was stored. ``holders``: each held key and the job that holds it. Declared here,
+    raised by the store: the HTTP layer answers it without importing the store."""
+
+    def __init__(self, holders: dict[str, str]) -> None:
+        named = ", ".join(f"{key!r} (job {job})" for key, job in sorted(holders.items())[:10])
+        super().__init__(f"unique keys held by other jobs: {named}; nothing was stored")
+        self.holders = holders
 
 
 WorkflowKey = Annotated[

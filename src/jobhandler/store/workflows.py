@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from jobhandler.model.errors import DuplicateJob, JobHandlerError
+from jobhandler.model.errors import DuplicateJob
 from jobhandler.model.jobs import Job, JobStatus
 from jobhandler.model.records import JobRef, decode_cursor, encode_cursor
 from jobhandler.model.workflows import (
@@ -20,6 +20,7 @@ from jobhandler.model.workflows import (
     ParentOutcome,
     WorkflowFilter,
     WorkflowJob,
+    WorkflowKeyHeld,
     WorkflowMember,
     WorkflowPage,
     WorkflowStatus,
@@ -31,16 +32,7 @@ from jobhandler.store.dialect import Duplicate, Step
 from jobhandler.store.resource import Resource
 
 _FIRST = 2**63 - 1  # a cursor before every workflow
-
-
-class WorkflowKeyHeld(JobHandlerError):
-    """A job of the workflow has a unique key that a waiting or running job holds (HTTP 409);
-    nothing was stored."""
-
-    def __init__(self, holders: dict[str, str]) -> None:
-        named = ", ".join(f"{key!r} (job {job})" for key, job in sorted(holders.items())[:10])
-        super().__init__(f"unique keys held by other jobs: {named}; nothing was stored")
-        self.holders = holders
+__all__ = ["WorkflowKeyHeld", "Workflows"]  # the error is the model's, raised here
 
 
 class Workflows(Resource):

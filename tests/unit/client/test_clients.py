@@ -25,7 +25,13 @@ from jobhandler import (
     ServerUnreachable,
 )
 from jobhandler.http import create_app
-from jobhandler.model.errors import Conflict, RemoteJobNotFound, Unauthorized, Unprocessable
+from jobhandler.model.errors import (
+    Conflict,
+    NotFound,
+    RemoteJobNotFound,
+    Unauthorized,
+    Unprocessable,
+)
 from jobhandler.testing import temporary_settings
 from tests.conftest import Server
 
@@ -128,12 +134,53 @@ async def test_queue_controls_bulk_and_attempts(
     assert await client.schedules() == []
 
 
+async def test_workflows_as_typed_models_and_their_problems_as_exceptions(
+    served: tuple[App, httpx.AsyncClient, AsyncClient],
+) -> None:
+    _, raw, client = served
+    jobs = [
+        {"key": "a", "task": "shout", "payload": "x", "delay": 3600, "unique_key": "k"},
+        {"key": "b", "task": "shout", "payload": "y", "after": ["a"]},
+    ]
+    flow = await client.submit_workflow("pair", jobs)
+    assert flow.status == "running"
+    assert [(j.key, j.status, j.after) for j in flow.jobs] == [
+        ("a", JobStatus.SCHEDULED, []),
+        ("b", JobStatus.WAITING, ["a"]),
+    ]
+    answer = (await raw.get(f"/workflows/{flow.id}")).json()
+    assert json.loads((await client.get_workflow(flow.id)).model_dump_json()) == answer
+    child = await client.get(flow.jobs[1].id)
+    assert (child.workflow_id, child.workflow_key) == (flow.id, "b")
+    assert child.after == [flow.jobs[0].id]
+    [listed] = await client.list_workflows(name="pair")
+    assert (listed.id, listed.counts[JobStatus.WAITING]) == (flow.id, 1)
+    with pytest.raises(Conflict) as held:  # "k" is held by the first workflow's job a
+        await client.submit_workflow("again", jobs)
+    assert held.value.body["holders"] == {"k": flow.jobs[0].id}
+    assert (await client.cancel_workflow(flow.id)).status == "cancelled"
+    assert await client.list_workflows(status=["running"]) == []
+    with pytest.raises(NotFound) as missing:
+        await client.get_workflow(flow.jobs[0].id)  # a job's id is no workflow's
+    assert missing.value.status == 404
+    with pytest.raises(InvalidJob) as refused:
+        loop = [{"key": "a", "task": "shout", "payload": "x", "after": ["a"]}]
+        await client.submit_workflow("loop", loop)
+    assert isinstance(refused.value, Unprocessable)
+    assert refused.value.errors[0]["loc"] == ["jobs", 0, "after", 0]
+    assert [w.name for w in await client.list_workflows()] == ["pair"]
+
+
 def test_the_sync_client_against_a_real_server(server: Server) -> None:
     with Client(server.url) as client:
         job = client.submit("reverse", "abc")
         done = client.wait(job.id, timeout=20)
         assert (done.status, done.result) == ("completed", "cba")
         assert [j.id for j in client.list_jobs(page_size=1)] == [job.id]
+        flow = client.submit_workflow("two", [{"key": "a", "payload": "ab"}])
+        assert client.wait(flow.jobs[0].id, timeout=20).result == "ba"
+        assert client.get_workflow(flow.id).status == "completed"
+        assert [w.id for w in client.list_workflows(limit=1)] == [flow.id]
         with pytest.raises(RemoteJobNotFound):
             client.cancel("00000000-0000-7000-8000-000000000000")
     with Client(server.url, token="jh_wrong") as client:

@@ -20,7 +20,7 @@ def public_methods(cls: type) -> set[str]:
 
 
 def test_both_clients_have_the_same_methods() -> None:
-    assert len(SHARED) == 17
+    assert len(SHARED) == 21
     assert public_methods(Client) - {"close"} == public_methods(AsyncClient) - {"aclose"}
     assert set(SHARED) | set(PER_CLIENT) == public_methods(Client) | public_methods(AsyncClient)
 

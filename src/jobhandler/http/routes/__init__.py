@@ -10,10 +10,12 @@ from jobhandler.http.routes import (
     schedules,
     tasks,
     workers,
+    workflows,
 )
 
 ROUTERS = (
     jobs.router,
+    workflows.router,
     attempts.router,
     events.router,
     tasks.router,

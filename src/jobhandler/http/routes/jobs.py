@@ -4,7 +4,6 @@ three also for every job a filter matches (bulk)."""
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -27,6 +26,7 @@ from jobhandler.http.inputs import (
     idempotency_header,
     idempotency_key,
     moment,
+    next_link,
     read_json,
     served,
     served_settings,
@@ -52,6 +52,13 @@ router = APIRouter(tags=["jobs"])
 FilterText = Annotated[
     str | None,
     Query(json_schema_extra={"pattern": "^[^\\u0000]*$", "maxLength": FILTER_MAX_LENGTH}),
+]
+WorkflowFilterId = Annotated[
+    str | None,
+    Query(
+        description="only the jobs of this workflow",
+        json_schema_extra={"pattern": "^[^\\u0000]*$", "maxLength": FILTER_MAX_LENGTH},
+    ),
 ]
 Cursor = Annotated[
     str | None,
@@ -172,24 +179,22 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Cursor = None,
     created_before: CreatedBefore = None,
+    workflow_id: WorkflowFilterId = None,
 ) -> Response:
-    check_filters(queue=queue, task=task)
+    check_filters(queue=queue, task=task, workflow_id=workflow_id)
     service = served(request)
     where = JobFilter(
         statuses=frozenset(status or ()),
         queue=queue,
         task=task,
         created_before=moment(created_before, "created_before"),
+        workflow_id=workflow_id,
     )
     try:
         page = await service.jobs.page(where, limit, cursor)
     except ValueError as exc:
         raise Problem(400, str(exc)) from None
-    headers = {}
-    if page.next_cursor:
-        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-        query.append(("cursor", page.next_cursor))
-        headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+    headers = next_link(request, page.next_cursor)
     return Response(jobs_json(page.jobs), media_type=JSON, headers=headers)
 
 

@@ -34,7 +34,7 @@ SELECT * FROM (
         ) THEN 'failed'
         ELSE 'completed' END AS status
     FROM workflows AS w
-    WHERE w.seq < :before AND (:name IS NULL OR w.name = :name)
+    WHERE w.seq < :before AND (CAST(:name AS TEXT) IS NULL OR w.name = :name)
 ) AS page
 WHERE :any_status OR (status = 'running' AND :running) OR (status = 'completed' AND :completed)
     OR (status = 'failed' AND :failed) OR (status = 'cancelled' AND :cancelled)
