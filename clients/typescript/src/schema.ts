@@ -378,6 +378,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/workflows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List workflows, newest first, each with its jobs' counts by status */
+        get: operations["listWorkflows"];
+        put?: never;
+        /**
+         * Submit a workflow: jobs that run after other jobs, all or none
+         * @description Every job of the graph, stored in one transaction: a job runs once the jobs it names in `after` (by key) are settled, and is `waiting` until then. Refused whole (422, each problem named in `errors` at `["jobs", i, ...]`) for a cycle, a key used twice, a key in `after` that no job has, an unknown task or a bad payload or option; 409 while another job holds a job's `unique_key` (`holders` names them). Nothing is stored on a refusal.
+         */
+        post: operations["createWorkflow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/workflows/{workflow_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a workflow and its jobs */
+        get: operations["getWorkflow"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/workflows/{workflow_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a workflow: every job of it that has not finished
+         * @description Waiting, queued and scheduled jobs are cancelled at once; a running job's worker is asked to stop it (as `POST /jobs/{id}/cancel`), so the answer may show it running still. Cancelling a cancelled workflow changes nothing.
+         */
+        post: operations["cancelWorkflow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -447,6 +505,11 @@ export interface components {
          * @description A job as the API shows it. The Go service's fields come first and keep their names.
          */
         JobOut: {
+            /**
+             * After
+             * @description ids of the jobs it runs after
+             */
+            after?: string[] | null;
             /** Attempt */
             attempt: number;
             /** Cancel Requested */
@@ -499,6 +562,13 @@ export interface components {
             updated_at: string;
             /** Worker Id */
             worker_id: string | null;
+            /** Workflow Id */
+            workflow_id?: string | null;
+            /**
+             * Workflow Key
+             * @description its key in its workflow
+             */
+            workflow_key?: string | null;
         };
         /**
          * JobStatus
@@ -662,6 +732,83 @@ export interface components {
              */
             started_at: string;
         };
+        /**
+         * WorkflowJobOut
+         * @description A job as its workflow shows it: its key, and the keys of the jobs it runs after.
+         */
+        WorkflowJobOut: {
+            /**
+             * After
+             * @description keys of the jobs it runs after
+             */
+            after: string[];
+            /** Error */
+            error?: string | null;
+            /** Id */
+            id: string;
+            /** Key */
+            key: string;
+            status: components["schemas"]["JobStatus"];
+            /** Task */
+            task: string;
+        };
+        /**
+         * WorkflowOut
+         * @description A workflow and its jobs, parents before their children.
+         */
+        WorkflowOut: {
+            /** Cancelled At */
+            cancelled_at?: string | null;
+            /**
+             * Counts
+             * @description its jobs per status, zero included
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Jobs */
+            jobs: components["schemas"]["WorkflowJobOut"][];
+            /** Name */
+            name: string;
+            status: components["schemas"]["WorkflowStatus"];
+        };
+        /**
+         * WorkflowStatus
+         * @enum {string}
+         */
+        WorkflowStatus: "running" | "completed" | "failed" | "cancelled";
+        /**
+         * WorkflowSummaryOut
+         * @description A workflow without its jobs: how many of them are in each status (``GET /workflows``).
+         */
+        WorkflowSummaryOut: {
+            /** Cancelled At */
+            cancelled_at?: string | null;
+            /**
+             * Counts
+             * @description its jobs per status, zero included
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            status: components["schemas"]["WorkflowStatus"];
+        };
     };
     responses: never;
     parameters: never;
@@ -682,6 +829,10 @@ export type SchemaScheduleOut = components['schemas']['ScheduleOut'];
 export type SchemaSkippedOut = components['schemas']['SkippedOut'];
 export type SchemaTaskOut = components['schemas']['TaskOut'];
 export type SchemaWorkerOut = components['schemas']['WorkerOut'];
+export type SchemaWorkflowJobOut = components['schemas']['WorkflowJobOut'];
+export type SchemaWorkflowOut = components['schemas']['WorkflowOut'];
+export type SchemaWorkflowStatus = components['schemas']['WorkflowStatus'];
+export type SchemaWorkflowSummaryOut = components['schemas']['WorkflowSummaryOut'];
 export type $defs = Record<string, never>;
 export interface operations {
     streamEvents: {
@@ -721,6 +872,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -749,6 +904,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -777,6 +936,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -805,6 +968,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -833,6 +1000,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -861,6 +1032,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -909,6 +1084,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -937,6 +1116,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -965,6 +1148,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -991,6 +1178,8 @@ export interface operations {
                 cursor?: string | null;
                 /** @description only jobs submitted before this time */
                 created_before?: string | null;
+                /** @description only the jobs of this workflow */
+                workflow_id?: string | null;
             };
             header?: never;
             path?: never;
@@ -1022,6 +1211,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1050,6 +1243,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1078,6 +1275,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1106,6 +1307,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1134,6 +1339,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1162,6 +1371,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1624,6 +1837,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1652,6 +1869,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1680,6 +1901,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1693,7 +1918,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no such job (or queue, or schedule, where the path names one) */
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1708,6 +1933,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1736,6 +1965,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1764,6 +1997,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1792,6 +2029,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1820,6 +2061,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -1848,6 +2093,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2311,6 +2560,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2339,6 +2592,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2367,6 +2624,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2395,6 +2656,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2423,6 +2688,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2451,6 +2720,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2479,6 +2752,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2507,6 +2784,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2581,6 +2862,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2609,6 +2894,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2637,6 +2926,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2665,6 +2958,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2693,6 +2990,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2721,6 +3022,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2749,6 +3054,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2777,6 +3086,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2830,6 +3143,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2858,6 +3175,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2886,6 +3207,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2899,7 +3224,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no such job (or queue, or schedule, where the path names one) */
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2914,6 +3239,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2942,6 +3271,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2970,6 +3303,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -2998,6 +3335,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3046,6 +3387,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3074,6 +3419,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3102,6 +3451,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3115,7 +3468,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no such job (or queue, or schedule, where the path names one) */
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3130,6 +3483,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3143,7 +3500,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the job's status does not allow this */
+            /** @description the job's status does not allow this, or a unique key is held by another job */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3158,6 +3515,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3186,6 +3547,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3214,6 +3579,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3242,6 +3611,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3270,6 +3643,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3320,6 +3697,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3348,6 +3729,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3376,6 +3761,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3389,7 +3778,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no such job (or queue, or schedule, where the path names one) */
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3404,6 +3793,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3432,6 +3825,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3460,6 +3857,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3488,6 +3889,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3547,6 +3952,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3575,6 +3984,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3603,6 +4016,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3616,7 +4033,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no such job (or queue, or schedule, where the path names one) */
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3631,6 +4048,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3644,7 +4065,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the job's status does not allow this */
+            /** @description the job's status does not allow this, or a unique key is held by another job */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3659,6 +4080,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3687,6 +4112,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3715,6 +4144,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3743,6 +4176,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3771,6 +4208,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3821,6 +4262,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3849,6 +4294,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3877,6 +4326,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3890,7 +4343,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no such job (or queue, or schedule, where the path names one) */
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3905,6 +4358,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3933,6 +4390,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3961,6 +4422,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -3989,6 +4454,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4039,6 +4508,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4067,6 +4540,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4095,6 +4572,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4108,7 +4589,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no such job (or queue, or schedule, where the path names one) */
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4123,6 +4604,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4136,7 +4621,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the job's status does not allow this */
+            /** @description the job's status does not allow this, or a unique key is held by another job */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4151,6 +4636,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4179,6 +4668,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4207,6 +4700,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4235,6 +4732,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4263,6 +4764,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4312,6 +4817,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4340,6 +4849,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4368,6 +4881,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4396,6 +4913,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4424,6 +4945,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4452,6 +4977,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4500,6 +5029,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4528,6 +5061,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4556,6 +5093,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4584,6 +5125,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4612,6 +5157,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4640,6 +5189,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4694,6 +5247,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4722,6 +5279,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4750,6 +5311,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4763,7 +5328,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no such job (or queue, or schedule, where the path names one) */
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4778,6 +5343,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4806,6 +5375,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4834,6 +5407,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4862,6 +5439,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4890,6 +5471,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4940,6 +5525,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4968,6 +5557,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -4996,6 +5589,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5009,7 +5606,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no such job (or queue, or schedule, where the path names one) */
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5024,6 +5621,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5052,6 +5653,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5080,6 +5685,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5108,6 +5717,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5136,6 +5749,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5186,6 +5803,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5214,6 +5835,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5242,6 +5867,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5255,7 +5884,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description no such job (or queue, or schedule, where the path names one) */
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5270,6 +5899,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5298,6 +5931,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5326,6 +5963,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5354,6 +5995,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5382,6 +6027,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5430,6 +6079,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5458,6 +6111,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5486,6 +6143,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5514,6 +6175,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5562,6 +6227,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5590,6 +6259,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5618,6 +6291,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5646,6 +6323,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5674,6 +6355,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5702,6 +6387,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5752,6 +6441,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5780,6 +6473,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5808,6 +6505,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5836,6 +6537,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5864,6 +6569,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5892,6 +6601,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5920,6 +6633,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5948,6 +6665,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -5998,6 +6719,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6026,6 +6751,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6054,6 +6783,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6082,6 +6815,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6110,6 +6847,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6138,6 +6879,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6166,6 +6911,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6194,6 +6943,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6242,6 +6995,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6270,6 +7027,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6298,6 +7059,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6326,6 +7091,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6354,6 +7123,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6402,6 +7175,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6430,6 +7207,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6458,6 +7239,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6486,6 +7271,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6514,6 +7303,10 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */
@@ -6542,6 +7335,1548 @@ export interface operations {
                         errors?: {
                             [key: string]: unknown;
                         }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    listWorkflows: {
+        parameters: {
+            query?: {
+                status?: components["schemas"]["WorkflowStatus"][] | null;
+                /** @description only workflows of this name */
+                name?: string | null;
+                limit?: number;
+                /** @description from the `next` link of the previous page */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowSummaryOut"][];
+                };
+            };
+            /** @description the body is not JSON (or lacks a required member), a bad cursor, or a Host not allowed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description no token, or an unknown one, while the store holds tokens */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the token's scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description a value is refused; errors name each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description an unexpected error (logged by the server; no details are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the store cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    createWorkflow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    jobs: ({
+                        /**
+                         * After
+                         * @description keys of jobs it runs after
+                         */
+                        after?: string[];
+                        /**
+                         * Delay
+                         * @description seconds until due
+                         * @default null
+                         */
+                        delay?: number | null;
+                        /**
+                         * Key
+                         * @description the job's name within its workflow
+                         */
+                        key: string;
+                        /**
+                         * Max Attempts
+                         * @default null
+                         */
+                        max_attempts?: number | null;
+                        /**
+                         * On Parent Failure
+                         * @description cancel: a parent that failed or was cancelled cancels this job; run: it runs once its parents are settled, whatever became of them
+                         * @default cancel
+                         * @enum {string}
+                         */
+                        on_parent_failure?: "cancel" | "run";
+                        /**
+                         * Payload
+                         * @description the input of task 'reverse'
+                         */
+                        payload: string;
+                        /**
+                         * Priority
+                         * @description higher runs first
+                         * @default null
+                         */
+                        priority?: number | null;
+                        /**
+                         * Queue
+                         * @default null
+                         */
+                        queue?: string | null;
+                        /**
+                         * @description when due: RFC 3339 or epoch seconds, from 1970-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z once its offset is applied (epoch seconds 0 to 4102444800); text is written in the years 1970 to 2099
+                         * @default null
+                         */
+                        run_at?: string | number | null;
+                        /**
+                         * Task
+                         * @description the task that runs the job
+                         * @constant
+                         */
+                        task: "reverse";
+                        /**
+                         * Timeout
+                         * @description seconds one run may take
+                         * @default null
+                         */
+                        timeout?: number | null;
+                        /**
+                         * Unique Key
+                         * @description no second job with this key is created while one waits or runs (or, with unique_for, for that long after its submit): a repeat answers with that job
+                         * @default null
+                         */
+                        unique_key?: string | null;
+                    } | {
+                        /**
+                         * After
+                         * @description keys of jobs it runs after
+                         */
+                        after?: string[];
+                        /**
+                         * Delay
+                         * @description seconds until due
+                         * @default null
+                         */
+                        delay?: number | null;
+                        /**
+                         * Key
+                         * @description the job's name within its workflow
+                         */
+                        key: string;
+                        /**
+                         * Max Attempts
+                         * @default null
+                         */
+                        max_attempts?: number | null;
+                        /**
+                         * On Parent Failure
+                         * @description cancel: a parent that failed or was cancelled cancels this job; run: it runs once its parents are settled, whatever became of them
+                         * @default cancel
+                         * @enum {string}
+                         */
+                        on_parent_failure?: "cancel" | "run";
+                        /**
+                         * Payload
+                         * @description the input of task 'flaky'
+                         */
+                        payload: number;
+                        /**
+                         * Priority
+                         * @description higher runs first
+                         * @default null
+                         */
+                        priority?: number | null;
+                        /**
+                         * Queue
+                         * @default null
+                         */
+                        queue?: string | null;
+                        /**
+                         * @description when due: RFC 3339 or epoch seconds, from 1970-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z once its offset is applied (epoch seconds 0 to 4102444800); text is written in the years 1970 to 2099
+                         * @default null
+                         */
+                        run_at?: string | number | null;
+                        /**
+                         * Task
+                         * @description the task that runs the job
+                         * @constant
+                         */
+                        task: "flaky";
+                        /**
+                         * Timeout
+                         * @description seconds one run may take
+                         * @default null
+                         */
+                        timeout?: number | null;
+                        /**
+                         * Unique Key
+                         * @description no second job with this key is created while one waits or runs (or, with unique_for, for that long after its submit): a repeat answers with that job
+                         * @default null
+                         */
+                        unique_key?: string | null;
+                    } | {
+                        /**
+                         * After
+                         * @description keys of jobs it runs after
+                         */
+                        after?: string[];
+                        /**
+                         * Delay
+                         * @description seconds until due
+                         * @default null
+                         */
+                        delay?: number | null;
+                        /**
+                         * Key
+                         * @description the job's name within its workflow
+                         */
+                        key: string;
+                        /**
+                         * Max Attempts
+                         * @default null
+                         */
+                        max_attempts?: number | null;
+                        /**
+                         * On Parent Failure
+                         * @description cancel: a parent that failed or was cancelled cancels this job; run: it runs once its parents are settled, whatever became of them
+                         * @default cancel
+                         * @enum {string}
+                         */
+                        on_parent_failure?: "cancel" | "run";
+                        /**
+                         * Payload
+                         * @description the input of task 'fail'
+                         */
+                        payload: string;
+                        /**
+                         * Priority
+                         * @description higher runs first
+                         * @default null
+                         */
+                        priority?: number | null;
+                        /**
+                         * Queue
+                         * @default null
+                         */
+                        queue?: string | null;
+                        /**
+                         * @description when due: RFC 3339 or epoch seconds, from 1970-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z once its offset is applied (epoch seconds 0 to 4102444800); text is written in the years 1970 to 2099
+                         * @default null
+                         */
+                        run_at?: string | number | null;
+                        /**
+                         * Task
+                         * @description the task that runs the job
+                         * @constant
+                         */
+                        task: "fail";
+                        /**
+                         * Timeout
+                         * @description seconds one run may take
+                         * @default null
+                         */
+                        timeout?: number | null;
+                        /**
+                         * Unique Key
+                         * @description no second job with this key is created while one waits or runs (or, with unique_for, for that long after its submit): a repeat answers with that job
+                         * @default null
+                         */
+                        unique_key?: string | null;
+                    } | {
+                        /**
+                         * After
+                         * @description keys of jobs it runs after
+                         */
+                        after?: string[];
+                        /**
+                         * Delay
+                         * @description seconds until due
+                         * @default null
+                         */
+                        delay?: number | null;
+                        /**
+                         * Key
+                         * @description the job's name within its workflow
+                         */
+                        key: string;
+                        /**
+                         * Max Attempts
+                         * @default null
+                         */
+                        max_attempts?: number | null;
+                        /**
+                         * On Parent Failure
+                         * @description cancel: a parent that failed or was cancelled cancels this job; run: it runs once its parents are settled, whatever became of them
+                         * @default cancel
+                         * @enum {string}
+                         */
+                        on_parent_failure?: "cancel" | "run";
+                        /**
+                         * Payload
+                         * @description the input of task 'sleep'
+                         */
+                        payload: number;
+                        /**
+                         * Priority
+                         * @description higher runs first
+                         * @default null
+                         */
+                        priority?: number | null;
+                        /**
+                         * Queue
+                         * @default null
+                         */
+                        queue?: string | null;
+                        /**
+                         * @description when due: RFC 3339 or epoch seconds, from 1970-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z once its offset is applied (epoch seconds 0 to 4102444800); text is written in the years 1970 to 2099
+                         * @default null
+                         */
+                        run_at?: string | number | null;
+                        /**
+                         * Task
+                         * @description the task that runs the job
+                         * @constant
+                         */
+                        task: "sleep";
+                        /**
+                         * Timeout
+                         * @description seconds one run may take
+                         * @default null
+                         */
+                        timeout?: number | null;
+                        /**
+                         * Unique Key
+                         * @description no second job with this key is created while one waits or runs (or, with unique_for, for that long after its submit): a repeat answers with that job
+                         * @default null
+                         */
+                        unique_key?: string | null;
+                    } | {
+                        /**
+                         * After
+                         * @description keys of jobs it runs after
+                         */
+                        after?: string[];
+                        /**
+                         * Delay
+                         * @description seconds until due
+                         * @default null
+                         */
+                        delay?: number | null;
+                        /**
+                         * Key
+                         * @description the job's name within its workflow
+                         */
+                        key: string;
+                        /**
+                         * Max Attempts
+                         * @default null
+                         */
+                        max_attempts?: number | null;
+                        /**
+                         * On Parent Failure
+                         * @description cancel: a parent that failed or was cancelled cancels this job; run: it runs once its parents are settled, whatever became of them
+                         * @default cancel
+                         * @enum {string}
+                         */
+                        on_parent_failure?: "cancel" | "run";
+                        /**
+                         * Payload
+                         * @description the input of task 'spin'
+                         */
+                        payload: number;
+                        /**
+                         * Priority
+                         * @description higher runs first
+                         * @default null
+                         */
+                        priority?: number | null;
+                        /**
+                         * Queue
+                         * @default null
+                         */
+                        queue?: string | null;
+                        /**
+                         * @description when due: RFC 3339 or epoch seconds, from 1970-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z once its offset is applied (epoch seconds 0 to 4102444800); text is written in the years 1970 to 2099
+                         * @default null
+                         */
+                        run_at?: string | number | null;
+                        /**
+                         * Task
+                         * @description the task that runs the job
+                         * @constant
+                         */
+                        task: "spin";
+                        /**
+                         * Timeout
+                         * @description seconds one run may take
+                         * @default null
+                         */
+                        timeout?: number | null;
+                        /**
+                         * Unique Key
+                         * @description no second job with this key is created while one waits or runs (or, with unique_for, for that long after its submit): a repeat answers with that job
+                         * @default null
+                         */
+                        unique_key?: string | null;
+                    } | {
+                        /**
+                         * After
+                         * @description keys of jobs it runs after
+                         */
+                        after?: string[];
+                        /**
+                         * Delay
+                         * @description seconds until due
+                         * @default null
+                         */
+                        delay?: number | null;
+                        /**
+                         * Key
+                         * @description the job's name within its workflow
+                         */
+                        key: string;
+                        /**
+                         * Max Attempts
+                         * @default null
+                         */
+                        max_attempts?: number | null;
+                        /**
+                         * On Parent Failure
+                         * @description cancel: a parent that failed or was cancelled cancels this job; run: it runs once its parents are settled, whatever became of them
+                         * @default cancel
+                         * @enum {string}
+                         */
+                        on_parent_failure?: "cancel" | "run";
+                        /**
+                         * Payload
+                         * @description the input of task 'crunch'
+                         */
+                        payload: number;
+                        /**
+                         * Priority
+                         * @description higher runs first
+                         * @default null
+                         */
+                        priority?: number | null;
+                        /**
+                         * Queue
+                         * @default null
+                         */
+                        queue?: string | null;
+                        /**
+                         * @description when due: RFC 3339 or epoch seconds, from 1970-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z once its offset is applied (epoch seconds 0 to 4102444800); text is written in the years 1970 to 2099
+                         * @default null
+                         */
+                        run_at?: string | number | null;
+                        /**
+                         * Task
+                         * @description the task that runs the job
+                         * @constant
+                         */
+                        task: "crunch";
+                        /**
+                         * Timeout
+                         * @description seconds one run may take
+                         * @default null
+                         */
+                        timeout?: number | null;
+                        /**
+                         * Unique Key
+                         * @description no second job with this key is created while one waits or runs (or, with unique_for, for that long after its submit): a repeat answers with that job
+                         * @default null
+                         */
+                        unique_key?: string | null;
+                    } | {
+                        /**
+                         * After
+                         * @description keys of jobs it runs after
+                         */
+                        after?: string[];
+                        /**
+                         * Delay
+                         * @description seconds until due
+                         * @default null
+                         */
+                        delay?: number | null;
+                        /**
+                         * Key
+                         * @description the job's name within its workflow
+                         */
+                        key: string;
+                        /**
+                         * Max Attempts
+                         * @default null
+                         */
+                        max_attempts?: number | null;
+                        /**
+                         * On Parent Failure
+                         * @description cancel: a parent that failed or was cancelled cancels this job; run: it runs once its parents are settled, whatever became of them
+                         * @default cancel
+                         * @enum {string}
+                         */
+                        on_parent_failure?: "cancel" | "run";
+                        /**
+                         * Payload
+                         * @description the input of task 'reverse'
+                         */
+                        payload: string;
+                        /**
+                         * Priority
+                         * @description higher runs first
+                         * @default null
+                         */
+                        priority?: number | null;
+                        /**
+                         * Queue
+                         * @default null
+                         */
+                        queue?: string | null;
+                        /**
+                         * @description when due: RFC 3339 or epoch seconds, from 1970-01-01T00:00:00Z up to, not including, 2100-01-01T00:00:00Z once its offset is applied (epoch seconds 0 to 4102444800); text is written in the years 1970 to 2099
+                         * @default null
+                         */
+                        run_at?: string | number | null;
+                        /**
+                         * Task
+                         * @description absent: the app's default task
+                         * @default null
+                         */
+                        task?: null;
+                        /**
+                         * Timeout
+                         * @description seconds one run may take
+                         * @default null
+                         */
+                        timeout?: number | null;
+                        /**
+                         * Unique Key
+                         * @description no second job with this key is created while one waits or runs (or, with unique_for, for that long after its submit): a repeat answers with that job
+                         * @default null
+                         */
+                        unique_key?: string | null;
+                    })[];
+                    /**
+                     * Name
+                     * @description for people to read
+                     */
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the workflow, committed */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowOut"];
+                };
+            };
+            /** @description the body is not JSON (or lacks a required member), a bad cursor, or a Host not allowed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description no token, or an unknown one, while the store holds tokens */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the token's scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the job's status does not allow this, or a unique key is held by another job */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description a body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description a value is refused; errors name each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description an unexpected error (logged by the server; no details are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the store cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getWorkflow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workflow_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowOut"];
+                };
+            };
+            /** @description the body is not JSON (or lacks a required member), a bad cursor, or a Host not allowed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description no token, or an unknown one, while the store holds tokens */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the token's scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description a value is refused; errors name each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description an unexpected error (logged by the server; no details are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the store cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    cancelWorkflow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workflow_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowOut"];
+                };
+            };
+            /** @description the body is not JSON (or lacks a required member), a bad cursor, or a Host not allowed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description no token, or an unknown one, while the store holds tokens */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the token's scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description no such job (or queue, schedule or workflow, where the path names one) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description a body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description a value is refused; errors name each field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description an unexpected error (logged by the server; no details are shown) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
+                        /** Job Status */
+                        job_status?: string | null;
+                        /** Status */
+                        status: number;
+                        /** Title */
+                        title: string;
+                        /** Type */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description the store cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** Detail */
+                        detail: string;
+                        /** Error */
+                        error: string;
+                        /** Errors */
+                        errors?: {
+                            [key: string]: unknown;
+                        }[] | null;
+                        /** Holders */
+                        holders?: {
+                            [key: string]: string;
+                        } | null;
                         /** Job Status */
                         job_status?: string | null;
                         /** Status */

@@ -205,9 +205,14 @@ def _submitted(new: list[NewJob], jobs: list[Job]) -> Submitted:
 
 
 def checked_jobs(
-    make: Callable[[Any, float], NewJob], requests: Sequence[Any], now: float, max_batch: int
+    make: Callable[[Any, float], NewJob],
+    requests: Sequence[Any],
+    now: float,
+    max_batch: int,
+    what: str = "batch",
 ) -> list[NewJob]:
-    """Jobs from a batch's requests; InvalidJob naming every bad one, or a bad batch size."""
+    """Jobs from a batch's (or a workflow's) requests; InvalidJob naming every bad one, or a
+    bad batch size."""
     _check_size(len(requests), max_batch)
     new, errors = [], []
     for index, request in enumerate(requests):
@@ -216,7 +221,7 @@ def checked_jobs(
         except InvalidJob as exc:
             errors.extend(exc.at("jobs", index))
     if errors:
-        raise InvalidJob(f"{len(errors)} errors in the batch; nothing was stored", errors)
+        raise InvalidJob(f"{len(errors)} errors in the {what}; nothing was stored", errors)
     return new
 
 

@@ -61,7 +61,8 @@ class Workflows:
         """``POST /workflows``: every job checked against its task, the graph against itself
         (InvalidJob naming each problem), then all stored in one transaction."""
         now = self._clock()
-        new = checked_jobs(_checked(self._submits), request.jobs, now, MAX_WORKFLOW_JOBS)
+        check = _checked(self._submits)
+        new = checked_jobs(check, request.jobs, now, MAX_WORKFLOW_JOBS, "workflow")
         nodes = [
             WorkflowNode(item.key, job, tuple(item.after), item.on_parent_failure)
             for item, job in zip(request.jobs, new, strict=True)
