@@ -437,3 +437,19 @@ async def test_an_import_that_meets_a_taken_id_imports_nothing(store: Store) -> 
     with pytest.raises(DuplicateJob):
         await store.import_jobs([replace(kept, id=str(uuid.uuid4())), kept])
     assert [j.id for j in (await store.list_jobs(JobFilter(), 10, None)).jobs] == [kept.id]
+
+
+async def test_interrupted_runs_are_counted_and_free_only_up_to_a_bound(store: Store) -> None:
+    from jobhandler.model.jobs import FREE_INTERRUPTIONS
+
+    job = new_job()
+    await store.insert_jobs([replace(job, max_attempts=100)], NOW)
+    for n in range(FREE_INTERRUPTIONS + 2):
+        (claimed,) = await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+        released = Outcome(claimed.id, claimed.attempt, Transition.RELEASE)
+        assert await store.finish_jobs([released], NOW) == [True]
+    got = await store.get_job(job.id)
+    assert got is not None and got.interrupted == FREE_INTERRUPTIONS + 2
+    assert got.attempts_used == 2  # the two past the bound used an attempt each
+    outcomes = [a.outcome for a in await store.job_attempts(job.id)]
+    assert outcomes == ["interrupted"] * (FREE_INTERRUPTIONS + 2)

@@ -211,8 +211,10 @@ async def test_graceful_stop_releases_running_jobs(database_url: str) -> None:
         job_id = job.id
     async with app.connected(Settings(database_url=database_url)):
         released = await app.service.jobs.get(job_id)
+        (run,) = await app.service.jobs.attempts(job_id)
     assert released.status is JobStatus.QUEUED
     assert released.attempt == 1 and released.attempts_used == 0
+    assert released.interrupted == 1 and run.outcome == "interrupted"
 
 
 async def test_finished_jobs_are_pruned_after_their_retention(database_url: str) -> None:

@@ -43,6 +43,7 @@ class Transition(StrEnum):
     CANCEL = "cancel"  # a waiting job cancelled at once
     ABORT = "abort"  # a running job whose run stopped because someone asked to cancel it
     RELEASE = "release"  # graceful shutdown hands an unfinished run back, the attempt not counted
+    # (an "interrupted" run; after FREE_INTERRUPTIONS of them, each one counts)
     RESCUE = "rescue"  # the lease expired: back to the queue
     RESCUE_FAIL = "rescue_fail"  # the lease expired and no attempts are left: "worker lost"
     RETRY = "retry"  # a user asks to run a failed or cancelled job again (a workflow job
@@ -77,6 +78,11 @@ TRANSITIONS: dict[Transition, Edge] = {
     Transition.BLOCK: Edge(frozenset({JobStatus.WAITING}), JobStatus.CANCELLED),
     Transition.RESTORE: Edge(frozenset({JobStatus.CANCELLED}), JobStatus.WAITING),
 }
+
+
+# Interrupted runs a job may have without using an attempt: a job that every deploy interrupts
+# (it runs longer than the grace period) still ends, after this many more.
+FREE_INTERRUPTIONS = 10
 
 
 def can_apply(transition: Transition, status: JobStatus) -> bool:
@@ -125,6 +131,7 @@ class Job:
     dependents: int = 0
     on_parent_failure: str | None = None
     blocked_by: str | None = None
+    interrupted: int = 0  # runs a graceful stop handed back (RELEASE)
 
     @property
     def attempts_used(self) -> int:

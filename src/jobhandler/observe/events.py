@@ -36,7 +36,7 @@ class Kind(StrEnum):
     FAILED = "failed"  # no attempt left, or the task said never to retry
     TIMED_OUT = "timed_out"  # ran past its timeout; ``delay`` is set when it will run again
     CANCELLED = "cancelled"
-    RELEASED = "released"  # a graceful shutdown handed the run back to the queue, uncounted
+    INTERRUPTED = "interrupted"  # a graceful stop handed the run back, its attempt not counted
     RESCUED = "rescued"  # its worker stopped heartbeating; ``delay`` unless it failed for good
 
 
@@ -166,7 +166,7 @@ ENDS = {
     Transition.RETRY_LATER: Kind.RETRIED,
     Transition.FAIL: Kind.FAILED,
     Transition.ABORT: Kind.CANCELLED,
-    Transition.RELEASE: Kind.RELEASED,
+    Transition.RELEASE: Kind.INTERRUPTED,
     Transition.RESCUE: Kind.RESCUED,
     Transition.RESCUE_FAIL: Kind.RESCUED,
 }

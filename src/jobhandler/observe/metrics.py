@@ -122,7 +122,7 @@ class Metrics(Collector):
         finished = CounterMetricFamily(
             "jobhandler_jobs_finished",
             "Runs this process's worker ended, by how: completed, retried, failed, timed_out,"
-            " cancelled, released (shutdown) or rescued (by the leader).",
+            " cancelled, interrupted (a graceful stop) or rescued (by the leader).",
             labels=(*labels, "status"),
         )
         run = HistogramMetricFamily(

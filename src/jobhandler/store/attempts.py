@@ -17,6 +17,9 @@ from jobhandler.store.dialect import Step
 from jobhandler.store.resource import Resource
 
 RUNNING = "processing"
+# A run's outcome is the status it left the job in; "queued" only follows a run a graceful stop
+# handed back (a user's retry keeps the run before it as it ended), shown as what it was.
+OUTCOMES = {"queued": "interrupted"}
 
 
 class Attempts(Resource):
@@ -43,7 +46,7 @@ def _kept(row: Any) -> Attempt:
         row["worker_id"],
         row["started_at"],
         row["finished_at"],
-        row["outcome"],
+        OUTCOMES.get(row["outcome"], row["outcome"]),
         row["error"],
         row["traceback"],
     )
@@ -61,7 +64,7 @@ def _last_run(job: Any) -> Attempt | None:
         job["worker_id"],
         job["started_at"],
         job["finished_at"] if job["finished_at"] is not None else job["updated_at"],
-        job["status"],
+        OUTCOMES.get(job["status"], job["status"]),
         job["error"],
         job["traceback"],
     )

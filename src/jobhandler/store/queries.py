@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-from jobhandler.model.jobs import TERMINAL, TRANSITIONS, JobStatus, Transition
+from jobhandler.model.jobs import FREE_INTERRUPTIONS, TERMINAL, TRANSITIONS, JobStatus, Transition
 
 
 def status_list(statuses: Iterable[JobStatus]) -> str:
@@ -41,6 +41,7 @@ STATUS_WORDS: dict[str, str] = {
     "retryable": status_list(TRANSITIONS[Transition.RETRY].sources),
     "requeued": _status(TRANSITIONS[Transition.RETRY].target),
     "waiting": _status(JobStatus.WAITING),  # a retried job whose parents are not all settled
+    "free_interruptions": str(FREE_INTERRUPTIONS),
     # Pruning keeps failed and cancelled jobs longer than completed ones.
     "completed": status_list([JobStatus.COMPLETED]),
     "failed": status_list(TERMINAL - {JobStatus.COMPLETED}),

@@ -38,7 +38,8 @@ SELECT * FROM jobs WHERE seq = ANY(:seqs);
 -- its unique id, so there is no partial index to match, and one text serves every transition.
 UPDATE jobs SET status = :target, result = :result, error = :error, traceback = :traceback,
     run_at = coalesce(:run_at, run_at), finished_at = :finished_at, updated_at = :now,
-    uncounted = uncounted + :uncount, lease_expires_at = NULL
+    uncounted = uncounted + CASE WHEN interrupted < {free_interruptions} THEN :uncount ELSE 0 END,
+    interrupted = interrupted + :uncount, lease_expires_at = NULL
 WHERE id = :id AND attempt = :attempt AND status = ANY(:sources)
   AND (:expired_by::float8 IS NULL OR lease_expires_at < :expired_by);
 
@@ -49,7 +50,9 @@ WHERE id = :id AND attempt = :attempt AND status = ANY(:sources)
 -- matched; each job is found by its unique id.
 UPDATE jobs SET status = o.target, result = o.result, error = o.error, traceback = o.traceback,
     run_at = coalesce(o.run_at, jobs.run_at), finished_at = o.finished_at, updated_at = o.now,
-    uncounted = jobs.uncounted + o.uncount, lease_expires_at = NULL
+    uncounted = jobs.uncounted
+        + CASE WHEN jobs.interrupted < {free_interruptions} THEN o.uncount ELSE 0 END,
+    interrupted = jobs.interrupted + o.uncount, lease_expires_at = NULL
 FROM unnest(
     :id::text[], :attempt::int[], :target::text[], :sources::text[], :result::json[],
     :error::text[], :traceback::text[], :run_at::float8[], :finished_at::float8[],

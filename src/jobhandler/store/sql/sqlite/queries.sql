@@ -19,7 +19,8 @@ SELECT * FROM jobs WHERE seq IN (SELECT value FROM json_each(:seqs));
 -- outcome, than json_each; no status name is part of another).
 UPDATE jobs SET status = :target, result = :result, error = :error, traceback = :traceback,
     run_at = coalesce(:run_at, run_at), finished_at = :finished_at, updated_at = :now,
-    uncounted = uncounted + :uncount, lease_expires_at = NULL
+    uncounted = uncounted + CASE WHEN interrupted < {free_interruptions} THEN :uncount ELSE 0 END,
+    interrupted = interrupted + :uncount, lease_expires_at = NULL
 WHERE id = :id AND attempt = :attempt AND instr(:sources, '"' || status || '"') > 0
   AND (:expired_by IS NULL OR lease_expires_at < :expired_by);
 
