@@ -444,7 +444,7 @@ async def test_interrupted_runs_are_counted_and_free_only_up_to_a_bound(store: S
 
     job = new_job()
     await store.insert_jobs([replace(job, max_attempts=100)], NOW)
-    for n in range(FREE_INTERRUPTIONS + 2):
+    for _ in range(FREE_INTERRUPTIONS + 2):
         (claimed,) = await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
         released = Outcome(claimed.id, claimed.attempt, Transition.RELEASE)
         assert await store.finish_jobs([released], NOW) == [True]
