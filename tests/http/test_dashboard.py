@@ -242,3 +242,38 @@ async def test_pause_and_resume_a_queue_and_a_schedule(app: App) -> None:
         await http.post("/ui/schedules/hourly/pause", data={"csrf_token": csrf})
         assert [s.paused for s in await app.service.schedules.all()] == [True]
         assert ">Resume</button>" in (await http.get("/ui/schedules")).text
+
+
+async def test_a_user_retry_shows_as_such_on_the_job_page(app_on_each_store: App) -> None:
+    """After a user retry the page counts attempts afresh ("1 of 3, after 2 earlier runs"),
+    not "attempt 3 of 3", and its attempts mark where the user's retry happened."""
+    from jobhandler.model.jobs import Outcome, Transition
+
+    app = app_on_each_store
+    store = app.service.store
+    job_id = (await app.service.submits.submit(SubmitRequest(payload="x", max_attempts=3))).id
+    for transition in (Transition.RELEASE, Transition.RETRY_LATER, Transition.FAIL):
+        (job,) = await store.claim_jobs(["default"], "w", 1, time.time() + 10, 30)
+        outcome = Outcome(job.id, job.attempt, transition, error="boom", run_at=time.time())
+        assert await store.finish_jobs([outcome], time.time()) == [True]
+    await app.service.jobs.retry(job_id)
+    (job,) = await store.claim_jobs(["default"], "w", 1, time.time() + 10, 30)
+    runs = await app.service.jobs.attempts(job_id)
+    assert [(r.outcome, r.after_user_retry) for r in runs] == [
+        ("interrupted", False),
+        ("scheduled", False),
+        ("failed", False),
+        (None, True),
+    ]
+    async with client(create_app(app)) as http:
+        page = (await http.get(f"/ui/jobs/{job_id}")).text
+        shown = (await http.get(f"/jobs/{job_id}/attempts")).json()
+    assert [(r["outcome"], r["after_user_retry"]) for r in shown] == [
+        ("interrupted", False),
+        ("scheduled", False),
+        ("failed", False),
+        (None, True),
+    ]
+    attempt = re.search(r'id="job-attempt">([^<]+)<', page)
+    assert attempt and attempt.group(1).startswith("1 of 3, after 3 earlier runs not counted")
+    assert page.count("retried by a user") == 1

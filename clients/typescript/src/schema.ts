@@ -445,13 +445,23 @@ export interface components {
          * @description One run of a job; ``outcome`` is the status it left the job in (null while it runs).
          */
         AttemptOut: {
+            /**
+             * After User Retry
+             * @description the first run after a user retried the finished job
+             * @default false
+             */
+            after_user_retry: boolean;
             /** Attempt */
             attempt: number;
             /** Error */
             error: string | null;
             /** Finished At */
             finished_at: string | null;
-            outcome: components["schemas"]["JobStatus"] | null;
+            /**
+             * Outcome
+             * @description the status the run left the job in; interrupted: a graceful stop handed it back (the attempt not counted)
+             */
+            outcome: components["schemas"]["JobStatus"] | "interrupted" | null;
             /** Started At */
             started_at: string | null;
             /** Traceback */

@@ -177,9 +177,15 @@ class AttemptOut(BaseModel):
     worker_id: str | None
     started_at: Timestamp | None
     finished_at: Timestamp | None
-    outcome: JobStatus | None
+    outcome: JobStatus | Literal["interrupted"] | None = Field(
+        description="the status the run left the job in; interrupted: a graceful stop handed"
+        " it back (the attempt not counted)"
+    )
     error: str | None
     traceback: str | None
+    after_user_retry: bool = Field(
+        default=False, description="the first run after a user retried the finished job"
+    )
 
 
 class WorkerOut(BaseModel):

@@ -82,7 +82,8 @@ class FlowLimit:
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One run of a job. ``finished_at`` and ``outcome`` are None while it runs; ``outcome`` is
-    the status the run left the job in (``scheduled``: to be retried; ``queued``: handed back)."""
+    the status the run left the job in (``scheduled``: to be retried), or ``interrupted``: a
+    graceful stop handed it back."""
 
     attempt: int
     worker_id: str | None
@@ -91,6 +92,7 @@ class Attempt:
     outcome: str | None
     error: str | None
     traceback: str | None
+    after_user_retry: bool = False  # the first run after a user's retry of the finished job
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ retry kept that one already), which costs a job that runs once no write at all.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from jobhandler.model.errors import JobNotFound
@@ -37,7 +38,19 @@ class Attempts(Resource):
         last = _last_run(job.rows[0])
         if last is not None and all(a.attempt != last.attempt for a in found):
             found.append(last)
-        return found
+        return _retries_marked(found)
+
+
+def _retries_marked(runs: list[Attempt]) -> list[Attempt]:
+    """A run that ended its job (failed, cancelled, completed) and yet has a next run was
+    retried by a user: that next run is marked."""
+    ended = {"failed", "cancelled", "completed"}
+    return [
+        dataclasses.replace(run, after_user_retry=True)
+        if i and runs[i - 1].outcome in ended
+        else run
+        for i, run in enumerate(runs)
+    ]
 
 
 def _kept(row: Any) -> Attempt:
