@@ -71,7 +71,7 @@ def _last_run(job: Any) -> Attempt | None:
     if job["attempt"] == 0:
         return None
     if job["status"] == RUNNING:
-        return Attempt(job["attempt"], job["worker_id"], job["started_at"], *[None] * 4)
+        return Attempt(job["attempt"], job["worker_id"], job["started_at"], None, None, None, None)
     return Attempt(
         job["attempt"],
         job["worker_id"],
