@@ -52,7 +52,7 @@ def test_copy_from_sqlite_to_postgres_keeps_history_and_queued_work(
         http.post("/jobs", json={"payload": "later", "delay": 3600})
 
         refused = cli("store", "copy", "--from", sqlite_url, "--to", pg_database_url)
-        assert refused.returncode == 1 and "workers are live" in refused.stderr
+        assert refused.returncode == 2 and "workers are live" in refused.stderr
 
     assert server.stop() == 0
     before = all_jobs(sqlite_url)
@@ -64,7 +64,7 @@ def test_copy_from_sqlite_to_postgres_keeps_history_and_queued_work(
     assert all_jobs(pg_database_url) == before
 
     again = cli("store", "copy", "--from", sqlite_url, "--to", pg_database_url)
-    assert again.returncode == 1 and "already holds jobs" in again.stderr
+    assert again.returncode == 2 and "already holds jobs" in again.stderr
 
     # A server on PostgreSQL now serves every job, the scheduled one still waiting its turn.
     pg = spawn(["serve"], test_env(pg_database_url), server=True)

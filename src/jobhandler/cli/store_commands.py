@@ -13,7 +13,7 @@ import click
 from jobhandler.cli.options import build_settings, setting_options
 from jobhandler.model.errors import StoreUnavailable
 from jobhandler.model.redact import redact
-from jobhandler.process.entry import EXIT_FAILED, EXIT_UNREACHABLE, fail
+from jobhandler.process.entry import EXIT_UNREACHABLE, fail
 from jobhandler.service.transfer import TransferRefused, copy_jobs
 from jobhandler.store import open_store, sqlite_path
 
@@ -71,7 +71,7 @@ def store_copy(source_url: str, target_url: str) -> None:
         with CopyProgress() as progress:
             copied = asyncio.run(copy(progress))
     except TransferRefused as exc:
-        fail(f"refused: {exc}", EXIT_FAILED)
+        fail(f"refused: {exc}")  # bad input, as other usage errors (exit 2)
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_UNREACHABLE)
     click.echo(f"copied {copied} jobs")

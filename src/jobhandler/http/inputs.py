@@ -30,6 +30,7 @@ from jobhandler.model.records import JobFilter
 from jobhandler.model.validation import (
     FILTER_MAX_LENGTH,
     UNIQUE_KEY_MAX_LENGTH,
+    field_errors,
     filter_error,
     is_job_id,
     run_at_problem,
@@ -124,10 +125,7 @@ def submit_request(body: Any, where: list[str | int]) -> SubmitRequest:
     try:
         return SubmitRequest.model_validate(body)
     except pydantic.ValidationError as exc:
-        errors = [
-            {"loc": [*where, *e["loc"]], "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors(include_url=False, include_context=False, include_input=False)
-        ]
+        errors = field_errors(exc.errors(), lambda loc: [*where, *loc])
         raise _unprocessable(errors) from None
 
 
@@ -187,10 +185,7 @@ def _batch_requests(items: list[Any]) -> list[SubmitRequest] | list[SubmitReques
 
 def pydantic_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     """pydantic's errors as a problem's ``errors``: loc, msg and type of each."""
-    return [
-        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
+    return field_errors(exc.errors())
 
 
 def next_link(request: Request, cursor: str | None) -> dict[str, str]:

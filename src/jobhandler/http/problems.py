@@ -24,6 +24,7 @@ from jobhandler.model.errors import (
     StoreUnavailable,
     UniqueKeyHeld,
 )
+from jobhandler.model.validation import field_errors
 from jobhandler.model.workflows import WorkflowKeyHeld
 from jobhandler.service.workflows import WorkflowNotFound
 
@@ -114,7 +115,7 @@ def install_error_handlers(api: FastAPI) -> None:
 
     async def bad_parameters(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        errors = field_errors(exc.errors())
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         message = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
         return problem_response(422, message, errors=errors)

@@ -24,6 +24,7 @@ from jobhandler.model.validation import (
     NAME_PATTERN,
     RUN_AT_RANGE,
     UNIQUE_KEY_MAX_LENGTH,
+    field_errors,
     run_at_problem,
     text_error,
 )
@@ -168,16 +169,10 @@ def job_options(options: EnqueueOptions | dict[str, Any]) -> JobOptions:
         return JobOptions(**options)
     except pydantic.ValidationError as exc:
         errors = [
-            {"loc": list(e["loc"]), "msg": _message(e), "type": e["type"]}
-            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+            {**e, "msg": "unknown option"} if e["type"] == "extra_forbidden" else e
+            for e in field_errors(exc.errors())
         ]
         raise InvalidOptions(errors, sorted(JobOptions.model_fields)) from None
-
-
-def _message(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown option"
-    return str(error["msg"])
 
 
 class SubmitRequest(JobOptions):

@@ -12,7 +12,7 @@ import pydantic
 
 from jobhandler.model.context import JobContext
 from jobhandler.model.errors import InvalidPayload
-from jobhandler.model.validation import JsonLimits, compact_json, json_errors
+from jobhandler.model.validation import JsonLimits, compact_json, field_errors, json_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ def read_payload(
                 raise
         return adapter.validate_python(value)
     except pydantic.ValidationError as exc:
-        raise InvalidPayload(task, field_errors(exc, prefix)) from None
+        raise InvalidPayload(task, payload_errors(exc, prefix)) from None
 
 
 def _integral_float(error: Any) -> bool:
@@ -108,17 +108,14 @@ def each_json_errors(payloads: list[Any], limits: JsonLimits, strict: bool) -> l
     return []
 
 
-def field_errors(
+def payload_errors(
     exc: pydantic.ValidationError, prefix: Sequence[str | int] = ()
 ) -> list[dict[str, Any]]:
     """Errors with their place: ``payload`` and the field path (for a batch: jobs, index)."""
 
-    def place(loc: tuple[str | int, ...]) -> list[str | int]:
+    def place(loc: Sequence[Any]) -> list[Any]:
         if prefix:  # a list of payloads: loc starts with the index
             return [*prefix, loc[0], "payload", *loc[1:]]
         return ["payload", *loc]
 
-    return [
-        {"loc": place(err["loc"]), "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
+    return field_errors(exc.errors(), place)

@@ -29,7 +29,7 @@ from jobhandler.model.options import (
 from jobhandler.model.payloads import (
     Signature,
     each_json_errors,
-    field_errors,
+    payload_errors,
     plain_shape,
     read_payload,
 )
@@ -127,7 +127,7 @@ class Task(Generic[T, R]):
         try:
             return self._payload.validate_python(raw)
         except pydantic.ValidationError as exc:
-            raise InvalidPayload(self.name, field_errors(exc)) from None
+            raise InvalidPayload(self.name, payload_errors(exc)) from None
 
     def load_result(self, raw: Any) -> R:
         """Turn a stored JSON result back into the function's return type."""

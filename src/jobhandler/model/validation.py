@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +54,26 @@ class JsonLimits:
 
 def error(loc: Sequence[str | int], msg: str, kind: str) -> FieldError:
     return {"loc": list(loc), "msg": msg, "type": kind}
+
+
+# What pydantic puts before the message of an error our own validators raise.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def field_errors(
+    errors: Iterable[Mapping[str, Any]], place: Callable[[Sequence[Any]], list[Any]] = list
+) -> list[FieldError]:
+    """pydantic's errors (``exc.errors()``) as ours, the one way everywhere: loc (``place``
+    may move it), msg without pydantic's prefixes, type; an unknown field is "unknown field"."""
+    found = []
+    for e in errors:
+        msg = str(e["msg"])
+        for prefix in _PYDANTIC_PREFIXES:
+            msg = msg.removeprefix(prefix)
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        found.append({"loc": place(e["loc"]), "msg": msg, "type": e["type"]})
+    return found
 
 
 def text_error(text: str, loc: Sequence[str | int], nul: bool = True) -> FieldError | None:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import Generator
 
 import uvicorn
@@ -28,6 +29,10 @@ class PublicBindRefused(JobHandlerError):
     """``serve`` on a network address with no API token in the store: the reason, one line."""
 
 
+class CannotListen(JobHandlerError):
+    """``serve`` could not take its address (a port in use, an address not this host's)."""
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: ours stops the worker and the server together."""
 
@@ -42,6 +47,8 @@ async def run(app: App, settings: Settings, *, http: bool, worker: bool) -> None
     async with app.connected(settings):
         if http:
             await _refuse_open_network_bind(app, settings)
+        # The address first: a port in use ends the process before any work starts.
+        sockets = [_listening(settings)] if http else []
         the_worker = Worker(app, settings) if worker else None
         server = None
         if http:
@@ -68,7 +75,8 @@ async def run(app: App, settings: Settings, *, http: bool, worker: bool) -> None
             if the_worker is not None:
                 parts.append(asyncio.create_task(the_worker.run()))
             if server is not None:
-                parts.append(asyncio.create_task(_serve(server, settings, the_worker)))
+                serving = _serve(server, settings, the_worker, sockets)
+                parts.append(asyncio.create_task(serving))
             await asyncio.gather(*parts)
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -98,10 +106,22 @@ def _server_config(app: App, settings: Settings) -> EdgeConfig:
     )
 
 
-async def _serve(server: _Server, settings: Settings, worker: Worker | None) -> None:
+def _listening(settings: Settings) -> socket.socket:
+    """The server's socket, bound and listening, or CannotListen saying why in one line."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        return socket.create_server((settings.host, settings.port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CannotListen(f"cannot serve on {settings.host}:{settings.port}: {reason}") from None
+
+
+async def _serve(
+    server: _Server, settings: Settings, worker: Worker | None, sockets: list[socket.socket]
+) -> None:
     log.info("serving on http://%s:%d", settings.host, settings.port)
     try:
-        await server.serve()
+        await server.serve(sockets=sockets)
     finally:
         if worker is not None:
             worker.stop()  # the API went away (a signal, or it could not bind): stop working too
