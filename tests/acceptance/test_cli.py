@@ -115,3 +115,40 @@ def test_store_copy_refuses_a_source_that_does_not_exist(tmp_path: Path) -> None
     )
     assert result.returncode == 2 and "does not exist" in result.stderr
     assert result.stderr.count("\n") == 1 and not missing.exists()
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        url = f"sqlite:///{tmp_path / 'jobs.db'}"
+        result = cli("serve", "--port", str(port), "--database", url)
+    assert result.returncode == 2
+    assert result.stderr == f"error: cannot serve on 127.0.0.1:{port}: Address already in use\n"
+
+
+def test_an_app_module_that_raises_is_one_line_with_its_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "brokenapp.py").write_text("import os\n\nsettings = os.environ['NOT_SET_ZZ']\n")
+    env = test_env(f"sqlite:///{tmp_path / 'jobs.db'}", PYTHONPATH=str(tmp_path))
+    result = cli("worker", "--app", "brokenapp:app", env=env)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr == (
+        "error: cannot load the app 'brokenapp:app': KeyError: 'NOT_SET_ZZ'"
+        f" ({tmp_path / 'brokenapp.py'}:3)\n"
+    )
+
+
+def test_a_422_lists_every_error_without_library_prefixes(server: Server, tmp_path: Path) -> None:
+    body = {
+        "name": "two bad",
+        "jobs": [
+            {"key": "a", "task": "reverse", "payload": "x", "priority": "high"},
+            {"key": "b", "task": "reverse", "payload": "x", "run_at": "2020-01-01"},
+        ],
+    }
+    (tmp_path / "wf.json").write_text(json.dumps(body))
+    result = cli("workflows", "submit", str(tmp_path / "wf.json"), "--url", server.url)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "jobs.0.priority" in result.stderr and "jobs.1.run_at" in result.stderr, result.stderr
+    assert "Value error" not in result.stderr

@@ -76,8 +76,8 @@ def _answer(send: Callable[[], Any]) -> Any:
 
 
 def _one_line(exc: ClientError) -> str:
-    """The error, with the fields a 422 names that its message does not (a workflow's or a
-    batch's message only counts them), the first few of them."""
+    """The error, with every field a 422 names that its message does not (a workflow's or a
+    batch's message only counts them), on one line."""
     errors = getattr(exc, "errors", None) or []
     named = [
         f"{'.'.join(map(str, e.get('loc') or ()))}: {e.get('msg')}"
@@ -85,9 +85,8 @@ def _one_line(exc: ClientError) -> str:
         if isinstance(e, dict) and str(e.get("msg")) not in str(exc)
     ]
     if not named:
-        return str(exc)
-    more = f"; and {len(named) - 3} more" if len(named) > 3 else ""
-    return f"{exc} ({'; '.join(named[:3])}{more})".replace("\n", " ")
+        return " ".join(str(exc).split())
+    return " ".join(f"{exc} ({'; '.join(named)})".split())
 
 
 def _parse_payload(text: str | None) -> Any:

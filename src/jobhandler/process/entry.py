@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import sysconfig
 import traceback
 from typing import NoReturn
 
@@ -61,10 +62,10 @@ def load(settings: Settings) -> App:
 def _raised(exc: BaseException) -> str:
     """The exception as one line, with the file and line of the user's code that raised it."""
     frames = traceback.extract_tb(exc.__traceback__)
+    # The user's frames: not ours, not the standard library's, not frozen ("<frozen os>").
     ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the jobhandler package
-    theirs = [
-        f for f in frames if "importlib" not in f.filename and not f.filename.startswith(ours)
-    ]
+    skip = (ours, sysconfig.get_paths()["stdlib"], "<")
+    theirs = [f for f in frames if not f.filename.startswith(skip)]
     message = " ".join(str(exc).split()) or "(no message)"
     where = f" ({theirs[-1].filename}:{theirs[-1].lineno})" if theirs else ""
     if isinstance(exc, SyntaxError) and exc.filename:  # raised by the compiler, not a frame
