@@ -14,6 +14,7 @@ from typing import Any, Protocol, cast
 
 from jobhandler.model.jobs import Job, JobStatus, NewJob
 from jobhandler.model.records import (
+    SEARCH_WINDOW,
     HeartbeatReply,
     JobFilter,
     JobRef,
@@ -182,8 +183,39 @@ def list_query(
 
     ``columns``: what to read of each row (``seq`` and a size, for a page bounded in bytes).
     """
+    clauses, params = _filter_clauses(where)
+    params["limit"] = limit + 1
+    if where.search is not None:
+        # A scan of text: only over the newest SEARCH_WINDOW jobs of the other filters, a
+        # window that stays put as the pages of the search go on.
+        inner = " WHERE " + " AND ".join(clauses) if clauses else ""
+        clauses = [
+            f"seq IN (SELECT seq FROM jobs{inner} ORDER BY seq DESC LIMIT :window)",
+            "(lower(CAST(payload AS TEXT)) LIKE :search ESCAPE '\\'"
+            " OR lower(error) LIKE :search ESCAPE '\\')",
+        ]
+        params.update(window=SEARCH_WINDOW, search=f"%{like_escaped(where.search.lower())}%")
+    if where.id_prefix is not None:
+        clauses.append(_id_window(where.id_prefix, params))
+    if cursor is not None:
+        clauses.append(f"seq {'>' if oldest_first else '<'} :cursor")
+        params["cursor"] = decode_cursor(cursor)
+    sql = f"SELECT {columns} FROM jobs"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT :limit"
+    return sql, params
+
+
+def count_query(where: JobFilter, cap: int) -> tuple[str, dict[str, Any]]:
+    """How many jobs ``where`` matches, counted up to ``cap + 1`` (more: "over ``cap``")."""
+    sql, params = list_query(where, cap, None, False, "seq")
+    return f"SELECT count(*) AS n FROM ({sql}) AS matched", params
+
+
+def _filter_clauses(where: JobFilter) -> tuple[list[str], dict[str, Any]]:
     clauses: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1}
+    params: dict[str, Any] = {}
     if where.statuses:
         # Written in, not bound, so the partial and status indexes apply.
         clauses.append(f"status IN {status_list(where.statuses)}")
@@ -198,14 +230,29 @@ def list_query(
     if where.created_before is not None:
         clauses.append("created_at < :created_before")
         params["created_before"] = where.created_before
-    if cursor is not None:
-        clauses.append(f"seq {'>' if oldest_first else '<'} :cursor")
-        params["cursor"] = decode_cursor(cursor)
-    sql = f"SELECT {columns} FROM jobs"
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT :limit"
-    return sql, params
+    return clauses, params
+
+
+def _id_window(prefix: str, params: dict[str, Any]) -> str:
+    """Ids starting with ``prefix``: a range of the unique index on ``id``, read in its own
+    order (no sort, however many ids share a short prefix) and cut at SEARCH_WINDOW; the
+    exact test keeps the answer right under a collation that orders text otherwise."""
+    params.update(
+        id_from=prefix,
+        id_to=prefix[:-1] + chr(ord(prefix[-1]) + 1),
+        id_prefix=prefix,
+        id_length=len(prefix),
+        id_window=SEARCH_WINDOW,
+    )
+    return (
+        "seq IN (SELECT seq FROM jobs WHERE id >= :id_from AND id < :id_to"
+        " AND substr(id, 1, :id_length) = :id_prefix ORDER BY id DESC LIMIT :id_window)"
+    )
+
+
+def like_escaped(text: str) -> str:
+    """``text`` matched literally by LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def page_of(rows: Sequence[Row], limit: int, to_job: Callable[[Any], Job]) -> Page:
