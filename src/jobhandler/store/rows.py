@@ -182,25 +182,29 @@ def list_query(
     """The SELECT behind ``list_jobs``, with ``:name`` parameters.
 
     ``columns``: what to read of each row (``seq`` and a size, for a page bounded in bytes).
+    A search reads from a window of at most SEARCH_WINDOW jobs, a derived table named ``jobs``
+    (its LIMIT makes both planners read the window first, then filter it).
     """
     clauses, params = _filter_clauses(where)
     params["limit"] = limit + 1
+    source = "jobs"
+    if where.id_prefix is not None:
+        source = _id_window(where.id_prefix, params)
+        clauses.append("substr(id, 1, :id_length) = :id_prefix")
     if where.search is not None:
-        # A scan of text: only over the newest SEARCH_WINDOW jobs of the other filters, a
-        # window that stays put as the pages of the search go on.
+        # A scan of text: only over the newest jobs of the other filters, a window that stays
+        # put as the pages of the search go on.
         inner = " WHERE " + " AND ".join(clauses) if clauses else ""
+        source = f"(SELECT * FROM {source}{inner} ORDER BY seq DESC LIMIT :window) AS jobs"
         clauses = [
-            f"seq IN (SELECT seq FROM jobs{inner} ORDER BY seq DESC LIMIT :window)",
             "(lower(CAST(payload AS TEXT)) LIKE :search ESCAPE '\\'"
-            " OR lower(error) LIKE :search ESCAPE '\\')",
+            " OR lower(error) LIKE :search ESCAPE '\\')"
         ]
         params.update(window=SEARCH_WINDOW, search=f"%{like_escaped(where.search.lower())}%")
-    if where.id_prefix is not None:
-        clauses.append(_id_window(where.id_prefix, params))
     if cursor is not None:
         clauses.append(f"seq {'>' if oldest_first else '<'} :cursor")
         params["cursor"] = decode_cursor(cursor)
-    sql = f"SELECT {columns} FROM jobs"
+    sql = f"SELECT {columns} FROM {source}"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT :limit"
@@ -234,20 +238,18 @@ def _filter_clauses(where: JobFilter) -> tuple[list[str], dict[str, Any]]:
 
 
 def _id_window(prefix: str, params: dict[str, Any]) -> str:
-    """Ids starting with ``prefix``: a range of the unique index on ``id``, read in its own
-    order (no sort, however many ids share a short prefix) and cut at SEARCH_WINDOW; the
-    exact test keeps the answer right under a collation that orders text otherwise."""
-    params.update(
-        id_from=prefix,
-        id_to=prefix[:-1] + chr(ord(prefix[-1]) + 1),
-        id_prefix=prefix,
-        id_length=len(prefix),
-        id_window=SEARCH_WINDOW,
-    )
-    return (
-        "seq IN (SELECT seq FROM jobs WHERE id >= :id_from AND id < :id_to"
-        " AND substr(id, 1, :id_length) = :id_prefix ORDER BY id DESC LIMIT :id_window)"
-    )
+    """Jobs whose id starts with ``prefix``: a range of the unique index on ``id``, read in its
+    own order (no sort, however many ids share a short prefix) and cut at SEARCH_WINDOW. The
+    range alone is what the planners estimate (PostgreSQL then walks the index and stops); the
+    exact test, outside it, keeps the answer right under a collation that orders text otherwise.
+    """
+    upper = prefix.rstrip("f-")  # the next hex text after every id with the prefix
+    params.update(id_from=prefix, id_prefix=prefix, id_length=len(prefix), id_window=SEARCH_WINDOW)
+    bounds = "id >= :id_from"
+    if upper:
+        params["id_to"] = upper[:-1] + ("a" if upper[-1] == "9" else chr(ord(upper[-1]) + 1))
+        bounds += " AND id < :id_to"
+    return f"(SELECT * FROM jobs WHERE {bounds} ORDER BY id DESC LIMIT :id_window) AS jobs"
 
 
 def like_escaped(text: str) -> str:
