@@ -182,7 +182,7 @@ def list_query(
     """The SELECT behind ``list_jobs``, with ``:name`` parameters.
 
     ``columns``: what to read of each row (``seq`` and a size, for a page bounded in bytes).
-    A search reads from a window of at most SEARCH_WINDOW jobs, a derived table named ``jobs``
+    A search reads from a window of at most SEARCH_WINDOW jobs, a derived table (``found``)
     (its LIMIT makes both planners read the window first, then filter it).
     """
     clauses, params = _filter_clauses(where)
@@ -195,7 +195,7 @@ def list_query(
         # A scan of text: only over the newest jobs of the other filters, a window that stays
         # put as the pages of the search go on.
         inner = " WHERE " + " AND ".join(clauses) if clauses else ""
-        source = f"(SELECT * FROM {source}{inner} ORDER BY seq DESC LIMIT :window) AS jobs"
+        source = f"(SELECT * FROM {source}{inner} ORDER BY seq DESC LIMIT :window) AS found"
         clauses = [
             "(lower(CAST(payload AS TEXT)) LIKE :search ESCAPE '\\'"
             " OR lower(error) LIKE :search ESCAPE '\\')"
@@ -249,7 +249,7 @@ def _id_window(prefix: str, params: dict[str, Any]) -> str:
     if upper:
         params["id_to"] = upper[:-1] + ("a" if upper[-1] == "9" else chr(ord(upper[-1]) + 1))
         bounds += " AND id < :id_to"
-    return f"(SELECT * FROM jobs WHERE {bounds} ORDER BY id DESC LIMIT :id_window) AS jobs"
+    return f"(SELECT * FROM jobs WHERE {bounds} ORDER BY id DESC LIMIT :id_window) AS found"
 
 
 def like_escaped(text: str) -> str:
