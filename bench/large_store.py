@@ -162,6 +162,21 @@ def main() -> None:
         "/ui/tasks",
         "/ui/schedules",
         f"/ui/jobs/{uuid.UUID(int=1000)}",
+        # An operator's searches and bulk confirmations (the id prefix: all jobs share the
+        # first, 65,536 the second, 16 the third; "zzz" is in no payload or error).
+        "/ui/jobs?id=00000000",
+        "/ui/jobs?id=00000000-0000-0000-0000-0000000f",
+        "/ui/jobs?id=00000000-0000-0000-0000-0000000f424",
+        "/ui/jobs?q=boom",
+        "/ui/jobs?q=zzz",
+        "/ui/jobs?q=boom&status=failed&queue=queue0",
+        "/ui/jobs?q=zzz&task=task3",
+        "/ui/bulk/retry?status=failed&queue=queue0",
+        "/ui/bulk/retry",
+        "/ui/bulk/retry?task=task3",
+        "/ui/bulk/delete?task=task3&status=completed",
+        "/ui/bulk/retry?q=boom",
+        "/ui/bulk/retry?id=00000000-0000-0000-0000-0000000f",
         f"/jobs/{uuid.UUID(int=1000)}/attempts",
     ]
     proc, base = serve(args.database)

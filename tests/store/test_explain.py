@@ -180,3 +180,40 @@ def test_counts_stay_small_whatever_the_table_holds(
     row = groups.fetchone()
     assert row is not None
     assert pg_db.execute("SELECT count(*), sum(n) FROM job_counts").fetchone() == (row[0], N)
+
+
+# A search: an id prefix reads a range of the unique index on id in its own order; a text
+# search reads a window of the newest jobs of the other filters through their index.
+SEARCHES = {
+    "id prefix": JobFilter(id_prefix="j1234"),
+    "id prefix+status": JobFilter(id_prefix="j1234", statuses=frozenset({JobStatus.FAILED})),
+    "text+queue": JobFilter(search="boom", queue="q1"),
+    "text+status": JobFilter(search="boom", statuses=frozenset({JobStatus.FAILED})),
+}
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_sqlite_searches_read_an_index(sqlite_db: sqlite3.Connection, name: str) -> None:
+    where = SEARCHES[name]
+    sql, params = list_query(
+        where, 50, None, False, sized_columns(SQLiteDialect.byte_length.format)
+    )
+    plan = sqlite_plan(sqlite_db, sql, params)
+    # The outer query sorts the window's rows: at most SEARCH_WINDOW, never the table.
+    assert_sqlite_indexed(plan, sorts=True)
+    if where.id_prefix:
+        assert "INDEX sqlite_autoindex_jobs" in plan and "(id>? AND id<?)" in plan, plan
+    else:
+        assert "INDEX jobs_" in plan, plan
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_postgres_searches_read_an_index(pg_db: psycopg.Connection[Any], name: str) -> None:
+    where = SEARCHES[name]
+    sql, params = list_query(
+        where, 50, None, False, sized_columns(PostgresDialect.byte_length.format)
+    )
+    plan = pg_plan(pg_db, PostgresDialect.native(sql), params)
+    assert_pg_indexed(plan)
+    if where.id_prefix:
+        assert "Index Scan Backward using jobs_id_key" in plan, plan

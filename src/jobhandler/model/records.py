@@ -17,6 +17,10 @@ class JobFilter:
     task: str | None = None
     created_before: float | None = None
     workflow_id: str | None = None
+    # A search, bounded to ``SEARCH_WINDOW`` jobs (see store/rows.py): ids starting with this
+    # (lowercase hex and dashes), and jobs whose payload or error holds this text (any case).
+    id_prefix: str | None = None
+    search: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,10 @@ class IdempotencyRecord:
     items: tuple[tuple[str, str | None, bool], ...]
     created_at: float
 
+
+# How many jobs an id-prefix or a text search looks through: the newest ids with the prefix,
+# and the newest jobs of the other filters. A text search is a scan: this keeps it short.
+SEARCH_WINDOW = 10_000
 
 BulkAction = Literal["cancel", "retry", "delete"]
 SKIPPED_SHOWN = 1000  # jobs a bulk retry skipped that its answer names (it counts them all)

@@ -212,6 +212,16 @@ def filter_error(value: str, loc: Sequence[str | int]) -> FieldError | None:
     return text_error(value, loc)
 
 
+_ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")
+
+
+def id_prefix_error(value: str, loc: Sequence[str | int]) -> FieldError | None:
+    """The start of a job id to search by: lowercase hex digits and dashes, as ids are written."""
+    if _ID_PREFIX.fullmatch(value) is None:
+        return error(loc, "the start of a job id: 1 to 36 of 0-9, a-f and -", "id_prefix")
+    return None
+
+
 def is_job_id(value: str) -> bool:
     """Whether ``value`` can be the id of a job at all (so the store need not be asked)."""
     return len(value) <= JOB_ID_MAX_LENGTH and _NAME.fullmatch(value) is not None

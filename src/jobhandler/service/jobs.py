@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
 
 from jobhandler.model.errors import InvalidTransition, JobNotFound
 from jobhandler.model.jobs import Job, JobStatus
@@ -16,6 +17,9 @@ from jobhandler.service.signals import Signals
 from jobhandler.service.waiting import JobWatch
 from jobhandler.settings import Settings
 from jobhandler.store import Store
+from jobhandler.store.bulk import BULK_SOURCES
+
+COUNT_CAP = 1000  # a count the store's counters cannot answer walks no more matches than this
 
 
 class Jobs:
@@ -86,6 +90,27 @@ class Jobs:
         if action == "retry" and done.count:
             self._signals.submitted()
         return done
+
+    async def count(self, where: JobFilter, action: BulkAction | None = None) -> tuple[int, bool]:
+        """How many jobs ``where`` matches (those ``action`` would change, when given), and
+        whether that is exact: a status and queue filter is answered by the store's counters
+        at any size; any other is counted up to ``COUNT_CAP`` (False: more than that)."""
+        if action is not None:
+            sources = BULK_SOURCES[action]
+            where = replace(where, statuses=where.statuses & sources if where.statuses else sources)
+            if not where.statuses:
+                return 0, True
+        if where == JobFilter(statuses=where.statuses, queue=where.queue):
+            wanted = {s.value for s in where.statuses}
+            return sum(
+                n
+                for q in await self._store.queue_stats()
+                if where.queue in (None, q.queue)
+                for status, n in q.counts.items()
+                if not wanted or status in wanted
+            ), True
+        found = await self._store.count_jobs(where, COUNT_CAP)
+        return min(found, COUNT_CAP), found <= COUNT_CAP
 
     async def attempts(self, job_id: str) -> list[Attempt]:
         """Every run of the job, oldest first, the one in progress last. Raises JobNotFound."""

@@ -85,6 +85,10 @@ class Store(Protocol):
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
+    async def count_jobs(self, where: JobFilter, cap: int) -> int:
+        """How many jobs ``where`` matches, counted no further than ``cap + 1``: an index walk
+        of at most that many entries, for a count shown before a bulk action."""
+
     async def list_jobs(
         self,
         where: JobFilter,

@@ -140,6 +140,9 @@ class StoreCore:
     ) -> Page:
         return await self.jobs.list_jobs(where, limit, cursor, oldest_first, max_bytes)
 
+    async def count_jobs(self, where: JobFilter, cap: int) -> int:
+        return await self.jobs.count_jobs(where, cap)
+
     async def job_statuses(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         return await self.jobs.job_statuses(job_ids)
 

@@ -60,6 +60,12 @@ class Jobs(Resource):
         found = await self.dialect.page_rows(native(sizes), params, budget)
         return budget.page(found, self.job)
 
+    async def count_jobs(self, where: JobFilter, cap: int) -> int:
+        sql, params = r.count_query(where, cap)
+        query = Query("count_jobs", self.dialect.native(sql))
+        (done,) = await self.dialect.run([Step(query, params)], False)
+        return int(done.rows[0]["n"])
+
     async def job_statuses(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         done = await self.one("job_statuses", {"ids": self.dialect.array(list(job_ids))})
         return {row["id"]: JobStatus(row["status"]) for row in done.rows}

@@ -14,6 +14,7 @@ from typing import Any, Protocol, cast
 
 from jobhandler.model.jobs import Job, JobStatus, NewJob
 from jobhandler.model.records import (
+    SEARCH_WINDOW,
     HeartbeatReply,
     JobFilter,
     JobRef,
@@ -181,9 +182,44 @@ def list_query(
     """The SELECT behind ``list_jobs``, with ``:name`` parameters.
 
     ``columns``: what to read of each row (``seq`` and a size, for a page bounded in bytes).
+    A search reads from a window of at most SEARCH_WINDOW jobs, a derived table (``found``)
+    (its LIMIT makes both planners read the window first, then filter it).
     """
+    clauses, params = _filter_clauses(where)
+    params["limit"] = limit + 1
+    source = "jobs"
+    if where.id_prefix is not None:
+        source = _id_window(where.id_prefix, params)
+        clauses.append("substr(id, 1, :id_length) = :id_prefix")
+    if where.search is not None:
+        # A scan of text: only over the newest jobs of the other filters, a window that stays
+        # put as the pages of the search go on.
+        inner = " WHERE " + " AND ".join(clauses) if clauses else ""
+        source = f"(SELECT * FROM {source}{inner} ORDER BY seq DESC LIMIT :window) AS found"
+        clauses = [
+            "(lower(CAST(payload AS TEXT)) LIKE :search ESCAPE '\\'"
+            " OR lower(error) LIKE :search ESCAPE '\\')"
+        ]
+        params.update(window=SEARCH_WINDOW, search=f"%{like_escaped(where.search.lower())}%")
+    if cursor is not None:
+        clauses.append(f"seq {'>' if oldest_first else '<'} :cursor")
+        params["cursor"] = decode_cursor(cursor)
+    sql = f"SELECT {columns} FROM {source}"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT :limit"
+    return sql, params
+
+
+def count_query(where: JobFilter, cap: int) -> tuple[str, dict[str, Any]]:
+    """How many jobs ``where`` matches, counted up to ``cap + 1`` (more: "over ``cap``")."""
+    sql, params = list_query(where, cap, None, False, "seq")
+    return f"SELECT count(*) AS n FROM ({sql}) AS matched", params
+
+
+def _filter_clauses(where: JobFilter) -> tuple[list[str], dict[str, Any]]:
     clauses: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1}
+    params: dict[str, Any] = {}
     if where.statuses:
         # Written in, not bound, so the partial and status indexes apply.
         clauses.append(f"status IN {status_list(where.statuses)}")
@@ -198,14 +234,27 @@ def list_query(
     if where.created_before is not None:
         clauses.append("created_at < :created_before")
         params["created_before"] = where.created_before
-    if cursor is not None:
-        clauses.append(f"seq {'>' if oldest_first else '<'} :cursor")
-        params["cursor"] = decode_cursor(cursor)
-    sql = f"SELECT {columns} FROM jobs"
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT :limit"
-    return sql, params
+    return clauses, params
+
+
+def _id_window(prefix: str, params: dict[str, Any]) -> str:
+    """Jobs whose id starts with ``prefix``: a range of the unique index on ``id``, read in its
+    own order (no sort, however many ids share a short prefix) and cut at SEARCH_WINDOW. The
+    range alone is what the planners estimate (PostgreSQL then walks the index and stops); the
+    exact test, outside it, keeps the answer right under a collation that orders text otherwise.
+    """
+    upper = prefix.rstrip("f-")  # the next hex text after every id with the prefix
+    params.update(id_from=prefix, id_prefix=prefix, id_length=len(prefix), id_window=SEARCH_WINDOW)
+    bounds = "id >= :id_from"
+    if upper:
+        params["id_to"] = upper[:-1] + ("a" if upper[-1] == "9" else chr(ord(upper[-1]) + 1))
+        bounds += " AND id < :id_to"
+    return f"(SELECT * FROM jobs WHERE {bounds} ORDER BY id DESC LIMIT :id_window) AS found"
+
+
+def like_escaped(text: str) -> str:
+    """``text`` matched literally by LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def page_of(rows: Sequence[Row], limit: int, to_job: Callable[[Any], Job]) -> Page:

@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from jobhandler.http.auth import server_tokens
-from jobhandler.http.dashboard import actions, live, pages, workflow_pages
+from jobhandler.http.dashboard import actions, live, operate, pages, workflow_pages
 from jobhandler.http.dashboard.web import ERRORS, Dashboard, SecurityHeaders
 from jobhandler.http.token_cache import TokenCache
 from jobhandler.settings import Settings
@@ -57,6 +57,9 @@ ROUTES = [
     Route("/tasks/{name}", pages.task, name="task"),
     Route("/tasks/{name}", actions.submit, methods=["POST"], name="submit"),
     Route("/schedules", pages.schedules, name="schedules"),
+    Route("/bulk/{action:str}", operate.bulk_confirm, name="bulk_confirm"),
+    Route("/bulk/{action:str}", operate.bulk_run, methods=["POST"], name="bulk_run"),
+    Route("/queues/{name}/limits", operate.queue_limits, methods=["POST"], name="queue_limits"),
     Route("/{kind:str}/{name}/{action:str}", actions.steer, methods=["POST"], name="steer"),
     Route("/login", actions.login_form, name="login"),
     Route("/login", actions.login, methods=["POST"], name="login_submit"),

@@ -37,7 +37,7 @@ CANCEL_WAIT = 5.0  # as the API: a running job's cancel waits this long for its 
 MAX_FORM_BYTES = 64 * 1024  # the login and action forms; a submit form may be as big as a body
 
 
-async def _checked(
+async def checked(
     request: Request, method: str, api_path: str, max_bytes: int = MAX_FORM_BYTES
 ) -> tuple[Viewer, dict[str, str]]:
     """The viewer and the form, once the session, its scope and its CSRF token are checked."""
@@ -58,7 +58,7 @@ async def job_action(request: Request) -> Response:
     }
     if action not in routes:
         raise HTTPException(404, "no such action")
-    await _checked(request, *routes[action])
+    await checked(request, *routes[action])
     if not is_job_id(job_id):
         raise JobNotFound(job_id)
     if action == "cancel":
@@ -75,7 +75,7 @@ async def workflow_cancel(request: Request) -> Response:
     """Cancel what has not finished of a workflow; its page shows the jobs as they end."""
     dash = dashboard(request)
     workflow_id = request.path_params["workflow_id"]
-    await _checked(request, "POST", f"/workflows/{workflow_id}/cancel")
+    await checked(request, "POST", f"/workflows/{workflow_id}/cancel")
     if not is_job_id(workflow_id):
         raise WorkflowNotFound(workflow_id)
     await dash.service.workflows.cancel(workflow_id)
@@ -88,7 +88,7 @@ async def steer(request: Request) -> Response:
     kind, name, action = (request.path_params[k] for k in ("kind", "name", "action"))
     if kind not in ("queues", "schedules") or action not in ("pause", "resume"):
         raise HTTPException(404, "no such action")
-    await _checked(request, "POST", f"/{kind}/{name}/{action}")
+    await checked(request, "POST", f"/{kind}/{name}/{action}")
     if kind == "queues":
         flow = dash.service.flow
         await (flow.pause if action == "pause" else flow.resume)(name)
@@ -102,7 +102,7 @@ async def submit(request: Request) -> Response:
     """The task form's submit: the job page follows it as it runs."""
     dash = dashboard(request)
     name = request.path_params["name"]
-    viewer, sent = await _checked(request, "POST", "/jobs", dash.settings.max_body_bytes)
+    viewer, sent = await checked(request, "POST", "/jobs", dash.settings.max_body_bytes)
     if name not in dash.service.tasks:
         raise HTTPException(404, "no such task")
     task = dash.service.tasks.get(name)

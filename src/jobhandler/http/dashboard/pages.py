@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,10 +16,11 @@ from jobhandler.http.dashboard.forms import SubmitForm, form_fields
 from jobhandler.http.dashboard.web import dashboard, links
 from jobhandler.model.errors import InvalidJob, JobNotFound
 from jobhandler.model.jobs import JobStatus
-from jobhandler.model.records import JobFilter
-from jobhandler.model.validation import filter_error, is_job_id
+from jobhandler.model.records import SEARCH_WINDOW, JobFilter
+from jobhandler.model.validation import filter_error, id_prefix_error, is_job_id
 
 PAGE_SIZE = 50
+UUID_LENGTH = 36
 RUNNING_SHOWN = 200  # running jobs read for the workers page, at most
 
 
@@ -27,31 +29,49 @@ async def overview(request: Request) -> Response:
     viewer = await dash.sessions.viewer(request, "GET", "/queues")
     stats = await dash.service.flow.queue_stats()
     minutes = await dash.service.throughput(time.time() - chart.HOUR)
+    totals: dict[str, int] = defaultdict(int)  # from the store's counters: no table scan
+    for q in stats:
+        for status, n in q.counts.items():
+            totals[status] += n
     return dash.render(
         request,
         viewer,
         "overview.html",
         stats=stats,
+        totals=totals,
         statuses=list(JobStatus),
         chart=chart.chart(minutes, time.time()),
         nav="overview",
     )
 
 
-def _filters(request: Request) -> tuple[JobFilter, dict[str, str]]:
-    """The list's filters from the query string: 422 for text a store cannot compare."""
-    params = {k: request.query_params.get(k, "") for k in ("status", "queue", "task")}
+FILTERS = ("status", "queue", "task", "id", "q")  # the jobs list's query: a bulk action's too
+
+
+def job_filter(given: Mapping[str, str]) -> tuple[JobFilter, dict[str, str]]:
+    """The list's filters (from a query string or a form): 422 for text a store cannot compare.
+    ``id``: the start of an id; ``q``: text in the payload or the error (see SEARCH_WINDOW)."""
+    params = {k: given.get(k, "").strip() for k in FILTERS}
+    params["id"] = params["id"].lower()
     errors = [
         e
-        for name in ("queue", "task")
+        for name in ("queue", "task", "q")
         if params[name] and (e := filter_error(params[name], ["query", name])) is not None
     ]
+    if params["id"] and (e := id_prefix_error(params["id"], ["query", "id"])) is not None:
+        errors.append(e)
     if params["status"] and params["status"] not in set(JobStatus):
         errors.append({"loc": ["query", "status"], "msg": "not a status", "type": "enum"})
     if errors:
         raise InvalidJob(f"{'.'.join(map(str, errors[0]['loc']))}: {errors[0]['msg']}", errors)
     statuses = frozenset({JobStatus(params["status"])}) if params["status"] else frozenset()
-    where = JobFilter(statuses=statuses, queue=params["queue"] or None, task=params["task"] or None)
+    where = JobFilter(
+        statuses=statuses,
+        queue=params["queue"] or None,
+        task=params["task"] or None,
+        id_prefix=params["id"] or None,
+        search=params["q"] or None,
+    )
     return where, params
 
 
@@ -59,16 +79,19 @@ async def jobs(request: Request) -> Response:
     dash = dashboard(request)
     viewer = await dash.sessions.viewer(request, "GET", "/jobs")
     wanted = request.query_params.get("id", "").strip()
-    if wanted:
+    # A whole id (or one of the caller's own making, not hex): its page; else a prefix.
+    if wanted and (len(wanted) == UUID_LENGTH or id_prefix_error(wanted.lower(), []) is not None):
         if not is_job_id(wanted):
             raise JobNotFound(wanted)
         return RedirectResponse(links(request)("job", job_id=wanted), status_code=303)
-    where, params = _filters(request)
+    where, params = job_filter(request.query_params)
     cursor = request.query_params.get("cursor") or None
     try:
         page = await dash.service.jobs.page(where, PAGE_SIZE, cursor)
     except ValueError as exc:
         raise InvalidJob(str(exc), []) from None
+    if where.id_prefix and cursor is None and len(page.jobs) == 1 and not page.next_cursor:
+        return RedirectResponse(links(request)("job", job_id=page.jobs[0].id), status_code=303)
     return dash.render(
         request,
         viewer,
@@ -79,6 +102,8 @@ async def jobs(request: Request) -> Response:
         queues=sorted({t.options.queue for t in dash.service.tasks}),
         tasks=sorted(t.name for t in dash.service.tasks),
         first=cursor is None,
+        window=SEARCH_WINDOW,
+        actions=[a for a in ("retry", "cancel", "delete") if viewer.may("POST", f"/jobs/bulk/{a}")],
         nav="jobs",
     )
 

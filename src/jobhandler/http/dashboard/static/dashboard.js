@@ -16,6 +16,34 @@
     });
   }
 
+  // A button with data-copy="TEXT" puts TEXT on the clipboard (a selection to copy by hand
+  // where the page is not a secure context and the clipboard API is missing).
+  function copy(button) {
+    var text = button.getAttribute("data-copy");
+    function done() {
+      button.classList.add("copied");
+      window.setTimeout(function () { button.classList.remove("copied"); }, 1500);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { select(button); });
+    } else { select(button); }
+  }
+
+  function select(button) {
+    var target = button.previousElementSibling || button.parentNode;
+    var range = document.createRange();
+    range.selectNodeContents(target);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  // One listener for the whole page: buttons a live region brings in work too.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-copy]");
+    if (button) { copy(button); }
+  });
+
   // Fetch the element's page and swap the element; calls done(fresh or null) when it is over.
   function load(id, url, done) {
     fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
