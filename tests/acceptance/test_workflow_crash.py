@@ -142,7 +142,6 @@ def test_kill_9_during_a_fan_in_never_strands_or_runs_the_child_early(
     last_parent = max(j.finished_at or 0 for i, j in jobs.items() if i != child_id)
     first_start = wfcrashapp.read_starts(ledger)[child_id][0]
     assert first_start >= last_parent, "the child started before a parent had finished"
-    assert (jobs[child_id].started_at or 0) >= last_parent
     runs = crashapp.read_runs(ledger)
     assert set(runs) == {*parent_ids, child_id}, "a job was lost"
     assert any(runs[i].runs > 1 for i in parent_ids), "no kill landed while parents ran"
