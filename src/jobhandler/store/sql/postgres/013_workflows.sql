@@ -58,15 +58,7 @@ BEGIN
     )
     UPDATE jobs SET
         waiting_on = jobs.waiting_on - 1,
-        -- Only a child whose status changes is updated_at now: the rest keep every indexed
-        -- column as it was, so the update is HOT (no new index entries). A fan-in of 10,000
-        -- otherwise piles 10,000 versions of the child into every index, and each settle
-        -- walks them all to find the live one.
-        updated_at = CASE
-            WHEN jobs.status = 'waiting' AND (jobs.waiting_on <= 1
-                OR (failed AND coalesce(jobs.on_parent_failure, 'cancel') <> 'run'))
-                THEN NEW.updated_at
-            ELSE jobs.updated_at END,
+        updated_at = NEW.updated_at,
         status = CASE
             WHEN jobs.status <> 'waiting' THEN jobs.status
             WHEN failed AND coalesce(jobs.on_parent_failure, 'cancel') <> 'run' THEN 'cancelled'
