@@ -45,7 +45,10 @@ RESULTS = BENCH / "results"
 REQUIREMENTS = BENCH / "requirements-peers.txt"
 ADAPTER = BENCH / "adapters" / "adapter.py"
 
-REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 12
+# BENCH_REDIS_DB: another database number, when another run shares this Redis (each run
+# empties its database before and after every measurement).
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "12"))
 PG_ADMIN = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", "postgres"]
 PG_URL = "postgresql://postgres@127.0.0.1:5432/{db}"
 
@@ -90,6 +93,16 @@ SYSTEMS = [
     System("bare-sqlite-normal", "bare_peer", None, "sqlite", PROCESS, NORMAL, SUBMIT_ONLY),
     System("bare-psycopg", "bare_peer", None, "postgres", FSYNC, (), SUBMIT_ONLY),
     System("celery-redis", "celery_peer", "celery", "redis", MEMORY),
+    # Celery's chord needs a result backend, which celery-redis runs without: a system of its own.
+    System(
+        "celery-chord-redis",
+        "celery_chord_peer",
+        "celery",
+        "redis",
+        MEMORY,
+        (),
+        frozenset({"workflow"}),
+    ),
     System("rq-redis", "rq_peer", "rq", "redis", MEMORY),
     System("dramatiq-redis", "dramatiq_peer", "dramatiq", "redis", MEMORY),
     System("huey-sqlite", "huey_peer", "huey", "sqlite"),
@@ -101,7 +114,7 @@ SYSTEMS = [
 ]
 BY_NAME = {s.name: s for s in SYSTEMS}
 
-WORKLOADS = ["submit_one", "submit_bulk", "drain", "latency", "http", "claim_cost"]
+WORKLOADS = ["submit_one", "submit_bulk", "drain", "latency", "http", "claim_cost", "workflow"]
 OURS_ONLY = {"http", "claim_cost"}
 
 
@@ -117,6 +130,8 @@ class Sizes:
     claim_cycles: int
     reps: dict[str, int]
     drain_timeout: float
+    workflow_n: int = 1000  # root -> N -> child, against draining N plain jobs
+    workflow_timeout: float = 120.0
 
 
 QUICK = Sizes(
@@ -130,6 +145,8 @@ QUICK = Sizes(
     claim_cycles=300,
     reps={w: 1 for w in WORKLOADS},
     drain_timeout=60.0,
+    workflow_n=1000,
+    workflow_timeout=120.0,
 )
 FULL = Sizes(
     submit_one_n=2000,
@@ -147,8 +164,11 @@ FULL = Sizes(
         "latency": 3,
         "http": 3,
         "claim_cost": 3,
+        "workflow": 1,
     },
     drain_timeout=120.0,
+    workflow_n=10_000,
+    workflow_timeout=600.0,
 )
 
 
@@ -621,6 +641,63 @@ class Harness:
             self.check_alive(system, tag)
             time.sleep(0.05)
 
+    def workflow(self, system: System, rep: int) -> dict[str, Any]:
+        """A root, N jobs after it and one child after all N (``workflow_n``), against draining
+        N plain jobs, each on a fresh store with the workers started after the submit. Both
+        are timed from the first job's start to the last one's (the child's), from the start
+        records, so worker start-up counts in neither."""
+        if not self.info[system.name].get("workflow"):
+            raise Unsupported("no fan-out/fan-in (workflow) in this system's adapter")
+        n, tag = self.sizes.workflow_n, self.tag(system, "workflow", rep)
+        plain = self.timed_run(system, f"{tag}-plain", ("fill", n), list(range(n)))
+        flow = self.timed_run(system, f"{tag}-flow", ("workflow-fill", n), [n + 1, *range(n + 1)])
+        result: dict[str, Any] = {
+            "n": n,
+            "plain_s": plain["span"],
+            "workflow_s": flow["span"],
+            "ratio": flow["span"] / plain["span"],
+            "workflow_jobs_per_s": (n + 2) / flow["span"],
+            "plain_jobs_per_s": n / plain["span"],
+            # start to start: the last of the N to the child (the records, for every system)
+            "last_start_to_child_ms": (flow["starts"][n] - max(flow["starts"][i] for i in range(n)))
+            * 1000,
+            "submit_s": flow["filled"]["seconds"],
+            "duplicates": plain["duplicates"] + flow["duplicates"],
+        }
+        if "times" in flow:  # ours: the store's finished_at of the N, as latency measures:
+            # to the child's body starting (its record). The store's started_at is the claim's
+            # clock, read before the claim waited for SQLite's write lock: it can be earlier.
+            last_end = flow["times"]["last_parent_finished_at"]
+            result["fan_in_ms"] = (flow["starts"][n] - last_end) * 1000
+            result["store_fan_in_ms"] = flow["times"]["fan_in_ms"]
+        return result
+
+    def timed_run(
+        self, system: System, tag: str, fill: tuple[str, int], markers: list[int]
+    ) -> dict[str, Any]:
+        record = self.rundir / f"{tag}.rec"
+        record.unlink(missing_ok=True)
+        out: dict[str, Any] = {}
+        with backend(system.backend, tag, self.rundir) as url:
+            env = self.adapter_env(system, url, record)
+            self.adapter(system, env, "setup", timeout=180)
+            out["filled"] = self.adapter(system, env, *fill, timeout=300 + fill[1] / 20)
+            records = Records(record)
+            with self.workers(system, env, tag):
+                self.wait_for(records, markers, self.sizes.workflow_timeout, system, tag, tag)
+            if fill[0] == "workflow-fill" and system.ours:
+                out["times"] = self.adapter(
+                    system, env, "workflow-times", out["filled"]["workflow_id"], timeout=120
+                )
+        record.unlink(missing_ok=True)
+        starts = {m: records.first[m] for m in markers}
+        out.update(
+            starts=starts,
+            span=max(starts.values()) - min(starts.values()),
+            duplicates=records.duplicates,
+        )
+        return out
+
     # ours only ------------------------------------------------------------------------------
 
     def free_port(self) -> int:
@@ -798,6 +875,30 @@ OURS_COLUMNS = [
     ("claim_cost", "full_over_empty", "filled / empty", True),
 ]
 
+WORKFLOW_COLUMNS = [
+    ("workflow", "plain_s", "N plain jobs, first start to last (s)", False),
+    ("workflow", "workflow_s", "root, N, child: root start to child start (s)", False),
+    ("workflow", "ratio", "workflow / plain", False),
+    ("workflow", "workflow_jobs_per_s", "workflow (jobs/s)", True),
+    ("workflow", "last_start_to_child_ms", "last of the N started to child started (ms)", False),
+    ("workflow", "fan_in_ms", "last of the N finished to child started (ms)", False),
+]
+
+
+def workflow_table(results: dict[str, Any], systems: list[str]) -> list[str]:
+    shown = [s for s in systems if values(results, s, "workflow", "workflow_s")]
+    if not shown:
+        return []
+    n = results["sizes"].get("workflow_n")
+    header = ["system", *[c[2] for c in WORKFLOW_COLUMNS]]
+    lines = [f"Workflow: a root, N = {n:,} jobs after it, one child after all N:", ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for name in shown:
+        row = [name, *[cell(results, name, w, k) for w, k, _, _ in WORKFLOW_COLUMNS]]
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, ""]
+
 
 def fmt(value: float) -> str:
     if value >= 1000:
@@ -933,6 +1034,7 @@ def report(results: dict[str, Any]) -> str:
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
 
+    lines.extend(workflow_table(results, systems))
     problems = []
     for name in systems:
         for workload, entry in results["systems"][name]["workloads"].items():

@@ -8,6 +8,8 @@ virtualenv interpreter, so it never imports any system's code itself.
     python bench/adapters/adapter.py MODULE fill N                # untimed: bulk API, or one by one
     python bench/adapters/adapter.py MODULE submit-list M1 M2 ... # these markers, one by one
     python bench/adapters/adapter.py MODULE submit-paced N RATE FILE  # N at RATE/s; times to FILE
+    python bench/adapters/adapter.py MODULE workflow-fill N       # untimed: root -> N -> child
+    python bench/adapters/adapter.py MODULE workflow-times ID     # the store's times of one
     python bench/adapters/adapter.py MODULE worker INDEX          # exec the system's worker command
 
 MODULE is a module of bench.adapters (``celery_peer``...). Its environment: BENCH_BACKEND
@@ -149,6 +151,7 @@ def main(argv: list[str]) -> None:
             "version": version(mod.PACKAGE),
             "python": sys.version.split()[0],
             "bulk": _has_bulk(mod),
+            "workflow": hasattr(mod, "submit_workflow"),
             "no_bulk_reason": getattr(mod, "NO_BULK", None),
             "worker_launches": mod.worker_launches(),
             "workers": mod.WORKERS,
@@ -169,6 +172,15 @@ def main(argv: list[str]) -> None:
         result = asyncio.run(submit_list(mod, [int(a) for a in args]))
     elif command == "submit-paced":
         result = asyncio.run(submit_paced(mod, int(args[0]), float(args[1]), args[2]))
+    elif command in ("workflow-fill", "workflow-times"):
+        name = "submit_workflow" if command == "workflow-fill" else "workflow_times"
+        if not hasattr(mod, name):
+            result = {"unsupported": "no workflow (fan-out/fan-in) in this adapter"}
+        else:
+            argument: Any = int(args[0]) if command == "workflow-fill" else args[0]
+            started = time.perf_counter()
+            result = asyncio.run(_call(getattr(mod, name), argument))
+            result["seconds"] = time.perf_counter() - started
     else:
         raise SystemExit(f"adapter: unknown command {command!r}")
     print(json.dumps(result), flush=True)

@@ -72,3 +72,41 @@ class Submitter:
 
     async def close(self) -> None:
         await self._stack.aclose()
+
+
+# -- the workflow workload: a root, N jobs after it, one child after all N ---------------------
+
+
+async def submit_workflow(n: int) -> dict[str, Any]:
+    """Store the fan-out/fan-in (markers: root n + 1, the N in between 0..n-1, the child n) in
+    one ``service.workflows.submit``: the same call ``POST /workflows`` makes."""
+    from jobhandler.model.workflows import WorkflowJobRequest, WorkflowRequest
+
+    middle = [f"m{i}" for i in range(n)]
+    jobs = [WorkflowJobRequest(key="root", task="noop", payload=n + 1)]
+    jobs += [
+        WorkflowJobRequest(key=k, task="noop", payload=i, after=["root"])
+        for i, k in enumerate(middle)
+    ]
+    jobs.append(WorkflowJobRequest(key="child", task="noop", payload=n, after=middle))
+    async with app.connected(settings()):
+        view = await app.service.workflows.submit(WorkflowRequest(name="bench", jobs=jobs))
+    return {"workflow_id": view.id, "jobs": len(view.jobs)}
+
+
+async def workflow_times(workflow_id: str) -> dict[str, Any]:
+    """The store's own timestamps: when the last of the N finished, when the child started."""
+    async with app.connected(settings()):
+        view = await app.service.workflows.get(workflow_id)
+        keys = {j.key: j for j in view.jobs}
+        child = await app.service.jobs.get(keys["child"].id)
+        root = await app.service.jobs.get(keys["root"].id)
+    last_parent = max(j.finished_at or 0.0 for j in view.jobs if j.key not in ("root", "child"))
+    started = child.started_at or 0.0
+    return {
+        "status": view.status.value,
+        "root_started_at": root.started_at,
+        "last_parent_finished_at": last_parent,
+        "child_started_at": started,
+        "fan_in_ms": (started - last_parent) * 1000,
+    }

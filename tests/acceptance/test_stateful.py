@@ -1,17 +1,24 @@
 """A Hypothesis state machine drives a real store (SQLite, then PostgreSQL) the way workers,
 rescuers and users do.
 
-Steps: submit, claim, heartbeat, the outcomes a worker writes (complete, fail, retry later,
-cancel, release at shutdown), a user's cancel and retry, the clock moving on, and the rescuer
-(``worker.maintenance.Rescuer``, the code every worker runs). Workers keep what they believe
-they hold, so they also write with stale attempts, as a paused or partitioned worker would.
+Steps: submit (single jobs, and small workflows: random graphs of 2-5 jobs, each cancelled or
+run on a parent's failure), claim, heartbeat, the outcomes a worker writes (complete, fail,
+retry later, cancel, release at shutdown), a user's cancel and retry, the clock moving on, and
+the rescuer (``worker.maintenance.Rescuer``, the code every worker runs). Workers keep what they
+believe they hold, so they also write with stale attempts, as a paused or partitioned worker
+would.
 
 A small model says what each step must do; after every step the store must match it, and:
 
 - every status change is an edge of ``jobs.TRANSITIONS``;
 - a terminal job stays terminal, except through a user retry;
 - at most one worker holds a live lease on a job (only its fenced writes land);
-- ``attempt`` never decreases, and no job runs more attempts than it is allowed.
+- ``attempt`` never decreases, and no job runs more attempts than it is allowed;
+- a job's count of unsettled parents (``waiting_on``) is the number of its parents not
+  finished; a ``waiting`` job has at least one; a job is claimed only when none is left;
+- a job cancelled by a parent names in ``blocked_by`` a parent that failed or was cancelled;
+  a user retry of that parent puts it back to ``waiting`` (store/sql/*/013_workflows.sql);
+- the counts per queue and status (``GET /queues``) are the jobs' statuses, counted.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from jobhandler.model.errors import InvalidTransition
 from jobhandler.model.jobs import (
     TERMINAL,
     TRANSITIONS,
-    WAITING,
+    UNSTARTED,
     Job,
     JobStatus,
     NewJob,
@@ -45,6 +52,7 @@ from jobhandler.model.jobs import (
 )
 from jobhandler.model.records import JobFilter, JobRef
 from jobhandler.model.retry import RetryPolicy
+from jobhandler.model.workflows import NewWorkflow, WorkflowMember
 from jobhandler.store import Store
 from jobhandler.worker.maintenance import WORKER_LOST, Rescuer
 
@@ -55,7 +63,21 @@ LEASE = 30.0
 BACKOFF = RetryPolicy(base=5.0, factor=2.0, max_delay=60.0, jitter=0.0)
 WORKERS = ("w1", "w2")
 LEGAL = {(source, edge.target) for edge in TRANSITIONS.values() for source in edge.sources}
+# The workflow triggers also put back to waiting a job whose parent a user retried (when it was
+# due, not only when that parent's end had cancelled it), and a job that comes due again
+# (retried, released, rescued) while a parent is unsettled: no job is due while a parent is
+# unsettled (store/sql/*/013_workflows.sql).
+LEGAL |= {
+    (JobStatus.QUEUED, JobStatus.WAITING),
+    (JobStatus.SCHEDULED, JobStatus.WAITING),
+    (JobStatus.FAILED, JobStatus.WAITING),
+    (JobStatus.PROCESSING, JobStatus.WAITING),  # released, rescued or retried later
+}
 PROCESSING = JobStatus.PROCESSING
+WAITING = JobStatus.WAITING
+BLOCKED = "parent"  # a job a parent's failure cancelled: its error starts so
+PENDING_STATUSES = TRANSITIONS[Transition.CLAIM].sources
+FAILED = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,12 @@ class Expected:
     lease_expires_at: float | None = None
     cancel_requested: bool = False
     error: str | None = None
+    # Workflows: the parents' ids, whether it runs after a parent's failure, how many parents
+    # are unsettled, and the parent whose failure cancelled it.
+    parents: tuple[str, ...] = ()
+    run_on_failure: bool = False
+    waiting_on: int = 0
+    blocked_by: str | None = None
 
     @property
     def attempts_left(self) -> bool:
@@ -114,6 +142,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.model: dict[str, Expected] = {}
         self.held: dict[str, dict[str, int]] = {w: {} for w in WORKERS}  # worker: job -> attempt
         self.seen: dict[str, Job] = {}  # the store as last observed
+        self.children: dict[str, list[str]] = {}  # workflow edges, from a parent
         self.retried: set[str] = set()  # jobs a user retried in the current step
 
     def teardown(self) -> None:
@@ -138,8 +167,23 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def user(self, data: st.DataObject) -> None:
-        actions = ["submit", "submit", "cancel", "retry"] if self.model else ["submit"]
+        actions = (
+            ["submit", "workflow", "cancel", "retry"] if self.model else ["submit", "workflow"]
+        )
         action = data.draw(st.sampled_from(actions), label="user")
+        if action == "workflow":
+            size = data.draw(st.integers(2, 5), label="jobs")
+            shape = [
+                (
+                    sorted(data.draw(st.sets(st.integers(0, i - 1), max_size=3), label="after"))
+                    if i
+                    else [],
+                    data.draw(st.booleans(), label="runs on parent failure"),
+                )
+                for i in range(size)
+            ]
+            self.submit_workflow(shape, data.draw(st.integers(1, 2), label="max_attempts"))
+            return
         if action == "submit":
             self.submit(
                 data.draw(st.integers(1, 3), label="count"),
@@ -191,6 +235,39 @@ class StoreMachine(RuleBasedStateMachine):
                 status, 0, 0, max_attempts, priority, j.run_at, seq=len(self.model)
             )
 
+    def submit_workflow(self, shape: list[tuple[list[int], bool]], max_attempts: int) -> None:
+        """A graph: each job after some earlier ones, cancelled or run on a parent's failure."""
+        first = len(self.model)
+        ids = [f"job-{n:03d}" for n in range(first, first + len(shape))]
+        members = []
+        for i, (after, run) in enumerate(shape):
+            new = NewJob(ids[i], "t", "default", 0, 0, max_attempts, None, self.now)
+            dependents = sum(i in later for later, _ in shape)
+            parents = tuple(ids[p] for p in after)
+            members.append(
+                WorkflowMember(new, f"k{i}", self.now, parents, dependents, "run" if run else None)
+            )
+        wf = NewWorkflow(f"wf-{first:03d}", "wf", self.now, members)
+        jobs = self.run(self.store.insert_workflow(wf))
+        assert [j.id for j in jobs] == ids
+        for member, job in zip(members, jobs, strict=True):
+            status = WAITING if member.after else JobStatus.QUEUED
+            assert (job.status, job.waiting_on) == (status, len(member.after))
+            for parent in member.after:
+                self.children.setdefault(parent, []).append(job.id)
+            self.model[job.id] = Expected(
+                status,
+                0,
+                0,
+                max_attempts,
+                0,
+                self.now,
+                seq=len(self.model),
+                parents=member.after,
+                run_on_failure=member.on_parent_failure == "run",
+                waiting_on=len(member.after),
+            )
+
     def user_cancels(self, job_id: str) -> None:
         was = self.model[job_id]
         if was.status.terminal:
@@ -198,12 +275,13 @@ class StoreMachine(RuleBasedStateMachine):
                 self.run(self.store.request_cancel(job_id, self.now))
             return
         job = self.run(self.store.request_cancel(job_id, self.now))
-        if was.status in WAITING:
+        if was.status in UNSTARTED:
             now = replace(was, status=JobStatus.CANCELLED, cancel_requested=True)
         else:  # running: flagged for its worker to stop it
             now = replace(was, cancel_requested=True)
         assert job.status is now.status
         self.model[job_id] = now
+        self.moved(job_id, was.status)
 
     def user_retries(self, job_id: str) -> None:
         was = self.model[job_id]
@@ -215,13 +293,63 @@ class StoreMachine(RuleBasedStateMachine):
         self.retried.add(job_id)
         self.model[job_id] = replace(
             was,
-            status=JobStatus.QUEUED,
+            status=JobStatus.QUEUED,  # or waiting, while a parent is unsettled (moved)
             uncounted=was.attempt,  # a user retry starts afresh
             run_at=self.now,
             cancel_requested=False,
             lease_expires_at=None,
             error=None,
+            blocked_by=None,
         )
+        self.moved(job_id, was.status)
+
+    # -- workflows: what the triggers jobs_settle and jobs_reopen do in the same write --------
+
+    def moved(self, job_id: str, before: JobStatus) -> None:
+        m = self.model[job_id]
+        if m.status in PENDING_STATUSES and m.waiting_on:  # due again, a parent unsettled
+            self.model[job_id] = m = replace(m, status=WAITING)
+        after = m.status
+        if not before.terminal and after.terminal:
+            self.settle(job_id)
+        elif before.terminal and not after.terminal:
+            self.reopen(job_id)
+
+    def settle(self, parent: str) -> None:
+        """The parent finished: each child waits on one fewer; a waiting one is due when none
+        is left, or cancelled at once if the parent did not complete (unless it runs anyway)."""
+        failed = self.model[parent].status is not JobStatus.COMPLETED
+        for child in self.children.get(parent, []):
+            c = self.model[child]
+            c = replace(c, waiting_on=c.waiting_on - 1)
+            if c.status is WAITING and failed and not c.run_on_failure:
+                self.model[child] = replace(
+                    c, status=JobStatus.CANCELLED, blocked_by=parent, error=BLOCKED
+                )
+                self.settle(child)
+                continue
+            if c.status is WAITING and c.waiting_on == 0:
+                ahead = c.run_at > self.now  # a retry's backoff, kept
+                c = replace(c, status=JobStatus.SCHEDULED if ahead else JobStatus.QUEUED)
+            self.model[child] = c
+
+    def reopen(self, parent: str) -> None:
+        """The parent runs again: each child waits on it again; one its end cancelled waits
+        again, unless another parent that failed still blocks it (then that one is named)."""
+        for child in self.children.get(parent, []):
+            c = self.model[child]
+            c = replace(c, waiting_on=c.waiting_on + 1)
+            if c.status in PENDING_STATUSES:
+                c = replace(c, status=WAITING)
+            if c.status is JobStatus.CANCELLED and c.blocked_by == parent:
+                others = [q for q in c.parents if q != parent and self.model[q].status in FAILED]
+                if not others:
+                    self.model[child] = replace(c, status=WAITING, blocked_by=None, error=None)
+                    self.retried.add(child)  # a terminal job changed: by the user's retry
+                    self.reopen(child)
+                    continue
+                c = replace(c, blocked_by=min(others))
+            self.model[child] = c
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -238,6 +366,8 @@ class StoreMachine(RuleBasedStateMachine):
         for job in jobs:
             was = self.model[job.id]
             assert job.attempt == was.attempt + 1
+            unsettled = [p for p in was.parents if not self.model[p].status.terminal]
+            assert not unsettled, f"{job.id} runs before its parents {unsettled} finished"
             self.model[job.id] = replace(
                 was,
                 status=PROCESSING,
@@ -279,6 +409,7 @@ class StoreMachine(RuleBasedStateMachine):
             lease_expires_at=None,
             error=outcome.error,
         )
+        self.moved(job_id, was.status)
 
     def _worker_outcome(self, job_id: str, attempt: int, kind: str, was: Expected) -> Outcome:
         if kind == "complete":
@@ -298,7 +429,8 @@ class StoreMachine(RuleBasedStateMachine):
 
     def rescue(self) -> None:
         self.run(self.rescuer.run_once())
-        for job_id, m in self.model.items():
+        for job_id in sorted(self.model):
+            m = self.model[job_id]
             if m.status is not PROCESSING:
                 continue
             assert m.lease_expires_at is not None
@@ -318,6 +450,7 @@ class StoreMachine(RuleBasedStateMachine):
             self.model[job_id] = replace(
                 m, status=status, run_at=run_at, error=error, lease_expires_at=None
             )
+            self.moved(job_id, PROCESSING)
 
     # -- invariants -----------------------------------------------------------------------------
 
@@ -337,8 +470,11 @@ class StoreMachine(RuleBasedStateMachine):
                 assert job.lease_expires_at == pytest.approx(m.lease_expires_at)
             else:
                 assert job.lease_expires_at is None, "a job that is not running holds a lease"
-            if job.status in TERMINAL or job.status is JobStatus.SCHEDULED:
+            if m.error == BLOCKED and job.status is JobStatus.CANCELLED:
+                assert job.error is not None and f"({job.blocked_by})" in job.error, job.error
+            elif job.status in TERMINAL or job.status is JobStatus.SCHEDULED:
                 assert job.error == m.error
+            self.check_workflow_job(job, jobs)
             # The rules, checked against the store alone:
             assert job.attempts_used <= job.max_attempts
             assert 0 <= job.uncounted <= job.attempt
@@ -356,6 +492,31 @@ class StoreMachine(RuleBasedStateMachine):
         self.seen = jobs
         self.retried = set()
 
+    def check_workflow_job(self, job: Job, jobs: dict[str, Job]) -> None:
+        """The fan-in count and the blocking parent, against the store alone."""
+        m = self.model[job.id]
+        assert tuple(job.after or ()) == m.parents
+        unsettled = [p for p in m.parents if not jobs[p].status.terminal]
+        assert job.waiting_on == len(unsettled) == m.waiting_on, (job.id, job.waiting_on)
+        if job.status is WAITING:
+            assert unsettled, "a waiting job with nothing to wait for"
+        if job.status in PENDING_STATUSES:
+            assert not unsettled, f"{job.id} is due before its parents {unsettled} finished"
+        if job.status is JobStatus.CANCELLED and m.error == BLOCKED:
+            assert job.blocked_by in m.parents
+            assert jobs[job.blocked_by].status in FAILED, "blocked by a parent that did not fail"
+            self.model[job.id] = replace(m, blocked_by=job.blocked_by)  # which one, if several
+
+    @invariant()
+    def counts_are_the_statuses(self) -> None:
+        """``GET /queues``: the counts per status are the jobs' statuses, counted."""
+        counted: dict[str, int] = {}
+        for m in self.model.values():
+            counted[m.status.value] = counted.get(m.status.value, 0) + 1
+        stats = {q.queue: q.counts for q in self.run(self.store.queue_stats(self.now))}
+        shown = {k: v for k, v in stats.get("default", {}).items() if v}
+        assert shown == counted
+
 
 MACHINE_SETTINGS = settings(
     max_examples=100,
@@ -365,6 +526,7 @@ MACHINE_SETTINGS = settings(
 )
 
 
+@pytest.mark.timeout(480)
 def test_state_machine_on_sqlite() -> None:
     run_state_machine_as_test(StoreMachine, settings=MACHINE_SETTINGS)
 

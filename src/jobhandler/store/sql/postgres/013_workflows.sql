@@ -89,7 +89,10 @@ WHEN (NEW.dependents > 0 AND NEW.status IN ('cancelled', 'completed', 'failed')
 EXECUTE FUNCTION jobhandler_settle();
 
 -- A user's retry of a finished parent: its edges open again, and the children its end
--- cancelled wait for it once more, unless another parent that failed still blocks them.
+-- cancelled wait for it once more, unless another parent that failed still blocks them (then
+-- that one is named, in blocked_by and the error). A child that was due (the parent had failed
+-- under "run", or the child was retried) waits for it again too: no job is due while a parent
+-- is unsettled.
 CREATE FUNCTION jobhandler_reopen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     WITH edges AS (
@@ -97,21 +100,28 @@ BEGIN
         WHERE parent_id = NEW.id AND settled
         RETURNING child_id
     ), children AS (
-        SELECT j.id, (
-            SELECT d.parent_id FROM job_deps AS d JOIN jobs AS p ON p.id = d.parent_id
+        SELECT j.id, other.id AS other, other.error AS other_error
+        FROM jobs AS j LEFT JOIN LATERAL (
+            SELECT p.id, 'parent ' || coalesce(p.workflow_key, p.id) || ' (' || p.id || ') '
+                || CASE p.status WHEN 'failed' THEN 'failed' ELSE 'was cancelled' END AS error
+            FROM job_deps AS d JOIN jobs AS p ON p.id = d.parent_id
             WHERE d.child_id = j.id AND d.parent_id <> NEW.id
-              AND p.status IN ('cancelled', 'failed') LIMIT 1
-        ) AS other
-        FROM jobs AS j WHERE j.id IN (SELECT child_id FROM edges)
+              AND p.status IN ('cancelled', 'failed')
+            ORDER BY d.parent_id LIMIT 1
+        ) AS other ON true
+        WHERE j.id IN (SELECT child_id FROM edges)
         ORDER BY j.id FOR UPDATE OF j
     )
     UPDATE jobs SET
         waiting_on = jobs.waiting_on + 1,
         updated_at = NEW.updated_at,
-        status = CASE WHEN jobs.status = 'cancelled' AND jobs.blocked_by = NEW.id
-            AND children.other IS NULL THEN 'waiting' ELSE jobs.status END,
+        status = CASE
+            WHEN jobs.status IN ('queued', 'scheduled') THEN 'waiting'
+            WHEN jobs.status = 'cancelled' AND jobs.blocked_by = NEW.id
+              AND children.other IS NULL THEN 'waiting'
+            ELSE jobs.status END,
         error = CASE WHEN jobs.status = 'cancelled' AND jobs.blocked_by = NEW.id
-            AND children.other IS NULL THEN NULL ELSE jobs.error END,
+            THEN children.other_error ELSE jobs.error END,
         finished_at = CASE WHEN jobs.status = 'cancelled' AND jobs.blocked_by = NEW.id
             AND children.other IS NULL THEN NULL ELSE jobs.finished_at END,
         blocked_by = CASE WHEN jobs.status = 'cancelled' AND jobs.blocked_by = NEW.id
@@ -119,11 +129,29 @@ BEGIN
     FROM children WHERE jobs.id = children.id;
     RETURN NULL;
 END $$;
-
 CREATE TRIGGER jobs_reopen AFTER UPDATE OF status ON jobs FOR EACH ROW
 WHEN (NEW.dependents > 0 AND OLD.status IN ('cancelled', 'completed', 'failed')
     AND NEW.status NOT IN ('cancelled', 'completed', 'failed'))
 EXECUTE FUNCTION jobhandler_reopen();
+
+-- A job that comes due again (a user's retry, a rescue, a release, a retry after a backoff)
+-- while a parent is unsettled waits for it instead: no job is due while a parent is unsettled
+-- (a job cancelled before its parents finished, or running when a parent was retried). A
+-- user's retry also ends its blocking: no parent blocks it any more.
+CREATE FUNCTION jobhandler_due_waits() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.status IN ('cancelled', 'failed') THEN
+        NEW.blocked_by := NULL;
+    END IF;
+    IF NEW.waiting_on > 0 THEN
+        NEW.status := 'waiting';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER jobs_due_waits BEFORE UPDATE OF status ON jobs FOR EACH ROW
+WHEN (NEW.status IN ('queued', 'scheduled')
+    AND (NEW.waiting_on > 0 OR NEW.blocked_by IS NOT NULL))
+EXECUTE FUNCTION jobhandler_due_waits();
 
 -- A deleted job's edges from its parents go with it.
 CREATE FUNCTION jobhandler_forget_edges() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -157,41 +157,47 @@ CREATE INDEX job_deps_child ON job_deps (child_id);
 -- failed or was cancelled is cancelled, unless it runs on parent failure; one whose count
 -- reaches zero is due (or scheduled, if its run_at is ahead). The count stays exact whatever
 -- the child's status, so a retry of the parent can reopen the edge (jobs_reopen).
+-- Two steps: the count alone first, for every child (a column no index holds, so no index is
+-- written: in a fan-in of 10,000 the child is updated 10,000 times), then the status of the
+-- few children that move.
 CREATE TRIGGER jobs_settle AFTER UPDATE OF status ON jobs
 WHEN NEW.dependents > 0 AND NEW.status IN ('cancelled', 'completed', 'failed')
   AND OLD.status NOT IN ('cancelled', 'completed', 'failed')
 BEGIN
+    UPDATE jobs SET waiting_on = waiting_on - 1
+    WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = NEW.id AND settled = 0);
+    UPDATE job_deps SET settled = 1 WHERE parent_id = NEW.id AND settled = 0;
     UPDATE jobs SET
-        waiting_on = waiting_on - 1,
         updated_at = NEW.updated_at,
         status = CASE
-            WHEN status <> 'waiting' THEN status
             WHEN NEW.status <> 'completed' AND coalesce(on_parent_failure, 'cancel') <> 'run'
                 THEN 'cancelled'
-            WHEN waiting_on > 1 THEN 'waiting'
             WHEN run_at > NEW.updated_at THEN 'scheduled'
             ELSE 'queued' END,
         blocked_by = CASE
-            WHEN status = 'waiting' AND NEW.status <> 'completed'
-              AND coalesce(on_parent_failure, 'cancel') <> 'run' THEN NEW.id
+            WHEN NEW.status <> 'completed' AND coalesce(on_parent_failure, 'cancel') <> 'run'
+                THEN NEW.id
             ELSE blocked_by END,
         error = CASE
-            WHEN status = 'waiting' AND NEW.status <> 'completed'
-              AND coalesce(on_parent_failure, 'cancel') <> 'run'
+            WHEN NEW.status <> 'completed' AND coalesce(on_parent_failure, 'cancel') <> 'run'
                 THEN 'parent ' || coalesce(NEW.workflow_key, NEW.id) || ' (' || NEW.id || ') '
                     || CASE NEW.status WHEN 'failed' THEN 'failed' ELSE 'was cancelled' END
             ELSE error END,
         finished_at = CASE
-            WHEN status = 'waiting' AND NEW.status <> 'completed'
-              AND coalesce(on_parent_failure, 'cancel') <> 'run' THEN NEW.updated_at
+            WHEN NEW.status <> 'completed' AND coalesce(on_parent_failure, 'cancel') <> 'run'
+                THEN NEW.updated_at
             ELSE finished_at END
-    WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = NEW.id AND settled = 0);
-    UPDATE job_deps SET settled = 1 WHERE parent_id = NEW.id AND settled = 0;
+    WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = NEW.id)
+      AND status = 'waiting'
+      AND (waiting_on = 0 OR (NEW.status <> 'completed'
+        AND coalesce(on_parent_failure, 'cancel') <> 'run'));
 END;
 
 -- A finished parent runs again (a user's retry): its edges are open again, and the children
 -- its end cancelled wait for it once more, unless another parent that failed still blocks
--- them (then that one is named). '' marks, within this trigger, a child to put back.
+-- them (then that one is named, in blocked_by and the error). A child that was due (the
+-- parent had failed under "run", or the child was retried) waits for it again too: no job is
+-- due while a parent is unsettled. '' marks, within this trigger, a child to put back.
 CREATE TRIGGER jobs_reopen AFTER UPDATE OF status ON jobs
 WHEN NEW.dependents > 0 AND OLD.status IN ('cancelled', 'completed', 'failed')
   AND NEW.status NOT IN ('cancelled', 'completed', 'failed')
@@ -199,14 +205,39 @@ BEGIN
     UPDATE jobs SET
         waiting_on = waiting_on + 1,
         updated_at = NEW.updated_at,
+        status = CASE WHEN status IN ('queued', 'scheduled') THEN 'waiting' ELSE status END,
+        error = CASE WHEN status = 'cancelled' AND blocked_by = NEW.id THEN (
+            SELECT 'parent ' || coalesce(p.workflow_key, p.id) || ' (' || p.id || ') '
+                || CASE p.status WHEN 'failed' THEN 'failed' ELSE 'was cancelled' END
+            FROM job_deps AS d JOIN jobs AS p ON p.id = d.parent_id
+            WHERE d.child_id = jobs.id AND d.parent_id <> NEW.id
+              AND p.status IN ('cancelled', 'failed') ORDER BY d.parent_id LIMIT 1
+        ) ELSE error END,
         blocked_by = CASE WHEN status = 'cancelled' AND blocked_by = NEW.id THEN coalesce((
             SELECT d.parent_id FROM job_deps AS d JOIN jobs AS p ON p.id = d.parent_id
             WHERE d.child_id = jobs.id AND d.parent_id <> NEW.id
-              AND p.status IN ('cancelled', 'failed') LIMIT 1
+              AND p.status IN ('cancelled', 'failed') ORDER BY d.parent_id LIMIT 1
         ), '') ELSE blocked_by END
     WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = NEW.id AND settled = 1);
     UPDATE jobs SET status = 'waiting', blocked_by = NULL, error = NULL, finished_at = NULL
     WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = NEW.id AND settled = 1)
       AND blocked_by = '';
     UPDATE job_deps SET settled = 0 WHERE parent_id = NEW.id AND settled = 1;
+END;
+
+-- A job that comes due again (a user's retry, a rescue, a release, a retry after a backoff)
+-- while a parent is unsettled waits for it instead: no job is due while a parent is unsettled
+-- (a job cancelled before its parents finished, or running when a parent was retried). A
+-- user's retry also ends its blocking: no parent blocks it any more. (SQLite's RETURNING shows
+-- the statement's own write, 'queued'; the row says 'waiting'.)
+CREATE TRIGGER jobs_due_waits AFTER UPDATE OF status ON jobs
+WHEN NEW.status IN ('queued', 'scheduled') AND NEW.waiting_on > 0
+BEGIN
+    UPDATE jobs SET status = 'waiting' WHERE id = NEW.id;
+END;
+CREATE TRIGGER jobs_retry_unblocks AFTER UPDATE OF status ON jobs
+WHEN OLD.status IN ('cancelled', 'failed') AND NEW.status = 'queued'
+  AND NEW.blocked_by IS NOT NULL
+BEGIN
+    UPDATE jobs SET blocked_by = NULL WHERE id = NEW.id;
 END;
