@@ -41,6 +41,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from jobhandler import App, Settings
 from jobhandler.model.errors import InvalidTransition
 from jobhandler.model.jobs import (
+    FREE_INTERRUPTIONS,
     TERMINAL,
     TRANSITIONS,
     UNSTARTED,
@@ -62,17 +63,9 @@ START = 1_900_000_000.0
 LEASE = 30.0
 BACKOFF = RetryPolicy(base=5.0, factor=2.0, max_delay=60.0, jitter=0.0)
 WORKERS = ("w1", "w2")
+# Every status change the state machine allows (model/jobs.py), HOLD included: no job is due
+# while a parent is unsettled (store/sql/*/013_workflows.sql).
 LEGAL = {(source, edge.target) for edge in TRANSITIONS.values() for source in edge.sources}
-# The workflow triggers also put back to waiting a job whose parent a user retried (when it was
-# due, not only when that parent's end had cancelled it), and a job that comes due again
-# (retried, released, rescued) while a parent is unsettled: no job is due while a parent is
-# unsettled (store/sql/*/013_workflows.sql).
-LEGAL |= {
-    (JobStatus.QUEUED, JobStatus.WAITING),
-    (JobStatus.SCHEDULED, JobStatus.WAITING),
-    (JobStatus.FAILED, JobStatus.WAITING),
-    (JobStatus.PROCESSING, JobStatus.WAITING),  # released, rescued or retried later
-}
 PROCESSING = JobStatus.PROCESSING
 WAITING = JobStatus.WAITING
 BLOCKED = "parent"  # a job a parent's failure cancelled: its error starts so
@@ -95,6 +88,7 @@ class Expected:
     lease_expires_at: float | None = None
     cancel_requested: bool = False
     error: str | None = None
+    interrupted: int = 0  # runs handed back (RELEASE): free up to FREE_INTERRUPTIONS
     # Workflows: the parents' ids, whether it runs after a parent's failure, how many parents
     # are unsettled, and the parent whose failure cancelled it.
     parents: tuple[str, ...] = ()
@@ -401,10 +395,12 @@ class StoreMachine(RuleBasedStateMachine):
         if not applied:
             return
         target = TRANSITIONS[outcome.transition].target
+        released = outcome.transition is Transition.RELEASE
         self.model[job_id] = replace(
             was,
             status=target,
-            uncounted=was.uncounted + (outcome.transition is Transition.RELEASE),
+            uncounted=was.uncounted + (released and was.interrupted < FREE_INTERRUPTIONS),
+            interrupted=was.interrupted + released,
             run_at=outcome.run_at if outcome.run_at is not None else was.run_at,
             lease_expires_at=None,
             error=outcome.error,

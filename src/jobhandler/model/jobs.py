@@ -48,11 +48,15 @@ class Transition(StrEnum):
     RESCUE_FAIL = "rescue_fail"  # the lease expired and no attempts are left: "worker lost"
     RETRY = "retry"  # a user asks to run a failed or cancelled job again (a workflow job
     # whose parents are not all settled waits for them: it goes back to ``waiting``)
-    # Workflows. The store applies these three in the parent's own write, by the triggers
-    # jobs_settle and jobs_reopen (store/sql/*/013_workflows.sql), with these statuses.
+    # Workflows. The store applies these in the same write, by the triggers of
+    # store/sql/*/013_workflows.sql, with these statuses.
     PROMOTE = "promote"  # the last of its parents settled: due now (or scheduled, if ahead)
     BLOCK = "block"  # a parent failed or was cancelled, and it does not run on parent failure
     RESTORE = "restore"  # the parent that blocked it is retried: it waits for it again
+    # No job is due while a parent is unsettled: one that would become due in the same write
+    # (a user's retry, a release, a rescue, a retry later) waits instead, and so does a due job
+    # whose parent a user retried.
+    HOLD = "hold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,10 @@ TRANSITIONS: dict[Transition, Edge] = {
     Transition.PROMOTE: Edge(frozenset({JobStatus.WAITING}), JobStatus.QUEUED),
     Transition.BLOCK: Edge(frozenset({JobStatus.WAITING}), JobStatus.CANCELLED),
     Transition.RESTORE: Edge(frozenset({JobStatus.CANCELLED}), JobStatus.WAITING),
+    Transition.HOLD: Edge(
+        frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.PROCESSING, JobStatus.FAILED}),
+        JobStatus.WAITING,
+    ),
 }
 
 

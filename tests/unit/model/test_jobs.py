@@ -24,9 +24,10 @@ def test_terminal_statuses() -> None:
 
 
 def test_only_a_user_retry_leaves_a_terminal_status() -> None:
-    # RESTORE follows a user's retry of the parent whose failure cancelled the job.
+    # RESTORE follows a user's retry of the parent whose failure cancelled the job; HOLD is a
+    # user's retry of a job whose parents are not all settled.
     leaving_terminal = {t for t, edge in TRANSITIONS.items() if edge.sources & TERMINAL}
-    assert leaving_terminal == {Transition.RETRY, Transition.RESTORE}
+    assert leaving_terminal == {Transition.RETRY, Transition.RESTORE, Transition.HOLD}
     assert TRANSITIONS[Transition.RETRY].sources == {JobStatus.FAILED, JobStatus.CANCELLED}
 
 
