@@ -86,11 +86,13 @@ class WorkflowOptions(TypedDict, total=False):
 
 
 @dataclass(frozen=True, eq=False)
-class Node(Generic[R]):
+class Node(Generic[R_co]):
     """One job of a workflow being built: what ``wf.add`` returns, to name in ``after=``."""
 
+    # Covariant, so that a Node[str] passes where the context wants a Node[object]
+    # (``print(await handle.result(node))``).
     key: str
-    task: Task[Any, R]
+    task: Task[Any, R_co]
     payload: Any  # checked, in its JSON form
     options: JobOptions
     after: tuple[str, ...]
