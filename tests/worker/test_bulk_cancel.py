@@ -73,7 +73,7 @@ async def test_bulk_cancel_of_100000_jobs_while_a_worker_runs(sqlite_url: str) -
     # Only the runs under way while the walk went on finished: at most a slot's worth of runs
     # per NAP while it lasted, and those it flagged (a bound from the walk's own duration, not
     # a speed assumed of the machine: how fast the walk is, bench/ measures).
-    assert counts["completed"] <= CONCURRENCY * (walked / NAP + 2), (counts, walked)
+    assert counts.get("completed", 0) <= CONCURRENCY * (walked / NAP + 2), (counts, walked)
     assert counts["scheduled"] == len(latencies) > 0  # submitted during the bulk: untouched
     assert max(latencies) < 2.0, max(latencies)
 
