@@ -14,7 +14,7 @@ from typing import Annotated, Any, cast
 from urllib.parse import parse_qsl, urlencode
 
 import pydantic
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +26,7 @@ from jobhandler.http.problems import Problem
 from jobhandler.model.errors import InvalidJob, JobNotFound
 from jobhandler.model.jobs import JobStatus, NewJob
 from jobhandler.model.options import SubmitRequest
-from jobhandler.model.records import JobFilter
+from jobhandler.model.records import CURSOR_PATTERN, JobFilter
 from jobhandler.model.validation import (
     FILTER_MAX_LENGTH,
     UNIQUE_KEY_MAX_LENGTH,
@@ -354,3 +354,13 @@ def moment(value: str | None, name: str) -> float | None:
 
 _RFC3339_START = re.compile(r"\d{4}-\d\d-\d\d[Tt]")
 _DATETIME = pydantic.TypeAdapter(datetime)
+
+
+# A page's cursor, as every paged list takes it.
+Cursor = Annotated[
+    str | None,
+    Query(
+        description="from the `next` link of the previous page",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+    ),
+]

@@ -20,6 +20,7 @@ from jobhandler.client.wire import (
 from jobhandler.http.inputs import (
     MOMENT_SCHEMA,
     BulkFilterIn,
+    Cursor,
     JobId,
     bulk_filter,
     check_filters,
@@ -37,7 +38,7 @@ from jobhandler.http.lean import lean
 from jobhandler.http.openapi import STORE, job_links, problems
 from jobhandler.http.problems import Problem
 from jobhandler.model.jobs import JobStatus
-from jobhandler.model.records import CURSOR_PATTERN, BulkAction, JobFilter
+from jobhandler.model.records import BulkAction, JobFilter
 from jobhandler.model.validation import FILTER_MAX_LENGTH
 from jobhandler.service.submits import MAX_BATCH, Submitted, batch_sized
 
@@ -58,13 +59,6 @@ WorkflowFilterId = Annotated[
     Query(
         description="only the jobs of this workflow",
         json_schema_extra={"pattern": "^[^\\u0000]*$", "maxLength": FILTER_MAX_LENGTH},
-    ),
-]
-Cursor = Annotated[
-    str | None,
-    Query(
-        description="from the `next` link of the previous page",
-        json_schema_extra={"pattern": CURSOR_PATTERN},
     ),
 ]
 Wait = Annotated[float, Query(ge=0, le=60, description="seconds to hold until terminal")]

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from jobhandler.client.wire import WorkflowOut, WorkflowSummaryOut, workflow_json, workflows_json
 from jobhandler.http.inputs import (
+    Cursor,
     check_filters,
     next_link,
     pydantic_errors,
@@ -24,7 +25,6 @@ from jobhandler.http.inputs import (
 )
 from jobhandler.http.openapi import STORE, problems, workflow_links
 from jobhandler.http.problems import Problem
-from jobhandler.model.records import CURSOR_PATTERN
 from jobhandler.model.validation import FILTER_MAX_LENGTH, is_job_id
 from jobhandler.model.workflows import WorkflowFilter, WorkflowRequest, WorkflowStatus
 from jobhandler.service.workflows import WorkflowNotFound
@@ -49,13 +49,6 @@ NameFilter = Annotated[
     Query(
         description="only workflows of this name",
         json_schema_extra={"pattern": "^[^\\u0000]*$", "maxLength": FILTER_MAX_LENGTH},
-    ),
-]
-Cursor = Annotated[
-    str | None,
-    Query(
-        description="from the `next` link of the previous page",
-        json_schema_extra={"pattern": CURSOR_PATTERN},
     ),
 ]
 SUBMIT = (
