@@ -40,6 +40,20 @@ class TaskOptions:
     priority: int = 0  # higher runs first
     isolation: Isolation | None = None  # None: "async" for async def, "thread" for def
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Seconds after which a run is asked to stop (ctx.cancelled; CancelledError at an async
+    # task's next await) before ``timeout`` stops it by force. Task-level only: see reliability.md.
+    soft_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        soft = self.soft_timeout
+        if soft is None:
+            return
+        if isinstance(soft, bool) or not isinstance(soft, int | float) or not 0 < soft < MAX_AHEAD:
+            raise ValueError(f"soft_timeout must be a number of seconds > 0, not {soft!r}")
+        if self.timeout is not None and not soft < self.timeout:
+            raise ValueError(
+                f"soft_timeout ({soft:g}) must be less than timeout ({self.timeout:g})"
+            )
 
 
 class JobOptions(BaseModel):

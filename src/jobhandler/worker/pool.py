@@ -23,6 +23,12 @@ from dataclasses import dataclass
 from jobhandler.handover import environment_without_secrets
 
 Process = asyncio.subprocess.Process
+# ``python -m jobhandler.worker.child``, with SIGUSR1 (a soft timeout's ask, worker/runners.py)
+# ignored from the first line: its default action would kill a child still importing the app.
+_CHILD_MAIN = (
+    "import signal; signal.signal(signal.SIGUSR1, signal.SIG_IGN); import runpy;"
+    " runpy.run_module('jobhandler.worker.child', run_name='__main__', alter_sys=True)"
+)
 
 
 @dataclass(eq=False)
@@ -102,8 +108,8 @@ class ProcessPool:
     async def _spawn(self) -> Child:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "jobhandler.worker.child",
+            "-c",
+            _CHILD_MAIN,
             self.app_ref,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
