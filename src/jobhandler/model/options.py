@@ -43,17 +43,26 @@ class TaskOptions:
     # Seconds after which a run is asked to stop (ctx.cancelled; CancelledError at an async
     # task's next await) before ``timeout`` stops it by force. Task-level only: see reliability.md.
     soft_timeout: float | None = None
+    # Seconds a completed job (outside a workflow) is kept, instead of keep_completed.
+    result_ttl: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("soft_timeout", "result_ttl"):
+            value = getattr(self, name)
+            if value is not None and not _seconds(value):
+                raise ValueError(f"{name} must be a number of seconds > 0, not {value!r}")
         soft = self.soft_timeout
         if soft is None:
             return
-        if isinstance(soft, bool) or not isinstance(soft, int | float) or not 0 < soft < MAX_AHEAD:
-            raise ValueError(f"soft_timeout must be a number of seconds > 0, not {soft!r}")
         if self.timeout is not None and not soft < self.timeout:
             raise ValueError(
                 f"soft_timeout ({soft:g}) must be less than timeout ({self.timeout:g})"
             )
+
+
+def _seconds(value: object) -> bool:
+    """A positive, finite number of seconds, not a boolean (NaN fails the comparison)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= MAX_AHEAD
 
 
 class JobOptions(BaseModel):
