@@ -2,7 +2,8 @@
 
 Starting a Python interpreter and importing the app costs most of a second; a job that does
 milliseconds of work should not pay it. So a worker keeps children that have imported the app
-(``python -m jobhandler.worker.child APP``) and sends each one job after another:
+(``jobhandler.worker.child APP``, run as ``__main__`` by a one-line bootstrap, ``_CHILD_MAIN``)
+and sends each one job after another:
 
 - one child is started with the worker (when its app has process tasks); more start on demand,
   up to ``process_concurrency``, and stay warm once they have run a job;
