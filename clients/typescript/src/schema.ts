@@ -1411,6 +1411,18 @@ export interface operations {
             content: {
                 "application/json": ({
                     /**
+                     * Debounce
+                     * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                     * @default null
+                     */
+                    debounce?: number | null;
+                    /**
+                     * Debounce Max Wait
+                     * @description with debounce: the latest start, in seconds after the key's first submit
+                     * @default null
+                     */
+                    debounce_max_wait?: number | null;
+                    /**
                      * Delay
                      * @description seconds until due
                      * @default null
@@ -1466,7 +1478,19 @@ export interface operations {
                      * @default null
                      */
                     unique_key?: string | null;
-                } & unknown) | ({
+                } & (unknown & unknown & unknown)) | ({
+                    /**
+                     * Debounce
+                     * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                     * @default null
+                     */
+                    debounce?: number | null;
+                    /**
+                     * Debounce Max Wait
+                     * @description with debounce: the latest start, in seconds after the key's first submit
+                     * @default null
+                     */
+                    debounce_max_wait?: number | null;
                     /**
                      * Delay
                      * @description seconds until due
@@ -1523,7 +1547,19 @@ export interface operations {
                      * @default null
                      */
                     unique_key?: string | null;
-                } & unknown) | ({
+                } & (unknown & unknown & unknown)) | ({
+                    /**
+                     * Debounce
+                     * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                     * @default null
+                     */
+                    debounce?: number | null;
+                    /**
+                     * Debounce Max Wait
+                     * @description with debounce: the latest start, in seconds after the key's first submit
+                     * @default null
+                     */
+                    debounce_max_wait?: number | null;
                     /**
                      * Delay
                      * @description seconds until due
@@ -1580,7 +1616,19 @@ export interface operations {
                      * @default null
                      */
                     unique_key?: string | null;
-                } & unknown) | ({
+                } & (unknown & unknown & unknown)) | ({
+                    /**
+                     * Debounce
+                     * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                     * @default null
+                     */
+                    debounce?: number | null;
+                    /**
+                     * Debounce Max Wait
+                     * @description with debounce: the latest start, in seconds after the key's first submit
+                     * @default null
+                     */
+                    debounce_max_wait?: number | null;
                     /**
                      * Delay
                      * @description seconds until due
@@ -1637,7 +1685,19 @@ export interface operations {
                      * @default null
                      */
                     unique_key?: string | null;
-                } & unknown) | ({
+                } & (unknown & unknown & unknown)) | ({
+                    /**
+                     * Debounce
+                     * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                     * @default null
+                     */
+                    debounce?: number | null;
+                    /**
+                     * Debounce Max Wait
+                     * @description with debounce: the latest start, in seconds after the key's first submit
+                     * @default null
+                     */
+                    debounce_max_wait?: number | null;
                     /**
                      * Delay
                      * @description seconds until due
@@ -1694,7 +1754,19 @@ export interface operations {
                      * @default null
                      */
                     unique_key?: string | null;
-                } & unknown) | ({
+                } & (unknown & unknown & unknown)) | ({
+                    /**
+                     * Debounce
+                     * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                     * @default null
+                     */
+                    debounce?: number | null;
+                    /**
+                     * Debounce Max Wait
+                     * @description with debounce: the latest start, in seconds after the key's first submit
+                     * @default null
+                     */
+                    debounce_max_wait?: number | null;
                     /**
                      * Delay
                      * @description seconds until due
@@ -1751,7 +1823,19 @@ export interface operations {
                      * @default null
                      */
                     unique_key?: string | null;
-                } & unknown) | ({
+                } & (unknown & unknown & unknown)) | ({
+                    /**
+                     * Debounce
+                     * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                     * @default null
+                     */
+                    debounce?: number | null;
+                    /**
+                     * Debounce Max Wait
+                     * @description with debounce: the latest start, in seconds after the key's first submit
+                     * @default null
+                     */
+                    debounce_max_wait?: number | null;
                     /**
                      * Delay
                      * @description seconds until due
@@ -1808,7 +1892,7 @@ export interface operations {
                      * @default null
                      */
                     unique_key?: string | null;
-                } & unknown);
+                } & (unknown & unknown & unknown));
             };
         };
         responses: {
@@ -2135,6 +2219,18 @@ export interface operations {
                     /** Jobs */
                     jobs: (({
                         /**
+                         * Debounce
+                         * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                         * @default null
+                         */
+                        debounce?: number | null;
+                        /**
+                         * Debounce Max Wait
+                         * @description with debounce: the latest start, in seconds after the key's first submit
+                         * @default null
+                         */
+                        debounce_max_wait?: number | null;
+                        /**
                          * Delay
                          * @description seconds until due
                          * @default null
@@ -2190,7 +2286,19 @@ export interface operations {
                          * @default null
                          */
                         unique_key?: string | null;
-                    } & unknown) | ({
+                    } & (unknown & unknown & unknown)) | ({
+                        /**
+                         * Debounce
+                         * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                         * @default null
+                         */
+                        debounce?: number | null;
+                        /**
+                         * Debounce Max Wait
+                         * @description with debounce: the latest start, in seconds after the key's first submit
+                         * @default null
+                         */
+                        debounce_max_wait?: number | null;
                         /**
                          * Delay
                          * @description seconds until due
@@ -2247,7 +2355,19 @@ export interface operations {
                          * @default null
                          */
                         unique_key?: string | null;
-                    } & unknown) | ({
+                    } & (unknown & unknown & unknown)) | ({
+                        /**
+                         * Debounce
+                         * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                         * @default null
+                         */
+                        debounce?: number | null;
+                        /**
+                         * Debounce Max Wait
+                         * @description with debounce: the latest start, in seconds after the key's first submit
+                         * @default null
+                         */
+                        debounce_max_wait?: number | null;
                         /**
                          * Delay
                          * @description seconds until due
@@ -2304,7 +2424,19 @@ export interface operations {
                          * @default null
                          */
                         unique_key?: string | null;
-                    } & unknown) | ({
+                    } & (unknown & unknown & unknown)) | ({
+                        /**
+                         * Debounce
+                         * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                         * @default null
+                         */
+                        debounce?: number | null;
+                        /**
+                         * Debounce Max Wait
+                         * @description with debounce: the latest start, in seconds after the key's first submit
+                         * @default null
+                         */
+                        debounce_max_wait?: number | null;
                         /**
                          * Delay
                          * @description seconds until due
@@ -2361,7 +2493,19 @@ export interface operations {
                          * @default null
                          */
                         unique_key?: string | null;
-                    } & unknown) | ({
+                    } & (unknown & unknown & unknown)) | ({
+                        /**
+                         * Debounce
+                         * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                         * @default null
+                         */
+                        debounce?: number | null;
+                        /**
+                         * Debounce Max Wait
+                         * @description with debounce: the latest start, in seconds after the key's first submit
+                         * @default null
+                         */
+                        debounce_max_wait?: number | null;
                         /**
                          * Delay
                          * @description seconds until due
@@ -2418,7 +2562,19 @@ export interface operations {
                          * @default null
                          */
                         unique_key?: string | null;
-                    } & unknown) | ({
+                    } & (unknown & unknown & unknown)) | ({
+                        /**
+                         * Debounce
+                         * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                         * @default null
+                         */
+                        debounce?: number | null;
+                        /**
+                         * Debounce Max Wait
+                         * @description with debounce: the latest start, in seconds after the key's first submit
+                         * @default null
+                         */
+                        debounce_max_wait?: number | null;
                         /**
                          * Delay
                          * @description seconds until due
@@ -2475,7 +2631,19 @@ export interface operations {
                          * @default null
                          */
                         unique_key?: string | null;
-                    } & unknown) | ({
+                    } & (unknown & unknown & unknown)) | ({
+                        /**
+                         * Debounce
+                         * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
+                         * @default null
+                         */
+                        debounce?: number | null;
+                        /**
+                         * Debounce Max Wait
+                         * @description with debounce: the latest start, in seconds after the key's first submit
+                         * @default null
+                         */
+                        debounce_max_wait?: number | null;
                         /**
                          * Delay
                          * @description seconds until due
@@ -2532,7 +2700,7 @@ export interface operations {
                          * @default null
                          */
                         unique_key?: string | null;
-                    } & unknown))[];
+                    } & (unknown & unknown & unknown)))[];
                 };
             };
         };

@@ -123,6 +123,17 @@ def _parse_payload(text: str | None) -> Any:
     help="With --unique-key: hold the key this many seconds from the submit instead.",
 )
 @click.option(
+    "--debounce",
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --unique-key: start this many seconds after the key's last submit; a submit"
+    " while its job waits replaces that job's payload.",
+)
+@click.option(
+    "--debounce-max-wait",
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --debounce: start at the latest this many seconds after the key's first submit.",
+)
+@click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds one run may take."
 )
 @server_options

@@ -109,6 +109,30 @@ _UNIQUE_FOR_NEEDS_A_KEY = {
     "if": {"required": ["unique_for"], "properties": {"unique_for": {"type": "number"}}},
     "then": {"required": ["unique_key"], "properties": {"unique_key": {"type": "string"}}},
 }
+_NUMBER = {"type": "number"}
+# "debounce needs a unique_key, without unique_for", "debounce sets the start" (no delay or
+# run_at), and "debounce_max_wait needs debounce".
+_DEBOUNCE_RULES = [
+    {
+        "if": {"required": ["debounce"], "properties": {"debounce": _NUMBER}},
+        "then": {
+            "required": ["unique_key"],
+            "properties": {"unique_key": {"type": "string"}},
+            "not": {
+                "anyOf": [
+                    {"required": ["unique_for"], "properties": {"unique_for": _NUMBER}},
+                    {"required": ["delay"], "properties": {"delay": _NUMBER}},
+                    {"required": ["run_at"], "properties": {"run_at": {"not": {"type": "null"}}}},
+                ]
+            },
+        },
+    },
+    {
+        "if": {"required": ["debounce_max_wait"], "properties": {"debounce_max_wait": _NUMBER}},
+        "then": {"required": ["debounce"], "properties": {"debounce": _NUMBER}},
+    },
+]
+_NOT_IN_WORKFLOWS = ("unique_for", "debounce", "debounce_max_wait")
 _NO_NUL = "^[^\\u0000]*$"  # every string of a payload: PostgreSQL cannot store NUL
 
 
@@ -129,7 +153,7 @@ def _checked_beyond_types(schema: dict[str, Any]) -> None:
     """What the server checks that a type cannot say: ``run_at``'s range, and not both times."""
     schema["properties"]["run_at"] = _run_at_schema()
     schema.update(_NOT_BOTH_TIMES)
-    schema["allOf"] = [*schema.get("allOf", []), _UNIQUE_FOR_NEEDS_A_KEY]
+    schema["allOf"] = [*schema.get("allOf", []), _UNIQUE_FOR_NEEDS_A_KEY, *_DEBOUNCE_RULES]
 
 
 class _SubmitBody(SubmitRequest):
@@ -184,15 +208,16 @@ def batch_schema(submit: dict[str, Any], max_jobs: int) -> dict[str, Any]:
 
 def workflow_schema(submit: dict[str, Any], max_jobs: int) -> dict[str, Any]:
     """The body of ``POST /workflows``: a name and 1 to ``max_jobs`` jobs, each a submit (as
-    ``submit`` describes it, without ``unique_for``) with its key, the keys it runs after and
-    what a parent's failure does to it. That each key in ``after`` names a job, and that the
-    graph has no cycle, no schema can say: the server answers 422 otherwise."""
+    ``submit`` describes it, without ``unique_for`` or debounce) with its key, the keys it runs
+    after and what a parent's failure does to it. That each key in ``after`` names a job, and
+    that the graph has no cycle, no schema can say: the server answers 422 otherwise."""
     own = WorkflowJobRequest.model_json_schema()["properties"]
     graph = {name: own[name] for name in ("key", "after", "on_parent_failure")}
 
     def job(variant: dict[str, Any]) -> dict[str, Any]:
-        properties = {k: v for k, v in variant["properties"].items() if k != "unique_for"}
-        allof = [c for c in variant.get("allOf", []) if c != _UNIQUE_FOR_NEEDS_A_KEY]
+        properties = {k: v for k, v in variant["properties"].items() if k not in _NOT_IN_WORKFLOWS}
+        rules = [_UNIQUE_FOR_NEEDS_A_KEY, *_DEBOUNCE_RULES]
+        allof = [c for c in variant.get("allOf", []) if c not in rules]
         shaped = {**variant, "properties": {**properties, **graph}, "allOf": allof}
         shaped["required"] = [*variant.get("required", []), "key"]
         return shaped if allof else {k: v for k, v in shaped.items() if k != "allOf"}

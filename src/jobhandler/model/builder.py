@@ -181,9 +181,10 @@ class Workflow:
             if not isinstance(parent, Node) or self.nodes.get(parent.key) is not parent:
                 message = f"{parent!r} is not a node of this workflow"
                 errors.append({"loc": ["after", i], "msg": message, "type": "unknown_key"})
-        if "unique_for" in options:
-            message = "unique_for is not supported in a workflow: use unique_key alone"
-            errors.append({"loc": ["unique_for"], "msg": message, "type": "value"})
+        for name in ("unique_for", "debounce", "debounce_max_wait"):
+            if name in options:
+                message = f"{name} is not supported in a workflow: use unique_key alone"
+                errors.append({"loc": [name], "msg": message, "type": "value"})
         if policy not in ("cancel", "run"):
             message = "on_parent_failure is 'cancel' or 'run'"
             errors.append({"loc": ["on_parent_failure"], "msg": message, "type": "value"})

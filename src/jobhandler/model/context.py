@@ -205,6 +205,8 @@ class JobContext:
 
     @staticmethod
     def _child(task: Task[Any], payload: Any, options: dict[str, Any]) -> NewJob:
+        if "debounce" in options or "debounce_max_wait" in options:
+            raise JobHandlerError("debounce is not supported for a spawned child")
         return task.new_job(task.dump_payload(payload), task.jobs.clock(), job_options(options))
 
 

@@ -171,6 +171,23 @@ class NewJob:
 
 
 @dataclass(frozen=True, slots=True)
+class DebouncedJob(NewJob):
+    """A submit with ``debounce``: if a waiting job holds its (live) unique key, that job takes
+    this one's payload and start (``run_at``), the start capped at the holder's submit plus
+    ``max_wait``. Not a column: only such submits carry it, to the store's debounce step."""
+
+    max_wait: float | None = None
+
+    @classmethod
+    def of(cls, job: NewJob, max_wait: float | None) -> DebouncedJob:
+        return cls(
+            *(job.id, job.task, job.queue, job.payload, job.priority, job.max_attempts),
+            *(job.timeout, job.run_at, job.unique_key, job.unique_until, job.trace_context),
+            max_wait,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How one claimed run ended: a transition the store writes only if ``attempt`` still holds."""
 

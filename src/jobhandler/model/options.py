@@ -40,6 +40,29 @@ class TaskOptions:
     priority: int = 0  # higher runs first
     isolation: Isolation | None = None  # None: "async" for async def, "thread" for def
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Seconds after which a run is asked to stop (ctx.cancelled; CancelledError at an async
+    # task's next await) before ``timeout`` stops it by force. Task-level only: see reliability.md.
+    soft_timeout: float | None = None
+    # Seconds a completed job (outside a workflow) is kept, instead of keep_completed.
+    result_ttl: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("soft_timeout", "result_ttl"):
+            value = getattr(self, name)
+            if value is not None and not _seconds(value):
+                raise ValueError(f"{name} must be a number of seconds > 0, not {value!r}")
+        soft = self.soft_timeout
+        if soft is None:
+            return
+        if self.timeout is not None and not soft < self.timeout:
+            raise ValueError(
+                f"soft_timeout ({soft:g}) must be less than timeout ({self.timeout:g})"
+            )
+
+
+def _seconds(value: object) -> bool:
+    """A positive, finite number of seconds, not a boolean (NaN fails the comparison)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= MAX_AHEAD
 
 
 class JobOptions(BaseModel):
@@ -84,8 +107,32 @@ class JobOptions(BaseModel):
         description="seconds unique_key is held from the submit, whatever the job does",
     )
 
+    debounce: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_AHEAD,
+        allow_inf_nan=False,
+        description="with unique_key: starts this many seconds after the last submit of the key;"
+        " a submit while its job waits replaces that job's payload and pushes its start back",
+    )
+    debounce_max_wait: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_AHEAD,
+        allow_inf_nan=False,
+        description="with debounce: the latest start, in seconds after the key's first submit",
+    )
+
     @field_validator(
-        "priority", "delay", "run_at", "max_attempts", "timeout", "unique_for", mode="before"
+        "priority",
+        "delay",
+        "run_at",
+        "max_attempts",
+        "timeout",
+        "unique_for",
+        "debounce",
+        "debounce_max_wait",
+        mode="before",
     )
     @classmethod
     def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
@@ -122,6 +169,20 @@ class JobOptions(BaseModel):
             raise ValueError("unique_for needs a unique_key")
         return self
 
+    @model_validator(mode="after")
+    def _debounce_needs_a_live_key(self) -> JobOptions:
+        if self.debounce_max_wait is not None and self.debounce is None:
+            raise ValueError("debounce_max_wait needs debounce")
+        if self.debounce is None:
+            return self
+        if self.unique_key is None or self.unique_for is not None:
+            raise ValueError("debounce needs a unique_key, without unique_for")
+        if self.delay is not None or self.run_at is not None:
+            raise ValueError("debounce sets the start: give no delay or run_at with it")
+        if self.debounce_max_wait is not None and self.debounce_max_wait < self.debounce:
+            raise ValueError("debounce_max_wait must be at least debounce")
+        return self
+
     def unique_until(self, now: float) -> float | None:
         """Until when the unique key is held; None: while the job waits or runs."""
         if self.unique_key is None or self.unique_for is None:
@@ -135,6 +196,8 @@ class JobOptions(BaseModel):
         return self
 
     def start_time(self, now: float) -> float:
+        if self.debounce is not None:
+            return now + self.debounce
         if self.delay is not None:
             return now + self.delay
         if isinstance(self.run_at, datetime):
@@ -155,6 +218,8 @@ class EnqueueOptions(TypedDict, total=False):
     timeout: float
     unique_key: str
     unique_for: float
+    debounce: float
+    debounce_max_wait: float
 
 
 NO_OPTIONS = JobOptions()

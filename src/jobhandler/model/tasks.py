@@ -17,7 +17,7 @@ from typing_extensions import Unpack
 from jobhandler.model.context import JobContext
 from jobhandler.model.errors import InvalidPayload, InvalidResult, UnknownTask
 from jobhandler.model.handles import JobHandle, JobSource
-from jobhandler.model.jobs import NewJob, new_job_id
+from jobhandler.model.jobs import DebouncedJob, NewJob, new_job_id
 from jobhandler.model.options import (
     NO_OPTIONS,
     EnqueueOptions,
@@ -196,7 +196,8 @@ class Task(Generic[T, R]):
     def new_job(self, payload: Any, now: float, options: JobOptions = NO_OPTIONS) -> NewJob:
         """A job of this task to store; ``payload`` is already checked and in its JSON form."""
         fields = self._job_fields(options, now)
-        return NewJob(new_job_id(), self.name, fields[0], payload, *fields[1:])
+        new = NewJob(new_job_id(), self.name, fields[0], payload, *fields[1:])
+        return new if options.debounce is None else DebouncedJob.of(new, options.debounce_max_wait)
 
     def new_jobs(
         self, payloads: Sequence[Any], now: float, options: JobOptions = NO_OPTIONS
@@ -204,11 +205,12 @@ class Task(Generic[T, R]):
         """``new_job`` for each payload: the options are read once for the batch."""
         queue, *rest = self._job_fields(options, now)
         name = self.name
-        return [NewJob(new_job_id(), name, queue, payload, *rest) for payload in payloads]
+        new = [NewJob(new_job_id(), name, queue, payload, *rest) for payload in payloads]
+        wait = options.debounce_max_wait  # debounced: the last of the batch's payloads wins
+        return new if options.debounce is None else [DebouncedJob.of(j, wait) for j in new]
 
     def _job_fields(self, options: JobOptions, now: float) -> tuple[Any, ...]:
-        """What the options decide of a NewJob, in its field order: the queue (before the
-        payload), then priority, max_attempts, timeout, run_at, unique_key, unique_until."""
+        """What the options decide of a NewJob, in field order (the queue before the payload)."""
         opts = self.options
         if options is NO_OPTIONS:  # enqueue without options: the task's own
             return (opts.queue, opts.priority, opts.max_attempts, opts.timeout, now, None, None)

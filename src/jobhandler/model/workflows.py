@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jobhandler.model.errors import InvalidJob, JobHandlerError
 from jobhandler.model.jobs import TERMINAL, JobStatus, NewJob
@@ -74,6 +74,12 @@ class WorkflowJobRequest(SubmitRequest):
         description="cancel: a parent that failed or was cancelled cancels this job;"
         " run: it runs once its parents are settled, whatever became of them",
     )
+
+    @model_validator(mode="after")
+    def _no_debounce(self) -> WorkflowJobRequest:
+        if self.debounce is not None or self.debounce_max_wait is not None:
+            raise ValueError("debounce is not supported in a workflow: use unique_key alone")
+        return self
 
     @field_validator("key", "after")
     @classmethod

@@ -147,12 +147,25 @@ class Store(Protocol):
     async def expired_jobs(self, now: float, limit: int) -> list[Job]:
         """Processing jobs whose lease ran out before ``now``."""
 
-    async def prune(self, now: float, completed_age: float, failed_age: float, limit: int) -> int:
+    async def prune(
+        self,
+        now: float,
+        completed_age: float,
+        failed_age: float,
+        limit: int,
+        own_ttl: Sequence[str] = (),
+    ) -> int:
         """Delete up to ``limit`` terminal jobs that finished long enough ago; how many went.
 
         Completed jobs go once older than ``completed_age`` seconds, failed and cancelled ones
-        once older than ``failed_age``. Call it again while it returns ``limit``.
+        once older than ``failed_age``. Call it again while it returns ``limit``. The completed
+        jobs of the tasks named in ``own_ttl`` (outside workflows) are left alone: their task
+        has a ``result_ttl`` of its own, and ``prune_task_results`` deletes them.
         """
+
+    async def prune_task_results(self, task: str, before: float, limit: int) -> int:
+        """Delete up to ``limit`` completed jobs of ``task`` (outside workflows) that finished
+        before ``before``; how many went. Call it again while it returns ``limit``."""
 
     async def listen(
         self, on_submit: Callable[[], None], on_cancel: Callable[[str], None]

@@ -149,8 +149,18 @@ class StoreCore:
     async def delete_job(self, job_id: str) -> bool:
         return await self.jobs.delete_job(job_id)
 
-    async def prune(self, now: float, completed_age: float, failed_age: float, limit: int) -> int:
-        return await self.jobs.prune(now, completed_age, failed_age, limit)
+    async def prune(
+        self,
+        now: float,
+        completed_age: float,
+        failed_age: float,
+        limit: int,
+        own_ttl: Sequence[str] = (),
+    ) -> int:
+        return await self.jobs.prune(now, completed_age, failed_age, limit, own_ttl)
+
+    async def prune_task_results(self, task: str, before: float, limit: int) -> int:
+        return await self.jobs.prune_task_results(task, before, limit)
 
     async def request_cancel(self, job_id: str, now: float) -> Job:
         return await self.jobs.request_cancel(job_id, now)

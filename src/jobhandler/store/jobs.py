@@ -4,6 +4,7 @@ on one job (cancel, retry), each a guarded UPDATE from the state machine (model/
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from jobhandler.model.errors import DuplicateJob, InvalidTransition, JobNotFound
 from jobhandler.model.jobs import Job, JobStatus
@@ -73,16 +74,32 @@ class Jobs(Resource):
     async def delete_job(self, job_id: str) -> bool:
         return (await self.one("delete_job", {"id": job_id}, write=True)).counts == [1]
 
-    async def prune(self, now: float, completed_age: float, failed_age: float, limit: int) -> int:
+    async def prune(
+        self,
+        now: float,
+        completed_age: float,
+        failed_age: float,
+        limit: int,
+        own_ttl: Sequence[str] = (),
+    ) -> int:
         if limit <= 0:
             return 0
         # Bounded: one short write transaction per call, however much has piled up.
-        params = {
+        params: dict[str, Any] = {
             "completed_before": now - completed_age,
             "failed_before": now - failed_age,
             "limit": limit,
         }
-        return (await self.one("prune", params, write=True)).counts[0]
+        if not own_ttl:  # the usual case keeps its plain statement
+            return (await self.one("prune", params, write=True)).counts[0]
+        params["own_ttl"] = self.dialect.array(list(own_ttl))
+        return (await self.one("prune_except", params, write=True)).counts[0]
+
+    async def prune_task_results(self, task: str, before: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        params = {"task": task, "before": before, "limit": limit}
+        return (await self.one("prune_task_results", params, write=True)).counts[0]
 
     # -- user actions ----------------------------------------------------------------------
 

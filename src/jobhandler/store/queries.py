@@ -40,7 +40,10 @@ STATUS_WORDS: dict[str, str] = {
     "cancelled": _status(TRANSITIONS[Transition.CANCEL].target),
     "retryable": status_list(TRANSITIONS[Transition.RETRY].sources),
     "requeued": _status(TRANSITIONS[Transition.RETRY].target),
-    "waiting": _status(JobStatus.WAITING),  # a retried job whose parents are not all settled
+    "waiting": _status(JobStatus.WAITING),
+    # A debounced job's new start decides between these two (uniqueness.sql's debounce).
+    "queued": _status(JobStatus.QUEUED),
+    "scheduled": _status(JobStatus.SCHEDULED),  # a retried job whose parents are not all settled
     "free_interruptions": str(FREE_INTERRUPTIONS),
     # Pruning keeps failed and cancelled jobs longer than completed ones.
     "completed": status_list([JobStatus.COMPLETED]),

@@ -19,6 +19,13 @@ Then, in the same transaction, the insert reads who holds each key: a job that w
 answered with that holder (a different id) instead. With no key in a batch, the insert is the
 one statement it always was.
 
+Debounce (a ``DebouncedJob``, always a live key): after the insert, in its transaction, a
+debounced job whose key a waiting (queued or scheduled) job holds gives that job its payload and
+its start, at most the holder's ``created_at`` plus ``max_wait`` (``debounce``): concurrent
+submits queue on the holder's row lock, so the last to commit leaves its payload. The holders'
+read that follows answers with the updated job. A job already running keeps its payload: the
+submit is answered with it, as a plain duplicate is.
+
 A user's retry puts a finished job back among the waiting ones, so it follows the rule a submit
 of its key in its place would: the guarded UPDATE of a retry (one job's or a bulk batch's) also
 requires that no other job holds the key (``{key_held}``: a waiting or running job with the
@@ -36,7 +43,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from jobhandler.model.errors import DuplicateJob, UniqueKeyHeld
-from jobhandler.model.jobs import Job, NewJob
+from jobhandler.model.jobs import DebouncedJob, Job, NewJob
 from jobhandler.model.records import IdempotencyKeyTaken, IdempotencyRecord
 from jobhandler.store import rows as r
 from jobhandler.store.dialect import Dialect, Done, Duplicate, Step
@@ -105,6 +112,8 @@ class Submits(Resource):
         insert = Step(one, values[0]) if one else many
         # Counted before drop_unclaimed, whose delete trigger takes a dropped job off again.
         steps += self.counted(insert, [j.id for j in created], _live_ids(created))
+        if debounced := [j for j in jobs if isinstance(j, DebouncedJob)]:
+            steps.append(self._debounce_step(debounced, values, now))
         if window:
             ids = array([c["job_id"] for c in claims])
             steps.append(Step(self.queries["drop_unclaimed"], {"ids": ids}))
@@ -119,6 +128,26 @@ class Submits(Resource):
             return created
         held = self._held(done[len(steps) :], live, window)
         return [_settle(job, held) for job in created]
+
+    def _debounce_step(
+        self, debounced: list[DebouncedJob], values: list[dict[str, Any]], now: float
+    ) -> Step:
+        """A debounced job that found its key held by a waiting job hands that job its payload
+        and start, in submit order (the last one's stay); the live_holders read then answers
+        with it. One that was inserted changes nothing: no other waiting job has its key."""
+        params = {v["id"]: v for v in values}
+        rows = [
+            {
+                "id": j.id,
+                "key": j.unique_key,
+                "payload": params[j.id]["payload"],
+                "run_at": j.run_at,
+                "max_wait": j.max_wait,
+                "now": now,
+            }
+            for j in debounced
+        ]
+        return Step(self.queries["debounce"], rows, many=True)
 
     def _holder_steps(self, live: list[str], window: list[str]) -> list[Step]:
         array = self.dialect.array

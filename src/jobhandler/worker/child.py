@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -26,6 +27,13 @@ from jobhandler.model.jobs import NewJob
 from jobhandler.model.redact import install_log_redaction
 
 Send = Callable[[dict[str, Any]], None]
+# The context of the job running now, for the soft timeout's SIGUSR1 (worker/runners.py).
+_running: list[JobContext] = []
+
+
+def _asked_to_stop(_signum: int, _frame: object) -> None:
+    for ctx in _running:
+        ctx.cancel()
 
 
 def exit_with_parent(interval: float = 0.2) -> None:
@@ -79,10 +87,14 @@ def run_one(
             spawner=None if replies is None else PipeSpawner(send, replies),
         )
         args, kwargs = task.call_args(task.load_payload(request["payload"]), ctx)
-        value = task.fn(*args, **kwargs)
-        if asyncio.iscoroutine(value):
-            # One loop for the child's life: what a task caches on it survives between jobs.
-            value = loop.run_until_complete(value)
+        _running.append(ctx)
+        try:
+            value = task.fn(*args, **kwargs)
+            if asyncio.iscoroutine(value):
+                # One loop for the child's life: what a task caches on it survives between jobs.
+                value = loop.run_until_complete(value)
+        finally:
+            _running.clear()
         send({"ok": True, "result": task.dump_result(value)})
     except RetryLater as exc:
         send({"ok": False, "kind": "retry_later", "delay": exc.delay, "error": str(exc)})
@@ -101,6 +113,7 @@ def run_one(
 def main(argv: list[str]) -> int:
     (app_ref,) = argv
     exit_with_parent()
+    signal.signal(signal.SIGUSR1, _asked_to_stop)
     install_log_redaction()  # what the task logs reaches the worker's log: no passwords in it
     # The worker's pipes move to private descriptors: what a task (or a program it starts)
     # prints goes to stderr, and what it reads is /dev/null, never the next job's request.

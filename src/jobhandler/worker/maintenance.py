@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -179,20 +180,38 @@ class Pruner:
 
     async def run_once(self) -> int:
         store, settings = self.app.service.store, self.settings
-        total = 0
-        while True:
-            deleted = await store.prune(
-                self.app.clock(), settings.keep_completed, settings.keep_failed, self.batch
+        # Tasks with a result_ttl of their own: their completed jobs go by it, not keep_completed.
+        own = {t.name: t.options.result_ttl for t in self.app.tasks if t.options.result_ttl}
+        total = await self._drain(
+            lambda: store.prune(
+                self.app.clock(),
+                settings.keep_completed,
+                settings.keep_failed,
+                self.batch,
+                sorted(own),
             )
-            total += deleted
-            if deleted < self.batch:
-                break
+        )
+        for task, ttl in sorted(own.items()):
+            total += await self._drain(functools.partial(self._task_batch, task, ttl))
         if total:
             log.info("pruned %d finished jobs past their retention", total)
         # A workflow goes with the last of its jobs (kept as long as a completed job is).
         await store.prune_workflows(self.app.clock() - settings.keep_completed)
         await self._prune_keys()
         return total
+
+    async def _task_batch(self, task: str, ttl: float) -> int:
+        store = self.app.service.store
+        return await store.prune_task_results(task, self.app.clock() - ttl, self.batch)
+
+    async def _drain(self, batch: Callable[[], Awaitable[int]]) -> int:
+        """Call ``batch`` (one bounded delete) until it deletes less than a full batch."""
+        total = 0
+        while True:
+            deleted = await batch()
+            total += deleted
+            if deleted < self.batch:
+                return total
 
     async def _prune_keys(self) -> None:
         """Expired unique-key windows and Idempotency-Keys past their retention."""

@@ -2,7 +2,8 @@
 
 Starting a Python interpreter and importing the app costs most of a second; a job that does
 milliseconds of work should not pay it. So a worker keeps children that have imported the app
-(``python -m jobhandler.worker.child APP``) and sends each one job after another:
+(``jobhandler.worker.child APP``, run as ``__main__`` by a one-line bootstrap, ``_CHILD_MAIN``)
+and sends each one job after another:
 
 - one child is started with the worker (when its app has process tasks); more start on demand,
   up to ``process_concurrency``, and stay warm once they have run a job;
@@ -23,6 +24,12 @@ from dataclasses import dataclass
 from jobhandler.handover import environment_without_secrets
 
 Process = asyncio.subprocess.Process
+# ``python -m jobhandler.worker.child``, with SIGUSR1 (a soft timeout's ask, worker/runners.py)
+# ignored from the first line: its default action would kill a child still importing the app.
+_CHILD_MAIN = (
+    "import signal; signal.signal(signal.SIGUSR1, signal.SIG_IGN); import runpy;"
+    " runpy.run_module('jobhandler.worker.child', run_name='__main__', alter_sys=True)"
+)
 
 
 @dataclass(eq=False)
@@ -102,8 +109,8 @@ class ProcessPool:
     async def _spawn(self) -> Child:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "jobhandler.worker.child",
+            "-c",
+            _CHILD_MAIN,
             self.app_ref,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

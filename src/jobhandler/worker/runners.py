@@ -11,13 +11,18 @@
 - ``process``: a warm child process (worker/pool.py) that imported the app once, runs the
   task and reports back as JSON. Cancel and timeout terminate it (SIGTERM), then kill it after
   the grace period; a replacement is started at once.
+
+A task's ``soft_timeout`` asks first (``SoftStop``): ctx.cancelled in each runner, plus
+CancelledError at an async task's next await and SIGUSR1 to a process task's child.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
+import signal
 import threading
 from typing import Any
 
@@ -25,7 +30,7 @@ from jobhandler.model.context import JobContext, parents_as_json
 from jobhandler.model.errors import JobHandlerError, PermanentFailure, RetryLater
 from jobhandler.model.jobs import NewJob
 from jobhandler.model.tasks import Task, TaskRegistry
-from jobhandler.worker.pool import ProcessPool
+from jobhandler.worker.pool import Child, ProcessPool
 
 
 class JobTimeout(JobHandlerError):
@@ -42,6 +47,28 @@ LOOP_BLOCKED = (
     "the task blocked the event loop, so it could not be interrupted and ran {ran:.1f} s to the"
     " end (use a def task, or await asyncio.to_thread(...) for blocking calls)"
 )
+
+
+SOFT_STOPPED = "soft timeout: asked to stop, it did"
+
+
+class SoftStop:
+    """The soft timeout's alarm for one run: sets ctx.cancelled, then stops what it can."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.fired = False
+        self.scope: asyncio.Timeout | None = None  # an async task's: expired now, at its await
+        self.child: Child | None = None  # a process task's: signalled
+
+    def fire(self) -> None:
+        self.fired = True
+        self.ctx.cancel()  # first, so the task sees the flag when its await raises
+        if self.scope is not None:
+            self.scope.reschedule(asyncio.get_running_loop().time())
+        if self.child is not None and self.child.alive:
+            with contextlib.suppress(ProcessLookupError):
+                self.child.process.send_signal(signal.SIGUSR1)
 
 
 class ChildFailed(JobHandlerError):
@@ -75,11 +102,51 @@ class Runner:
 
         Raises JobTimeout, CancelledError (when the run was stopped) or what the task raised.
         """
+        soft = task.options.soft_timeout
+        if soft is not None and (timeout is None or soft < timeout):
+            return await self._soft(task, payload, ctx, timeout, soft)
         if task.isolation == "process":
             return await self._in_process(task, payload, ctx, timeout)  # the child dumps it
         if task.isolation == "thread":
             return task.dump_result(await self._in_thread(task, payload, ctx, timeout))
         return task.dump_result(await self._on_loop(task, payload, ctx, timeout))
+
+    async def _soft(
+        self,
+        task: Task[Any, Any],
+        payload: Any,
+        ctx: JobContext,
+        timeout: float | None,
+        soft: float,
+    ) -> Any:
+        """A run with a soft timeout: at ``soft`` seconds it is asked to stop (ctx.cancelled; an
+        async task on the loop also gets CancelledError at its next await; a process task's
+        child gets SIGUSR1, which sets its ctx.cancelled). What it returns still completes it;
+        what it raises after the ask is a timeout, retried by the task's policy."""
+        asked = SoftStop(ctx)
+        timer = asyncio.get_running_loop().call_later(soft, asked.fire)
+        try:
+            if task.isolation == "process":
+                return await self._in_process(task, payload, ctx, timeout, asked)
+            if task.isolation == "thread":
+                return task.dump_result(await self._in_thread(task, payload, ctx, timeout))
+            try:
+                async with asyncio.timeout(None) as scope:
+                    asked.scope = scope
+                    value = await self._on_loop(task, payload, ctx, timeout)
+            except TimeoutError:
+                if scope.expired():  # our CancelledError came back out: it stopped
+                    raise JobTimeout(soft, SOFT_STOPPED) from None
+                raise
+            return task.dump_result(value)
+        except (JobTimeout, RetryLater, PermanentFailure):
+            raise  # the hard timeout, or the task's own say
+        except Exception as exc:
+            if asked.fired:
+                raise JobTimeout(soft, f"{SOFT_STOPPED}: {type(exc).__name__}: {exc}") from exc
+            raise
+        finally:
+            timer.cancel()
 
     async def _on_loop(
         self, task: Task[Any, Any], payload: Any, ctx: JobContext, timeout: float | None
@@ -145,13 +212,22 @@ class Runner:
             done.exception()  # mark it retrieved, so asyncio does not log it
 
     async def _in_process(
-        self, task: Task[Any, Any], payload: Any, ctx: JobContext, timeout: float | None
+        self,
+        task: Task[Any, Any],
+        payload: Any,
+        ctx: JobContext,
+        timeout: float | None,
+        asked: SoftStop | None = None,
     ) -> Any:
         request = {"task": task.name, "payload": payload, "job_id": ctx.job_id}
         request["attempt"] = ctx.attempt
         if ctx.parent_results:
             request["parents"] = parents_as_json(ctx.parent_results)
         async with self.pool.child() as child:
+            if asked is not None:
+                asked.child = child
+                if asked.fired:  # it fired while we waited for a free child
+                    asked.fire()
             stdin, stdout = child.process.stdin, child.process.stdout
             assert stdin is not None and stdout is not None
             try:

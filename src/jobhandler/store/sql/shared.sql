@@ -31,6 +31,18 @@ DELETE FROM jobs WHERE seq IN (
     {skip_locked}
 );
 
+-- name: prune_task_results
+-- One task's completed jobs past its own result_ttl, oldest first, a bounded batch. A workflow's
+-- jobs stay for the workflow's retention (keep_completed): its children read their results.
+DELETE FROM jobs WHERE seq IN (
+    SELECT seq FROM jobs
+    WHERE status IN {completed} AND finished_at < :before AND task = :task
+      AND workflow_id IS NULL
+    ORDER BY finished_at
+    LIMIT :limit
+    {skip_locked}
+);
+
 -- name: cancel_requests
 SELECT id FROM jobs WHERE worker_id = :worker AND status = {running} AND cancel_requested;
 

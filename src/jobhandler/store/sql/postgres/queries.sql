@@ -77,3 +77,16 @@ WHERE id = :id AND status = {running} AND cancel_requested;
 -- name: notify_retry
 -- After retry_job, in its transaction: wake the workers (a refused retry only wakes them).
 SELECT pg_notify({submit_channel}, '') FROM jobs WHERE id = :id AND status = {requeued};
+
+-- name: prune_except
+-- prune (../shared.sql), leaving the completed jobs of tasks with their own result_ttl (outside
+-- workflows) to prune_task_results.
+DELETE FROM jobs WHERE seq IN (
+    SELECT seq FROM jobs
+    WHERE (status IN {completed} AND finished_at < :completed_before
+           AND NOT (workflow_id IS NULL AND task = ANY(:own_ttl)))
+       OR (status IN {failed} AND finished_at < :failed_before)
+    ORDER BY finished_at
+    LIMIT :limit
+    {skip_locked}
+);

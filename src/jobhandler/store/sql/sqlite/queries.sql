@@ -31,3 +31,16 @@ WHERE worker_id = :worker AND status = {running}
     SELECT i.value, a.value FROM json_each(:ids) AS i JOIN json_each(:attempts) AS a USING (key)
   )
 RETURNING id, attempt, cancel_requested;
+
+-- name: prune_except
+-- prune (../shared.sql), leaving the completed jobs of tasks with their own result_ttl (outside
+-- workflows) to prune_task_results.
+DELETE FROM jobs WHERE seq IN (
+    SELECT seq FROM jobs
+    WHERE (status IN {completed} AND finished_at < :completed_before
+           AND NOT (workflow_id IS NULL AND task IN (SELECT value FROM json_each(:own_ttl))))
+       OR (status IN {failed} AND finished_at < :failed_before)
+    ORDER BY finished_at
+    LIMIT :limit
+    {skip_locked}
+);

@@ -34,3 +34,17 @@ SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
 SELECT jobs.id, jobs.status, jobs.unique_key, holder.id AS holder
 FROM jobs JOIN jobs AS holder ON {key_held}
 WHERE jobs.id IN (SELECT value FROM json_each(:ids)) AND jobs.status IN {retryable};
+
+-- name: debounce
+-- After insert_jobs, in its transaction: the waiting job holding a debounced submit's live key
+-- takes its payload, and its start, capped at the holder's first submit plus max_wait
+-- (see ../../uniqueness.py).
+UPDATE jobs SET payload = :payload, run_at = starts.at, updated_at = :now,
+    status = CASE WHEN starts.at > :now THEN {scheduled} ELSE {queued} END
+FROM (
+    SELECT id, CASE WHEN CAST(:max_wait AS REAL) IS NULL THEN :run_at
+        ELSE min(:run_at, created_at + CAST(:max_wait AS REAL)) END AS at
+    FROM jobs WHERE unique_key = :key AND unique_until IS NULL AND id <> :id
+      AND status IN {claimable}
+) AS starts
+WHERE jobs.id = starts.id AND jobs.status IN {claimable};
