@@ -110,7 +110,7 @@ class Executor:
 
     async def _run(self, entry: Running, task: Task[Any, Any], payload: Any) -> Any:
         """The body, inside the run hooks (a tracer's span), timed."""
-        if entry.job.after and self.parents is not None:  # one read, before the body
+        if entry.job.parents and self.parents is not None:  # one read, before the body
             entry.ctx.parent_results = parent_results(await self.parents(entry.job))
         self.events.started(entry.job, self.clock())
         started = time.perf_counter()

@@ -15,6 +15,7 @@ ALTER TABLE jobs
     ADD COLUMN workflow_id text,
     ADD COLUMN workflow_key text,
     ADD COLUMN after jsonb,
+    ADD COLUMN parents integer NOT NULL DEFAULT 0,
     ADD COLUMN waiting_on integer NOT NULL DEFAULT 0,
     ADD COLUMN dependents integer NOT NULL DEFAULT 0,
     ADD COLUMN on_parent_failure text CHECK (on_parent_failure IN ('cancel', 'run')),
@@ -172,7 +173,7 @@ EXECUTE FUNCTION jobhandler_due_waits();
 -- A deleted job's edges from its parents go with it.
 CREATE FUNCTION jobhandler_forget_edges() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM job_deps WHERE child_id IN (SELECT id FROM old_jobs WHERE after IS NOT NULL);
+    DELETE FROM job_deps WHERE child_id IN (SELECT id FROM old_jobs WHERE parents > 0);
     RETURN NULL;
 END $$;
 
