@@ -111,7 +111,7 @@ def test_kill_9_during_a_fan_in_never_strands_or_runs_the_child_early(
     database_url: str, db: Db, env: dict[str, str], ledger: str, spawn: Spawn
 ) -> None:
     parents = [
-        {"key": f"p{i}", "task": "step", "payload": {"hold": 0.2, "retry_hold": 0.0}}
+        {"key": f"p{i}", "task": "step", "payload": {"hold": 0.4, "retry_hold": 0.0}}
         for i in range(PARENTS)
     ]
     child = {

@@ -131,10 +131,14 @@ class Job:
     trace_context: str | None = None  # the W3C traceparent of its submit (tracing.py)
     # Workflows (model/workflows.py): its workflow and key there, the ids of the jobs it runs
     # after, how many of those are not settled yet, how many jobs run after it, whether it runs
-    # when a parent failed, and the parent whose failure cancelled it.
+    # when a parent failed, and the parent whose failure cancelled it. ``after`` is None in a
+    # claim or a change of a job with more than the row keeps (store/rows.py KEPT_PARENTS): a
+    # fan-in's child would otherwise be rewritten whole as each parent settles; ``parents``
+    # counts them always.
     workflow_id: str | None = None
     workflow_key: str | None = None
     after: Any = None
+    parents: int = 0
     waiting_on: int = 0
     dependents: int = 0
     on_parent_failure: str | None = None

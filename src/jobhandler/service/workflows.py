@@ -142,7 +142,7 @@ class Workflows:
         return child
 
     async def parent_outcomes(self, job: Job) -> list[ParentOutcome]:
-        if not job.after:
+        if not job.parents:
             return []
         return await self._store.parent_outcomes(job.id)
 

@@ -3,6 +3,7 @@ on one job (cancel, retry), each a guarded UPDATE from the state machine (model/
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +42,7 @@ class Jobs(Resource):
 
     async def get_job(self, job_id: str) -> Job | None:
         found = (await self.one("get_job", {"id": job_id})).rows
-        return self.job(found[0]) if found else None
+        return (await self.with_after([self.job(found[0])]))[0] if found else None
 
     async def list_jobs(
         self,
@@ -55,11 +56,13 @@ class Jobs(Resource):
         if max_bytes is None:
             sql, params = r.list_query(where, limit, cursor, oldest_first)
             (done,) = await self.dialect.run([Step(Query("list", native(sql)), params)], False)
-            return r.page_of(done.rows, limit, self.job)
-        sizes, params = r.list_query(where, limit, cursor, oldest_first, self.sized)
-        budget = r.PageBudget(limit, max_bytes)
-        found = await self.dialect.page_rows(native(sizes), params, budget)
-        return budget.page(found, self.job)
+            page = r.page_of(done.rows, limit, self.job)
+        else:
+            sizes, params = r.list_query(where, limit, cursor, oldest_first, self.sized)
+            budget = r.PageBudget(limit, max_bytes)
+            found = await self.dialect.page_rows(native(sizes), params, budget)
+            page = budget.page(found, self.job)
+        return dataclasses.replace(page, jobs=await self.with_after(page.jobs))
 
     async def count_jobs(self, where: JobFilter, cap: int) -> int:
         sql, params = r.count_query(where, cap)

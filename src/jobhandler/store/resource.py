@@ -3,6 +3,7 @@ dialect it runs on, and the few things each does with it."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,3 +50,21 @@ class Resource:
             uncount = self.queries["uncount_present"]
             before.append(Step(uncount, {"ids": array(list(dict.fromkeys(skippable)))}))
         return [*before, insert, Step(count, {"ids": array(list(dict.fromkeys(ids)))})]
+
+    async def parent_lists(self, job_ids: list[str]) -> dict[str, list[str]]:
+        """The parents of the jobs ``job_ids`` names, from their edges: for those whose rows
+        keep too many to list them (``Job.after`` None while ``parents`` counts some)."""
+        if not job_ids:
+            return {}
+        found: dict[str, list[str]] = {job_id: [] for job_id in job_ids}
+        done = await self.one("parent_ids", {"ids": self.dialect.array(job_ids)})
+        for row in done.rows:
+            found[row["child_id"]].append(row["parent_id"])
+        return found
+
+    async def with_after(self, jobs: list[Job]) -> list[Job]:
+        """``jobs`` with every parent listed in ``after``, as a user reads one."""
+        lists = await self.parent_lists([j.id for j in jobs if j.parents and j.after is None])
+        if not lists:
+            return jobs
+        return [dataclasses.replace(j, after=lists[j.id]) if j.id in lists else j for j in jobs]

@@ -36,8 +36,13 @@ def _values(columns: Sequence[str]) -> str:
     return ", ".join(f":{c}" for c in columns)
 
 
+# The parent ids a job's row keeps in ``after`` at most; past that, job_deps alone holds them
+# (a fan-in's child is updated as each parent settles, and SQLite rewrites a whole row then).
+KEPT_PARENTS = 64
+
 # The words queries may use for column lists (see queries.fill).
 COLUMN_WORDS = {
+    "kept_parents": str(KEPT_PARENTS),
     "job_columns": ", ".join(JOB_COLUMNS),
     "job_values": _values(JOB_COLUMNS),
     "new_columns": ", ".join(NEW_COLUMNS),

@@ -100,7 +100,10 @@ class Workflows(Resource):
         if not head.rows:
             return None
         keys = {row["id"]: row["workflow_key"] or row["id"] for row in members.rows}
-        jobs = [_workflow_job(row, keys, self.dialect.loads) for row in members.rows]
+        loads = self.dialect.loads
+        many = [row["id"] for row in members.rows if row["parents"] and row["after"] is None]
+        lists = await self.parent_lists(many)
+        jobs = [_workflow_job(row, keys, lists.get(row["id"]), loads) for row in members.rows]
         counts: dict[str, int] = {}
         for job in jobs:
             counts[job.status.value] = counts.get(job.status.value, 0) + 1
@@ -158,7 +161,10 @@ class Workflows(Resource):
         await self.dialect.run([Step(self.queries["import_workflow"], values, many=True)], True)
 
     async def rebuild_edges(self) -> None:
-        await self.one("rebuild_edges", {}, write=True)
+        """The edges from the copied jobs' ``after`` (each listing all of its parents, as a
+        read gives them); then a long list is dropped from its row, as a submit drops it."""
+        steps = [Step(self.queries["rebuild_edges"], {}), Step(self.queries["trim_after"], {})]
+        await self.dialect.run(steps, True)
 
     async def prune_workflows(self, before: float) -> int:
         done = await self.one("prune_workflows", {"before": before}, write=True)
@@ -173,7 +179,8 @@ def _created(member: WorkflowMember, workflow_id: str | None) -> Job:
         status=status,
         workflow_id=workflow_id,
         workflow_key=member.key,
-        after=list(member.after) or None,
+        after=list(member.after) or None,  # all of them, as a read shows them
+        parents=len(member.after),
         waiting_on=len(member.after),
         dependents=member.dependents,
         on_parent_failure=member.on_parent_failure,
@@ -185,7 +192,9 @@ def _member_params(member: WorkflowMember, job: Job, json: Any) -> dict[str, Any
     values.update(
         workflow_id=job.workflow_id,
         workflow_key=job.workflow_key,
-        after=None if job.after is None else json(job.after),
+        # A long list lives in job_deps alone: see KEPT_PARENTS.
+        after=json(job.after) if job.after and job.parents <= r.KEPT_PARENTS else None,
+        parents=job.parents,
         waiting_on=job.waiting_on,
         dependents=job.dependents,
         on_parent_failure=job.on_parent_failure,
@@ -193,8 +202,10 @@ def _member_params(member: WorkflowMember, job: Job, json: Any) -> dict[str, Any
     return values
 
 
-def _workflow_job(row: Any, keys: dict[str, str], loads: Any) -> WorkflowJob:
-    after = loads(row["after"]) if row["after"] is not None else []
+def _workflow_job(
+    row: Any, keys: dict[str, str], parents: list[str] | None, loads: Any
+) -> WorkflowJob:
+    after = parents or (loads(row["after"]) if row["after"] is not None else [])
     return WorkflowJob(
         key=row["workflow_key"] or row["id"],
         id=row["id"],

@@ -110,7 +110,9 @@ class Executor:
 
     async def _run(self, entry: Running, task: Task[Any, Any], payload: Any) -> Any:
         """The body, inside the run hooks (a tracer's span), timed."""
-        if entry.job.after and self.parents is not None:  # one read, before the body
+        # One read, before the body; none for a body that takes no context (it cannot see
+        # them): the 10,000 jobs after a fan-out's root would each pay a round trip.
+        if entry.job.parents and task.signature.context_param and self.parents is not None:
             entry.ctx.parent_results = parent_results(await self.parents(entry.job))
         self.events.started(entry.job, self.clock())
         started = time.perf_counter()

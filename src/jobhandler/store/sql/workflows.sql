@@ -5,9 +5,9 @@ INSERT INTO workflows (id, name, created_at) VALUES (:id, :name, :created_at);
 
 -- name: insert_workflow_job :wakes
 -- No ON CONFLICT: a unique key a live job holds fails the whole workflow (nothing is stored).
-INSERT INTO jobs ({new_columns}, workflow_id, workflow_key, after, waiting_on, dependents,
-    on_parent_failure)
-VALUES ({new_values}, :workflow_id, :workflow_key, :after, :waiting_on, :dependents,
+INSERT INTO jobs ({new_columns}, workflow_id, workflow_key, after, parents, waiting_on,
+    dependents, on_parent_failure)
+VALUES ({new_values}, :workflow_id, :workflow_key, :after, :parents, :waiting_on, :dependents,
     :on_parent_failure);
 
 -- name: insert_edge
@@ -17,7 +17,7 @@ INSERT INTO job_deps (parent_id, child_id) VALUES (:parent_id, :child_id);
 SELECT * FROM workflows WHERE id = :id;
 
 -- name: workflow_jobs
-SELECT id, workflow_key, task, status, after, error, created_at, finished_at
+SELECT id, workflow_key, task, status, after, parents, error, created_at, finished_at
 FROM jobs WHERE workflow_id = :id ORDER BY seq;
 
 -- name: page_workflows
@@ -63,9 +63,9 @@ DELETE FROM workflows WHERE created_at < :before
 
 -- name: spawn_job :wakes
 -- A running job's child, fenced by the parent's attempt: a run that lost its job adds nothing.
-INSERT INTO jobs ({new_columns}, workflow_id, workflow_key, after, waiting_on, dependents,
-    on_parent_failure)
-SELECT {new_values}, :workflow_id, :workflow_key, NULL, 0, 0, NULL
+INSERT INTO jobs ({new_columns}, workflow_id, workflow_key, after, parents, waiting_on,
+    dependents, on_parent_failure)
+SELECT {new_values}, :workflow_id, :workflow_key, NULL, 0, 0, 0, NULL
 WHERE EXISTS (
     SELECT 1 FROM jobs WHERE id = :parent AND attempt = :attempt AND status = {running}
 );

@@ -1,14 +1,16 @@
 -- PostgreSQL's own workflow queries (see ../workflows.sql).
 
 -- name: spawn_waits
--- The parent's dependents wait for its new child too (after: its id appended). In id order,
+-- The parent's dependents wait for its new child too (after: its id appended, while the row
+-- keeps its parents' ids). In id order,
 -- as the settle trigger locks them.
 WITH children AS (
     SELECT id FROM jobs WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = :id)
     ORDER BY id FOR UPDATE
 )
-UPDATE jobs SET waiting_on = jobs.waiting_on + 1,
-    after = coalesce(jobs.after, '[]'::jsonb) || to_jsonb(:id::text)
+UPDATE jobs SET waiting_on = jobs.waiting_on + 1, parents = jobs.parents + 1,
+    after = CASE WHEN jobs.parents < {kept_parents}
+        THEN coalesce(jobs.after, '[]'::jsonb) || to_jsonb(:id::text) END
 FROM children WHERE jobs.id = children.id;
 
 -- name: wake_workers
@@ -23,3 +25,14 @@ SELECT parent.value, j.id, coalesce(
 FROM jobs AS j, jsonb_array_elements_text(j.after) AS parent(value)
 WHERE j.after IS NOT NULL
 ON CONFLICT DO NOTHING;
+
+-- name: parent_ids
+-- The parents of the jobs :ids names, whose rows keep too many to list them (after), in the
+-- order they were stored.
+SELECT d.child_id, d.parent_id FROM job_deps AS d LEFT JOIN jobs AS p ON p.id = d.parent_id
+WHERE d.child_id = ANY(:ids)
+ORDER BY d.child_id, p.seq, d.parent_id;
+
+-- name: trim_after
+-- After a copy's rebuild_edges: a row keeps only a few parents' ids (../../rows.py KEPT_PARENTS).
+UPDATE jobs SET after = NULL WHERE parents > {kept_parents} AND after IS NOT NULL;

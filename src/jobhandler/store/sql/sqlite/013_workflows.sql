@@ -1,7 +1,8 @@
 -- Workflows: jobs that run after other jobs (../../../model/workflows.py).
 --
--- A job of a workflow names its parents (after: their ids, as JSON) and counts those not yet
--- settled (waiting_on); while any are, it is 'waiting'. An edge per (parent, child) records
+-- A job of a workflow names its parents (after: their ids, as JSON, up to a few dozen; past
+-- that only job_deps does, since the row is rewritten as each parent settles), counts them
+-- (parents) and counts those not yet settled (waiting_on); while any are, it is 'waiting'. An edge per (parent, child) records
 -- whether the parent settled it. A parent's own finishing write settles its edges, through the
 -- trigger jobs_settle below, in the same transaction: SQLite runs one write at a time, so two
 -- parents finishing together lower the count one after the other and the last one promotes.
@@ -46,6 +47,7 @@ CREATE TABLE jobs_workflows (
     workflow_id TEXT,
     workflow_key TEXT,
     after TEXT,
+    parents INTEGER NOT NULL DEFAULT 0,
     waiting_on INTEGER NOT NULL DEFAULT 0,
     dependents INTEGER NOT NULL DEFAULT 0,
     on_parent_failure TEXT CHECK (on_parent_failure IN ('cancel', 'run')),

@@ -1,9 +1,11 @@
 -- SQLite's own workflow queries (see ../workflows.sql).
 
 -- name: spawn_waits
--- The parent's dependents wait for its new child too (after: its id appended).
-UPDATE jobs SET waiting_on = waiting_on + 1,
-    after = json_insert(coalesce(after, '[]'), '$[#]', :id)
+-- The parent's dependents wait for its new child too (after: its id appended, while the row
+-- keeps its parents' ids).
+UPDATE jobs SET waiting_on = waiting_on + 1, parents = parents + 1,
+    after = CASE WHEN parents < {kept_parents}
+        THEN json_insert(coalesce(after, '[]'), '$[#]', :id) END
 WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = :id);
 
 -- name: wake_workers :wakes
@@ -18,3 +20,14 @@ SELECT parent.value, j.id, coalesce(
     (SELECT p.status IN {terminal} FROM jobs AS p WHERE p.id = parent.value), 1)
 FROM jobs AS j, json_each(j.after) AS parent
 WHERE j.after IS NOT NULL;
+
+-- name: parent_ids
+-- The parents of the jobs :ids names, whose rows keep too many to list them (after), in the
+-- order they were stored.
+SELECT d.child_id, d.parent_id FROM job_deps AS d LEFT JOIN jobs AS p ON p.id = d.parent_id
+WHERE d.child_id IN (SELECT value FROM json_each(:ids))
+ORDER BY d.child_id, p.seq, d.parent_id;
+
+-- name: trim_after
+-- After a copy's rebuild_edges: a row keeps only a few parents' ids (../../rows.py KEPT_PARENTS).
+UPDATE jobs SET after = NULL WHERE parents > {kept_parents} AND after IS NOT NULL;
