@@ -139,10 +139,10 @@ async def test_diamond_failures_and_spawns_on_a_worker_process(
             assert merged.status is WorkflowStatus.COMPLETED, name
             seen = (await results(merged))["merge"]
             pieces = {f"piece-{i}": ["ok", i * i] for i in range(3)}
+            # The merge saw every piece's result: it ran after each of them completed. (Not
+            # by timestamps: a claim reads its clock before it waits for the store's lock, so
+            # its started_at may be a little earlier than a parent's finishing write.)
             assert seen == {"split": ["ok", 0], **pieces}, name
-            merge = await app.service.jobs.get(merged["merge"])
-            children = [await app.service.jobs.get(merged[k]) for k in pieces]
-            assert all(merge.started_at >= c.finished_at for c in children)  # type: ignore[operator]
 
 
 async def test_chain_group_and_chord_on_a_worker_process(
