@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jobhandler.app import App, load_app
     from jobhandler.client.clients import AsyncClient, Client, ClientError, ServerUnreachable
-    from jobhandler.model.builder import Node, Workflow, WorkflowHandle, WorkflowOptions
+    from jobhandler.model.builder import Node, Workflow, WorkflowHandle
     from jobhandler.model.canvas import TaskSignature, chain, chord, group
     from jobhandler.model.context import JobContext, ParentFailed
     from jobhandler.model.errors import (
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     )
     from jobhandler.model.handles import JobHandle
     from jobhandler.model.jobs import Job, JobStatus
-    from jobhandler.model.options import EnqueueOptions, SubmitRequest
+    from jobhandler.model.options import EnqueueOptions, SubmitRequest, WorkflowOptions
     from jobhandler.model.retry import RetryPolicy
     from jobhandler.model.tasks import Task
     from jobhandler.model.workflows import InvalidWorkflow, WorkflowStatus, WorkflowView
@@ -77,7 +77,7 @@ _HOMES = {
     "WaitTimeout": "jobhandler.model.errors",
     "Workflow": "jobhandler.model.builder",
     "WorkflowHandle": "jobhandler.model.builder",
-    "WorkflowOptions": "jobhandler.model.builder",
+    "WorkflowOptions": "jobhandler.model.options",
     "WorkflowStatus": "jobhandler.model.workflows",
     "WorkflowView": "jobhandler.model.workflows",
     "chain": "jobhandler.model.canvas",

@@ -12,15 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Generic, Protocol, TypedDict, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from typing_extensions import Unpack
 
 from jobhandler.model.errors import JobFailed, WaitTimeout
 from jobhandler.model.handles import JobSource
 from jobhandler.model.jobs import TERMINAL, JobStatus, NewJob
-from jobhandler.model.options import EnqueueOptions, JobOptions, job_options
+from jobhandler.model.options import EnqueueOptions, JobOptions, WorkflowOptions, job_options
 from jobhandler.model.validation import text_error
 from jobhandler.model.workflows import (
     KEY_MAX_LENGTH,
@@ -70,19 +69,6 @@ class WorkflowSink(JobSource, Protocol):
     async def get_workflow(self, workflow_id: str) -> WorkflowView: ...
 
     async def cancel_workflow(self, workflow_id: str) -> WorkflowView: ...
-
-
-class WorkflowOptions(TypedDict, total=False):
-    """The per-job keywords of ``wf.add`` and ``task.s``: ``EnqueueOptions`` but
-    ``unique_for`` (a workflow's unique keys are held while the job waits or runs)."""
-
-    queue: str
-    priority: int
-    delay: float
-    run_at: datetime | float
-    max_attempts: int
-    timeout: float
-    unique_key: str
 
 
 @dataclass(frozen=True, eq=False)

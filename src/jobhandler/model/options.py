@@ -207,8 +207,9 @@ class JobOptions(BaseModel):
         return now
 
 
-class EnqueueOptions(TypedDict, total=False):
-    """The keywords of ``Task.enqueue``: ``JobOptions``'s fields, for the type checker."""
+class WorkflowOptions(TypedDict, total=False):
+    """The per-job keywords of ``wf.add`` and ``task.s``: ``enqueue``'s but those a job of a
+    workflow cannot have (its unique key is held while it waits or runs; nothing debounces it)."""
 
     queue: str
     priority: int
@@ -217,6 +218,11 @@ class EnqueueOptions(TypedDict, total=False):
     max_attempts: int
     timeout: float
     unique_key: str
+
+
+class EnqueueOptions(WorkflowOptions, total=False):
+    """The keywords of ``Task.enqueue``: ``JobOptions``'s fields, for the type checker."""
+
     unique_for: float
     debounce: float
     debounce_max_wait: float

@@ -24,6 +24,7 @@ from jobhandler.model.options import (
     Isolation,
     JobOptions,
     TaskOptions,
+    WorkflowOptions,
     job_options,
 )
 from jobhandler.model.payloads import (
@@ -38,7 +39,6 @@ from jobhandler.model.validation import JsonLimits, check_name, json_errors, pla
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
-    from jobhandler.model.builder import WorkflowOptions
     from jobhandler.model.canvas import TaskSignature
     from jobhandler.model.jobs import Job
     from jobhandler.model.workflows import OnParentFailure
