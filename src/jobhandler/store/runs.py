@@ -65,16 +65,19 @@ class Runs(Resource):
         # outcome, binding a column of arrays costs more than the statement saves).
         batch = self.queries.get("finish_jobs") if len(outcomes) > 1 else None
         # A workflow parent's end may make its dependents due (the settle trigger): wake up.
-        wake = [Step(self.queries["wake_workers"], {})] if any(o.wakes for o in outcomes) else []
+        parents = [o.job_id for o in outcomes if o.wakes]
+        wake = [Step(self.queries["wake_workers"], {"parents": self.dialect.array(parents)})]
         if batch is not None and len({o.job_id for o in outcomes}) == len(outcomes):
-            (done, *_) = await self.dialect.run([Step(batch, values, many=True), *wake], True)
+            (done, *_) = await self.dialect.run(
+                [Step(batch, values, many=True), *(wake if parents else [])], True
+            )
             matched = {row["ordinal"] for row in done.rows}
             applied = [n in matched for n in range(1, len(outcomes) + 1)]
         else:
             # One statement per outcome, in order, in one transaction: a later outcome for a job
             # sees the earlier one's effect (in one statement, a row is updated once at most).
             step = Step(self.queries["finish_job"], values, many=True, each=True)
-            (done, *_) = await self.dialect.run([step, *wake], True)
+            (done, *_) = await self.dialect.run([step, *(wake if parents else [])], True)
             applied = [count == 1 for count in done.counts]
         await self.stats.counted_finishes(len(outcomes))
         return applied

@@ -50,6 +50,7 @@ class Workflows(Resource):
         steps += self.counted(insert, [j.id for j in created])
         if edges:
             steps.append(Step(self.queries["insert_edge"], edges, many=True))
+        steps += self._notify()
         try:
             await self.dialect.run(steps, True)
         except Duplicate:
@@ -58,6 +59,11 @@ class Workflows(Resource):
                 raise WorkflowKeyHeld(holders) from None
             raise DuplicateJob("a job or workflow with one of these ids exists already") from None
         return created
+
+    def _notify(self) -> list[Step]:
+        # PostgreSQL tells listening workers at commit (SQLite: the inserts' :wakes flag).
+        notify = self.queries.get("notify_submit")
+        return [] if notify is None else [Step(notify, {})]
 
     async def _holders(self, jobs: list[Job]) -> dict[str, str]:
         keys = sorted({j.unique_key for j in jobs if j.unique_key is not None})
@@ -79,6 +85,7 @@ class Workflows(Resource):
             Step(self.queries["spawn_edges"], ids),
             Step(self.queries["spawn_waits"], {"id": job.id}),
             Step(self.queries["spawn_dependents"], {"id": job.id}),
+            *self._notify(),
             Step(self.queries["get_job"], {"id": job.id}),
         ]
         try:

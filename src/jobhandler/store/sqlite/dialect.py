@@ -117,7 +117,7 @@ class SQLiteDialect:
             with translating():
                 done = self._direct.run(steps)
             if done is not None:
-                self._committed(steps)
+                self._committed(steps, done)
                 if self._direct.checkpoint_due():
                     self._checkpointing = self._executor.submit(self._checkpoint)  # not awaited
                 return done
@@ -156,11 +156,13 @@ class SQLiteDialect:
             return run_steps(conn, steps)
         with self._write() as conn:
             done = run_steps(conn, steps)
-        self._committed(steps)
+        self._committed(steps, done)
         return done
 
-    def _committed(self, steps: Sequence[Step]) -> None:
-        if any(step.query.wakes for step in steps):
+    def _committed(self, steps: Sequence[Step], done: Sequence[Done]) -> None:
+        # A step that wrote or found nothing (a retry that matched no job, a wake-up check that
+        # found no job due) has given nobody anything to claim.
+        if any(s.query.wakes and _found(d) for s, d in zip(steps, done, strict=True)):
             self._wake.send()  # committed: idle workers in other processes may claim it now
 
     def _checkpoint(self) -> None:
@@ -302,3 +304,7 @@ class SQLiteStore(StoreCore):
                 watch_interval=watch_interval,
             )
         )
+
+
+def _found(done: Done) -> bool:
+    return bool(done.rows) or any(n > 0 for n in done.counts)

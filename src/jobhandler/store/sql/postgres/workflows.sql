@@ -14,7 +14,12 @@ UPDATE jobs SET waiting_on = jobs.waiting_on + 1, parents = jobs.parents + 1,
 FROM children WHERE jobs.id = children.id;
 
 -- name: wake_workers
-SELECT pg_notify({submit_channel}, '');
+-- After parents' finishing writes, in their transaction: notify when one of their children is
+-- due now (a parent of a child still waiting on others wakes nobody; see ../sqlite/).
+SELECT pg_notify({submit_channel}, '') WHERE EXISTS (
+    SELECT 1 FROM job_deps AS d JOIN jobs AS c ON c.id = d.child_id
+    WHERE d.parent_id = ANY(:parents) AND c.status IN {claimable}
+);
 
 -- name: rebuild_edges
 -- After a copy (../../../service/transfer.py): each job's after as edges, settled where the

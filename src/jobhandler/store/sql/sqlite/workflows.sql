@@ -9,8 +9,15 @@ UPDATE jobs SET waiting_on = waiting_on + 1, parents = parents + 1,
 WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = :id);
 
 -- name: wake_workers :wakes
--- Nothing to write: its commit tells idle workers that jobs may have become due.
-SELECT 1;
+-- After parents' finishing writes, in their transaction: a row when one of their children is
+-- due now, and then its commit tells idle workers (a step with the flag wakes them only when
+-- it returns or writes something). A parent of a child still waiting on others wakes nobody:
+-- in a fan-in of 10,000, each batch of parents would wake every worker to claim nothing.
+-- CROSS JOIN keeps the parents first: by status, SQLite would walk every due job instead.
+SELECT 1 FROM json_each(:parents) AS p
+CROSS JOIN job_deps AS d CROSS JOIN jobs AS c
+WHERE d.parent_id = p.value AND c.id = d.child_id AND c.status IN {claimable}
+LIMIT 1;
 
 -- name: rebuild_edges
 -- After a copy (../../../service/transfer.py): each job's after as edges, settled where the
