@@ -1,9 +1,11 @@
-"""Commands that work on a store directly, with no server: migrate, store copy."""
+"""Commands that work on a store directly, with no server: migrate, store copy, backup and
+restore."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 import time
 from typing import Any
@@ -15,7 +17,9 @@ from jobhandler.model.errors import StoreUnavailable
 from jobhandler.model.redact import redact
 from jobhandler.process.entry import EXIT_UNREACHABLE, fail
 from jobhandler.service.transfer import TransferRefused, copy_jobs
+from jobhandler.settings import Settings
 from jobhandler.store import open_store, sqlite_path
+from jobhandler.store.sqlite.backup import BackupRefused, backup, restore
 
 
 @click.command()
@@ -75,6 +79,46 @@ def store_copy(source_url: str, target_url: str) -> None:
     except StoreUnavailable as exc:
         fail(str(exc), EXIT_UNREACHABLE)
     click.echo(f"copied {copied} jobs")
+
+
+@store.command("backup")
+@setting_options("store")
+@click.argument("file", type=click.Path(dir_okay=False))
+def store_backup(file: str, **options: Any) -> None:
+    """Copy a live SQLite store into FILE, a new file, while it serves and works."""
+    settings = build_settings(options)
+    path = _sqlite_store(settings, "backup")
+    try:
+        copied = backup(path, file)
+    except BackupRefused as exc:
+        fail(f"refused: {exc}")
+    except sqlite3.OperationalError as exc:  # locked past the busy timeout, unreadable...
+        fail(f"{path}: {exc}", EXIT_UNREACHABLE)
+    click.echo(f"backed up {copied.jobs} jobs to {copied.path} ({copied.bytes} bytes)")
+
+
+@store.command("restore")
+@setting_options("store")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--replace", is_flag=True, help="Overwrite a store that holds jobs.")
+def store_restore(file: str, replace: bool, **options: Any) -> None:
+    """Make the SQLite store a copy of the backup FILE; refused while any process has it open."""
+    settings = build_settings(options)
+    path = _sqlite_store(settings, "restore")
+    try:
+        copied = restore(file, path, replace)
+    except BackupRefused as exc:
+        fail(f"refused: {exc}")
+    click.echo(f"restored {copied.jobs} jobs into {copied.path}")
+
+
+def _sqlite_store(settings: Settings, action: str) -> str:
+    if not settings.database_url.startswith("sqlite:"):
+        fail(
+            f"store {action} works on a SQLite store; for PostgreSQL use pg_dump and pg_restore"
+            " (docs/reliability.md, 'Backup and restore')"
+        )
+    return sqlite_path(settings.database_url)
 
 
 class CopyProgress:

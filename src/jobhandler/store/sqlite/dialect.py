@@ -51,7 +51,7 @@ def _same(sql: str) -> str:
 QUERIES = queries.load("sqlite", _same, {**COLUMN_WORDS, **KEY_WORDS, "skip_locked": ""})
 
 
-def _create_private(path: str) -> None:
+def create_private(path: str) -> None:
     """Create the database file readable by its owner only (0600), whatever the umask.
 
     SQLite itself creates files 0644 (it even chmods them so), and gives the -wal and -shm
@@ -209,7 +209,7 @@ class SQLiteDialect:
     def _connect(self) -> sqlite3.Connection:
         """A connection set up as the store's thread uses it (the loop's own one changes its
         busy timeout and synchronous level after)."""
-        _create_private(self.path)
+        create_private(self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
