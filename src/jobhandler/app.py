@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from jobhandler.model.builder import Workflow
+from jobhandler.model.clock import StoreClock, no_skew
 from jobhandler.model.context import JobContext
 from jobhandler.model.jobs import Job, NewJob
 from jobhandler.model.limits import DeclaredLimits
@@ -49,13 +50,13 @@ class App:
         self.periodics = ScheduleRegistry()  # @app.periodic; fired by worker/schedules.py
         self.limits = DeclaredLimits()  # app.queue(...) and the tasks' own limits
         self.default_task = default_task
-        self.clock = clock
+        self.clock = StoreClock(clock)  # every part of the App reads time here (model/clock.py)
         # Job lifecycle events (observe/): logged here; metrics and traces subscribe too.
         self.events = Events()
         log_job_events(self.events)
         trace_job_events(self.events)
         self.sync = SyncBridge(self.connected)  # the sync API (jobhandler.sync)
-        self._connection = Connection(clock, self.sync)  # tasks and handles reach it here
+        self._connection = Connection(self.clock, self.sync)  # tasks and handles reach it here
 
     # -- declaring -------------------------------------------------------------------------
 
@@ -184,6 +185,7 @@ class App:
         try:
             if settings.migrate_on_start:
                 await store.migrate()
+            self.clock.skew = store.skew
             self._connection.service = Service(
                 store,
                 settings,
@@ -197,6 +199,7 @@ class App:
             yield self
         finally:
             self._connection.service, self.sync.loop = None, None
+            self.clock.skew = no_skew
             await store.close()
 
     @contextmanager

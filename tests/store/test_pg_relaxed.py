@@ -163,7 +163,7 @@ async def test_a_unit_of_several_statements_is_all_or_nothing(
     (job_id,) = await claimed(pg, 1)
     finish = QUERIES["finish_job"]
     broken = Query("broken", "SELECT 1 / 0", relaxed=True)
-    params = pg.runs.finish_params(Outcome(job_id, 1, Transition.COMPLETE), NOW + 1, 0.0)
+    params = pg.runs.finish_params(Outcome(job_id, 1, Transition.COMPLETE), NOW + 1)
     with pytest.raises(Refused):  # a DataError, as the store reports one
         await pg.dialect.run([Step(finish, params), Step(broken, {})], True)
     seen = await rows(pg_database_url, "SELECT status FROM jobs WHERE id = %s", job_id)

@@ -43,6 +43,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    def skew(self) -> float:
+        """Seconds to add to this host's clock to read the store's (model/clock.py)."""
+
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
 

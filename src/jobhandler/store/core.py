@@ -92,6 +92,9 @@ class StoreCore:
     ) -> Callable[[], Awaitable[None]]:
         return await self.dialect.listen(on_submit, on_cancel)
 
+    def skew(self) -> float:
+        return self.dialect.skew()
+
     async def ping(self) -> None:
         await self.dialect.run([Step(self.dialect.queries["ping"], {})], False)
 

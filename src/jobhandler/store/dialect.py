@@ -97,9 +97,9 @@ class Dialect(Protocol):
         """Feed the candidates of ``sizes`` to ``budget`` until it is full, lazily; then the
         whole rows of the seqs it took, in the same snapshot."""
 
-    async def skew(self) -> float:
-        """Seconds to add to a caller's ``now`` to put it on the timeline lease deadlines are
-        judged on (the database's clock on PostgreSQL, 0 on SQLite)."""
+    def skew(self) -> float:
+        """Seconds to add to this host's clock to read the store's (the database's clock on
+        PostgreSQL, as last measured, 0 before; 0 on SQLite)."""
 
     # -- its own ---------------------------------------------------------------------------
 

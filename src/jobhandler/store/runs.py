@@ -2,8 +2,8 @@
 and the rescuer's read of expired leases: the hot path, one unit of work per call whatever
 the batch (claims and outcomes are batched by the worker, worker/producer.py and completer.py).
 
-Lease deadlines are on the dialect's timeline (``Dialect.skew``): the database's clock on
-PostgreSQL, so hosts whose clocks drift still agree on when a lease ran out.
+Every ``now`` is on the store's timeline: the App's clock adds the store's ``skew`` to its
+host's (model/clock.py), so hosts whose clocks drift still agree on when a lease ran out.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Runs(Resource):
             "worker": worker_id,
             "now": now,
             "limit": limit,
-            "lease_until": now + await self.dialect.skew() + lease,
+            "lease_until": now + lease,
         }
         taken = await self.flow.claim(params)  # store/queues.py: with pauses and limits
         # RETURNING gives rows in no set order; run them in the order they were picked.
@@ -59,8 +59,7 @@ class Runs(Resource):
     async def finish_jobs(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         if not outcomes:
             return []
-        skew = await self.dialect.skew()
-        values = [self.finish_params(o, now, skew) for o in outcomes]
+        values = [self.finish_params(o, now) for o in outcomes]
         # A dialect that writes a batch as one statement, when each job is in it once (for one
         # outcome, binding a column of arrays costs more than the statement saves).
         batch = self.queries.get("finish_jobs") if len(outcomes) > 1 else None
@@ -82,7 +81,7 @@ class Runs(Resource):
         await self.stats.counted_finishes(len(outcomes))
         return applied
 
-    def finish_params(self, o: Outcome, now: float, skew: float) -> dict[str, Any]:
+    def finish_params(self, o: Outcome, now: float) -> dict[str, Any]:
         """One outcome as the parameters of the guarded UPDATE: its target and the statuses it
         may leave, from the state machine; the attempt; and the rescuer's lease guard."""
         target, sources, ends = self.edges[o.transition]
@@ -99,7 +98,7 @@ class Runs(Resource):
             "uncount": 1 if o.transition is Transition.RELEASE else 0,
             "id": o.job_id,
             "attempt": o.attempt,
-            "expired_by": None if guard is None else guard + skew,
+            "expired_by": guard,
         }
 
     async def heartbeat(
@@ -109,7 +108,7 @@ class Runs(Resource):
         array = self.dialect.array
         extend = {
             "worker": worker_id,
-            "lease_until": now + await self.dialect.skew() + lease,
+            "lease_until": now + lease,
             "ids": array([ref.id for ref in running]),
             "attempts": array([ref.attempt for ref in running]),
         }
@@ -139,5 +138,5 @@ class Runs(Resource):
         await self.dialect.run([Step(self.queries["record_progress"], values, many=True)], True)
 
     async def expired_jobs(self, now: float, limit: int) -> list[Job]:
-        params = {"now": now + await self.dialect.skew(), "limit": limit}
+        params = {"now": now, "limit": limit}
         return [self.job(row) for row in (await self.one("expired_jobs", params)).rows]

@@ -35,8 +35,8 @@ class Workers(Resource):
         return [r.worker_from_row(row, self.dialect.loads) for row in done.rows]
 
     async def expire_leases_of(self, worker_id: str, now: float) -> list[Job]:
-        # A moment in the past on the store's clock, so the rescuer's guard sees them expired.
-        expired = now + await self.dialect.skew() - 1.0
+        # A moment in the past, so the rescuer's guard sees them expired.
+        expired = now - 1.0
         params = {"worker": worker_id, "expired": expired}
         done = await self.one("expire_leases_of", params, write=True)
         return [self.job(row) for row in done.rows]
@@ -44,8 +44,7 @@ class Workers(Resource):
     # -- leader election -------------------------------------------------------------------
 
     async def try_lead(self, role: str, holder: str, now: float, ttl: float) -> bool:
-        at = now + await self.dialect.skew()  # judged like job leases
-        params = {"role": role, "holder": holder, "now": at, "until": at + ttl}
+        params = {"role": role, "holder": holder, "now": now, "until": now + ttl}
         return (await self.one("try_lead", params, write=True)).counts == [1]
 
     async def resign(self, role: str, holder: str) -> None:

@@ -16,16 +16,13 @@ database stays consistent, and a commit that waited for the disk keeps all befor
 
 Time. Rows keep the domain's float seconds since the epoch in ``double precision`` columns, and
 callers pass ``now`` as they do to the SQLite store, so tests own the clock and both stores hold
-the same numbers. A lease, though, is written by one host (claim, heartbeat) and judged by
-another (the rescuer on any worker): a host whose clock is off by more than the lease would
-have live jobs rescued under it, or rescue others' too early. So lease deadlines live on the
-database's timeline: each new pooled connection measures how far this host's clock is from
-``clock_timestamp()``, in whole seconds, and every lease deadline this store writes or compares
-is shifted by that skew. On hosts kept in sync (and in tests, which run beside the database)
-the skew is zero and the numbers are exactly the caller's; a host that drifted still agrees
-with every other host about when a lease ran out. Whole seconds, because leases are tens of
-seconds and a sub-second measurement would only add jitter. ``run_at``, ``created_at`` and the
-rest stay in the caller's time: being off by a host's skew there costs nothing that matters.
+the same numbers. But a time is written by one host and judged by another: a job's ``run_at``
+by the API server, against a worker's clock when it claims; a lease by its worker, against the
+rescuer's. So each new pooled connection measures how far this host's clock is from
+``clock_timestamp()``, in whole seconds (``skew``), and a connected App reads its host's clock
+plus that skew (model/clock.py): every host passes times on the database's timeline. On hosts
+kept in sync (and in tests, which run beside the database) the skew is zero and the numbers are
+exactly the host's. Whole seconds, because a sub-second measurement would only add jitter.
 
 Wake-ups. ``insert_jobs`` and ``retry_job`` NOTIFY ``jobhandler_jobs`` (one notification per
 transaction, and PostgreSQL folds identical ones together), ``request_cancel`` of a processing
@@ -229,13 +226,9 @@ class PostgresDialect:
                 cur = await conn.execute(query, {"seqs": budget.seqs})
                 return await cur.fetchall()
 
-    async def skew(self) -> float:
+    def skew(self) -> float:
         """The database's clock minus this host's, measured by each new pooled connection."""
-        if self._measured_skew is None:
-            async with self._connection():
-                pass  # a new connection measures the skew before it is handed out
-        assert self._measured_skew is not None
-        return self._measured_skew
+        return self._measured_skew or 0.0
 
     # -- connections -----------------------------------------------------------------------
 

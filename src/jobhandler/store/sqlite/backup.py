@@ -18,10 +18,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobhandler.model.errors import JobHandlerError
 from jobhandler.store.sqlite.dialect import create_private
 
 
-class BackupRefused(Exception):
+class BackupRefused(JobHandlerError):
     """The backup or restore was not done, and nothing was written: the message says why."""
 
 

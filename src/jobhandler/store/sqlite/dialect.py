@@ -127,7 +127,7 @@ class SQLiteDialect:
         found: list[Done] = await self._hop(self._work, steps, write)
         return found
 
-    async def skew(self) -> float:
+    def skew(self) -> float:
         return 0.0  # one host: its clock is the only one
 
     def _direct_may_run(self, steps: Sequence[Step]) -> bool:
