@@ -107,6 +107,8 @@ class Summary:
     user_retries: int
     lost: int
     final: Counter[str]
+    fenced_returns: int = 0  # fenced runs that returned and tried to write (and were refused)
+    cancels_while_waiting: int = 0  # cancels answered ``cancelled`` (the job then never ran)
 
     def __str__(self) -> str:
         faults = ", ".join(f"{k} x{n}" for k, n in sorted(self.faults.items())) or "none"
@@ -116,7 +118,8 @@ class Summary:
             f"faults injected: {faults}; jobs acknowledged: {self.jobs} ({ends}); runs: "
             f"{self.runs}; duplicate runs: {sum(self.duplicates.values())} ({dups}); retries "
             f"after a failure: {self.retries_after_failure}; user retries: {self.user_retries};"
-            f" lost: {self.lost}"
+            f" fenced runs that returned (their writes refused): {self.fenced_returns};"
+            f" cancels acknowledged: {self.cancels_while_waiting}; lost: {self.lost}"
         )
 
 
@@ -228,8 +231,9 @@ def _check_cancels(history: History, violations: list[str]) -> None:
 
 
 def _fault_hit(faults: Sequence[Fault], run: Run, until: float) -> str | None:
-    """The fault that hit the run's worker while the run was live, if any."""
-    for fault in faults:
+    """The fault that hit the run's worker while the run was live, if any: the narrowest first
+    (a kill of its process explains more than connections cut on every worker at that time)."""
+    for fault in sorted(faults, key=lambda f: len(f.workers)):
         if run.worker in fault.workers and fault.started <= until and fault.ended >= run.started:
             return fault.kind
     return None
@@ -273,9 +277,10 @@ def _classify_reruns(history: History, violations: list[str]) -> tuple[Counter[s
     return duplicates, after_failure, user_retries
 
 
-def _check_fenced(history: History, violations: list[str]) -> None:
+def _check_fenced(history: History, violations: list[str]) -> int:
     """A run whose attempt was taken from it (lease expired) wrote nothing: the attempt is not
-    recorded as completed, and the job's result is not its."""
+    recorded as completed, and the job's result is not its. Counts those that returned."""
+    returned = 0
     for run in history.runs:
         job = history.final.get(run.job_id)
         if job is None:
@@ -286,11 +291,13 @@ def _check_fenced(history: History, violations: list[str]) -> None:
             continue
         if record.error != WORKER_LOST:
             continue
+        returned += run.ended is not None
         if _token(job.result) == run.token:
             violations.append(
                 f"{run.job_id}: stale write landed: fenced attempt {run.attempt}'s result is "
                 "the job's result"
             )
+    return returned
 
 
 def check(history: History) -> tuple[Summary, list[str]]:
@@ -300,7 +307,7 @@ def check(history: History) -> tuple[Summary, list[str]]:
     _check_final_states(history, violations)
     _check_landed(history, violations)
     _check_cancels(history, violations)
-    _check_fenced(history, violations)
+    fenced_returns = _check_fenced(history, violations)
     duplicates, after_failure, user_retries = _classify_reruns(history, violations)
     acked = {op.job_id for op in history.ops if op.kind == "submit" and op.ok}
     summary = Summary(
@@ -312,5 +319,9 @@ def check(history: History) -> tuple[Summary, list[str]]:
         user_retries=user_retries,
         lost=lost,
         final=Counter(j.status for j in history.final.values() if j.id in acked),
+        fenced_returns=fenced_returns,
+        cancels_while_waiting=sum(
+            1 for op in history.ops if op.kind == "cancel" and op.ok and op.status == "cancelled"
+        ),
     )
     return summary, violations

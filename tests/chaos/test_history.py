@@ -184,3 +184,12 @@ def test_an_unsubmitted_job_that_ran_is_reported() -> None:
     history.runs.append(Run("z", 1, "w1", "z1", 2.0, 2.1))
     _, violations = check(history)
     assert "z: unexpected: it ran, and no client submitted it" in violations
+
+
+def test_a_fenced_run_that_returned_is_counted_and_its_write_refused() -> None:
+    history = clean()
+    history.runs[1] = replace(history.runs[1], ended=5.0)  # b's first run woke and returned
+    summary, violations = check(history)
+    assert violations == []
+    assert summary.fenced_returns == 1
+    assert summary.cancels_while_waiting == 1
