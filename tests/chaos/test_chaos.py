@@ -107,8 +107,9 @@ class Clients:
                 kind = rng.random()
                 job: dict[str, Any] = {"task": "step", "max_attempts": 10}
                 job["payload"] = {"hold": round(rng.uniform(0.05, 1.5), 2)}
-                if kind < 0.15:  # fails once; its user retries it
-                    job.update(max_attempts=1, payload={"hold": 0.05, "fail_first": True})
+                if kind < 0.15:  # fails once: retried by itself, or failed and by its user
+                    tries = rng.choice([1, 10])
+                    job.update(max_attempts=tries, payload={"hold": 0.05, "fail_first": True})
                 elif kind < 0.3:
                     job["delay"] = 5
                 self.submit(client, job)
@@ -222,6 +223,17 @@ class Cluster:
             self.cut_connections()
         time.sleep(2 * LEASE)
         thaw()
+        self.all_serving(since=time.time())
+
+    def all_serving(self, since: float) -> None:
+        """Every worker (the resumed, the reconnected, the restarted) starts runs again: none
+        stopped silently after its fault (celery#8030). The clients are still submitting."""
+
+        def serving() -> bool:
+            ran = {r.worker for r in read_runs(self.runs) if r.started > since}
+            return {str(w.pid) for w in self.workers} <= ran
+
+        wait_until(serving, timeout=30, interval=0.2)
 
 
 def final_state(db: Db, ids: list[str]) -> dict[str, FinalJob]:
