@@ -37,6 +37,7 @@ def _log(entry: dict[str, object]) -> None:
 
 class Step(BaseModel):
     hold: float = 0.0  # seconds the run takes
+    retry_hold: float | None = None  # seconds later attempts take (default: ``hold``)
     fail_first: bool = False  # the first attempt raises (a failure, not a fault)
 
 
@@ -49,8 +50,9 @@ async def step(payload: Step, ctx: JobContext) -> dict[str, object]:
     token = uuid.uuid4().hex
     run = {"job": ctx.job_id, "attempt": ctx.attempt, "worker": str(os.getpid()), "token": token}
     _log({"event": "start", **run, "at": time.time()})
-    if payload.hold > 0:
-        await asyncio.sleep(payload.hold)
+    hold = payload.hold if ctx.attempt == 1 or payload.retry_hold is None else payload.retry_hold
+    if hold > 0:
+        await asyncio.sleep(hold)
     if payload.fail_first and ctx.attempt == 1:
         _log({"event": "end", "token": token, "at": time.time()})
         raise FirstAttemptFailed("the first attempt fails, as asked")
