@@ -76,6 +76,7 @@ def test_partitioned_worker_is_fenced_when_it_heals(
     forwarder = Forwarder((cut_off_host.root_ip, port), (target.hostname or "", target.port or 0))
     db = Db(pg_database_url)
     worker_args = ["worker", "--concurrency", "2", "--shutdown-timeout", "1", *TIMING]
+    host_a: Process | None = None
     try:
         api = spawn(["serve", "--no-worker"], env, server=True)
         assert isinstance(api, Server)
@@ -122,7 +123,9 @@ def test_partitioned_worker_is_fenced_when_it_heals(
         assert not violations, violations
         assert dict(summary.duplicates) == {"lease expired after partition": 1}
         assert summary.fenced_returns == 1, "host A's run of attempt 1 should have returned"
-        host_a.stop()
     finally:
+        if host_a is not None:  # before its namespace goes, whatever failed
+            cut_off_host.heal()  # a worker cut off would spend its shutdown retrying
+            host_a.stop()
         db.close()
         forwarder.close()
