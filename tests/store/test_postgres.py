@@ -14,7 +14,7 @@ import pytest
 from jobhandler.model.errors import StoreUnavailable
 from jobhandler.model.jobs import NewJob
 from jobhandler.store import migrations
-from jobhandler.store.postgres.dialect import CLAIM_SQL, LISTENER_NAME, PostgresStore
+from jobhandler.store.postgres.dialect import CLAIM_SQL, LISTENER_NAME, PostgresStore, skew_of
 
 NOW = 1_900_000_000.0
 LEASE = 30.0
@@ -272,3 +272,10 @@ async def test_a_missing_table_is_a_bug_not_an_outage(
     with pytest.raises(psycopg.errors.UndefinedTable):
         await pg.list_workers()
     await pg.ping()  # the store still answers
+
+
+def test_a_skew_within_a_second_and_the_measures_uncertainty_counts_as_none() -> None:
+    assert skew_of(0.6, 0.002) == 0.0  # a host in sync, or nearly
+    assert skew_of(1.4, 1.0) == 0.0  # a slow round trip under load: as likely 0.9 as 1.9
+    assert skew_of(-30.2, 0.002) == -30.0
+    assert skew_of(120.4, 0.5) == 120.0

@@ -19,10 +19,10 @@ callers pass ``now`` as they do to the SQLite store, so tests own the clock and 
 the same numbers. But a time is written by one host and judged by another: a job's ``run_at``
 by the API server, against a worker's clock when it claims; a lease by its worker, against the
 rescuer's. So each new pooled connection measures how far this host's clock is from
-``clock_timestamp()``, in whole seconds (``skew``), and a connected App reads its host's clock
-plus that skew (model/clock.py): every host passes times on the database's timeline. On hosts
-kept in sync (and in tests, which run beside the database) the skew is zero and the numbers are
-exactly the host's. Whole seconds, because a sub-second measurement would only add jitter.
+``clock_timestamp()`` (``skew``, in whole seconds, see ``skew_of``), and a connected App reads
+its host's clock plus that skew (model/clock.py): every host passes times on the database's
+timeline. On hosts kept in sync (and in tests, which run beside the database) the skew is zero
+and the numbers are exactly the host's.
 
 Wake-ups. ``insert_jobs`` and ``retry_job`` NOTIFY ``jobhandler_jobs`` (one notification per
 transaction, and PostgreSQL folds identical ones together), ``request_cancel`` of a processing
@@ -258,7 +258,7 @@ class PostgresDialect:
         row = await cur.fetchone()
         after = self._host_clock()
         assert row is not None
-        self._measured_skew = float(round(row["t"] - (before + after) / 2))
+        self._measured_skew = skew_of(row["t"] - (before + after) / 2, after - before)
 
     async def close(self) -> None:
         for task in list(self._listeners):
@@ -332,3 +332,17 @@ class PostgresStore(StoreCore):
             host_clock=host_clock,
         )
         super().__init__(dialect)
+
+
+def skew_of(offset: float, round_trip: float) -> float:
+    """The skew to use, in whole seconds, for a measured ``offset`` (the database's clock minus
+    this host's at the query's midpoint) that the ``round_trip`` makes uncertain by half of it.
+
+    Under load a round trip can take a second, and a skew that flipped between 0 and ±1 with
+    each new connection would move every time this host writes by a second, leases included.
+    So an offset within a second plus that uncertainty counts as none: hosts kept in sync agree
+    to far better than a lease's margin, and the skew is for hosts that are seconds off.
+    """
+    if abs(offset) <= 1.0 + round_trip / 2:
+        return 0.0
+    return float(round(offset))
