@@ -14,7 +14,9 @@ import pytest
 from jobhandler.model.errors import StoreUnavailable
 from jobhandler.model.jobs import NewJob
 from jobhandler.store import migrations
+from jobhandler.store.dialect import Step
 from jobhandler.store.postgres.dialect import CLAIM_SQL, LISTENER_NAME, PostgresStore, skew_of
+from jobhandler.store.queries import Query
 
 NOW = 1_900_000_000.0
 LEASE = 30.0
@@ -279,3 +281,16 @@ def test_a_skew_within_a_second_and_the_measures_uncertainty_counts_as_none() ->
     assert skew_of(1.4, 1.0) == 0.0  # a slow round trip under load: as likely 0.9 as 1.9
     assert skew_of(-30.2, 0.002) == -30.0
     assert skew_of(120.4, 0.5) == 120.0
+
+
+async def test_both_ends_of_a_connection_keep_it_alive_so_a_vanished_host_is_found(
+    pg: PostgresStore,
+) -> None:
+    """A host cut off mid-transaction must not hold its locks for the kernel's two hours."""
+    show = Query(
+        "show",
+        "SELECT current_setting('tcp_keepalives_idle') AS idle,"
+        " current_setting('tcp_keepalives_count') AS count",
+    )
+    (done,) = await pg.dialect.run([Step(show, {})], False)
+    assert done.rows == [{"idle": "10", "count": "3"}]

@@ -62,6 +62,13 @@ Conn = psycopg.AsyncConnection[DictRow]
 # Any fixed number: every jobhandler process migrating this database takes the same lock.
 MIGRATION_LOCK = 0x6A6F6268616E646C  # "jobhandl"
 CONNECT_TIMEOUT = 5  # seconds; a host that does not answer fails the attempt, not hangs it
+# libpq's names; the server's settings of the same names (tcp_keepalives_*) get the same values.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 LISTENER_NAME = "jobhandler-listen"  # its application_name, unless the URL sets one
 PAGE_FETCH = 16  # candidates fetched per round trip while a bounded page is read
 
@@ -157,12 +164,19 @@ class PostgresDialect:
         self._listen = listen
         self._host_clock = host_clock  # what callers' ``now`` comes from; measured for skew
         self._measured_skew: float | None = None  # database clock minus this host's, whole seconds
-        # Defaults the URL may override: a bounded connect, and names that tell our sessions
-        # apart in pg_stat_activity.
+        # Defaults the URL may override: a bounded connect, names that tell our sessions apart
+        # in pg_stat_activity, and TCP keepalives on both ends. A host cut off from the
+        # database in the middle of a transaction of several round trips (a page of jobs, a
+        # migration) would otherwise hold its locks until the kernel's default, two hours:
+        # each side now finds the other gone within about 25 s.
         given = conninfo_to_dict(url)
         defaults: dict[str, Any] = {
             "connect_timeout": CONNECT_TIMEOUT,
             "application_name": "jobhandler",
+            **KEEPALIVES,
+            "options": " ".join(
+                f"-c tcp_{k}={v}" for k, v in KEEPALIVES.items() if k != "keepalives"
+            ),
         }
         self._connect_args = {k: v for k, v in defaults.items() if k not in given}
         self._listen_args = {**self._connect_args}
