@@ -20,18 +20,19 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-import pytest
 
 from jobhandler import JobStatus
-from tests.acceptance.test_crash import Db, pause
+from tests.acceptance.test_crash import Db, db, pause
 from tests.chaos.history import AttemptRecord, Fault, FinalJob, History, Op, Run, check
 from tests.conftest import Process, Server, test_env, wait_until
+
+__all__ = ["db"]  # the crash tests' store fixture, shared
 
 LEASE = 3.0
 TIMING = ["--lease", str(LEASE), "--heartbeat-interval", "0.5", "--rescue-interval", "0.5"]
@@ -248,15 +249,6 @@ def final_state(db: Db, ids: list[str]) -> dict[str, FinalJob]:
         ]
         final[job_id] = FinalJob(job_id, job.status, job.attempt, job.result, attempts)
     return final
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Db]:
-    opened = Db(database_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def test_chaos_history_checks_out(database_url: str, db: Db, spawn: Spawn, tmp_path: Path) -> None:
