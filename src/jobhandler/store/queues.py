@@ -18,7 +18,7 @@ from jobhandler.model.records import FlowLimit
 from jobhandler.store.dialect import Params, Step
 from jobhandler.store.resource import Resource
 
-CLAIM_STEPS = ("claim_lock", "claim_jobs", "claim_spend")
+CLAIM_STEPS = ("claim_lock", "claim_jobs", "claim_spend", "claim_key_spend", "claim_cursor")
 
 
 class Flow(Resource):
@@ -43,6 +43,8 @@ class Flow(Resource):
             "now": now,
             "set_concurrency": "concurrency" in fields,
             "set_rate": "rate_limit" in fields,
+            "set_key_concurrency": "key_concurrency" in fields,
+            "set_key_rate": "key_rate_limit" in fields,
         }
         return _limit((await self.one("set_limits", params, True)).rows[0])
 
@@ -53,14 +55,22 @@ class Flow(Resource):
 
 
 def _values(limit: FlowLimit) -> dict[str, Any]:
-    rate = None if limit.rate_limit is None else parse_rate(limit.rate_limit)
     return {
         "scope": limit.scope,
         "name": limit.name,
         "concurrency": limit.concurrency,
-        "rate_limit": None if rate is None else rate.text,
-        "rate_count": None if rate is None else rate.count,
-        "rate_period": None if rate is None else rate.period,
+        **_rate("", limit.rate_limit),
+        "key_concurrency": limit.key_concurrency,
+        **_rate("key_", limit.key_rate_limit),
+    }
+
+
+def _rate(prefix: str, text: str | None) -> dict[str, Any]:
+    rate = None if text is None else parse_rate(text)
+    return {
+        f"{prefix}rate_limit": None if rate is None else rate.text,
+        f"{prefix}rate_count": None if rate is None else rate.count,
+        f"{prefix}rate_period": None if rate is None else rate.period,
     }
 
 
@@ -71,4 +81,6 @@ def _limit(row: Any) -> FlowLimit:
         paused=bool(row["paused"]),
         concurrency=row["concurrency"],
         rate_limit=row["rate_limit"],
+        key_concurrency=row["key_concurrency"],
+        key_rate_limit=row["key_rate_limit"],
     )
