@@ -212,11 +212,14 @@ WHERE rate_count IS NOT NULL AND (scope = 'task' OR name IN (:queues));
 -- name: claim_key_spend :relaxed
 -- After claim_jobs: the buckets of the keys this claim took jobs of, under a key_rate_limit of
 -- their queue or task, refilled to now and spent (a first take creates the key's bucket).
-WITH taken AS (
-    SELECT j.queue, j.task, j.concurrency_key AS key FROM jobs AS j INDEXED BY jobs_running_worker
+WITH
+gate AS (SELECT 1 FROM flow_limits WHERE key_rate_count IS NOT NULL LIMIT 1),
+taken AS (
+    -- CROSS JOIN: the gate drives the loop, so with no key rate nothing more is read.
+    SELECT j.queue, j.task, j.concurrency_key AS key
+    FROM gate CROSS JOIN jobs AS j INDEXED BY jobs_running_worker
     WHERE j.worker_id = :worker AND j.status = {running} AND j.started_at = :now
       AND j.concurrency_key IS NOT NULL
-      AND EXISTS (SELECT 1 FROM flow_limits WHERE key_rate_count IS NOT NULL)
 ),
 spent AS (
     SELECT 'queue' AS scope, queue AS name, key, count(*) AS n FROM taken GROUP BY queue, key
@@ -250,15 +253,15 @@ SELECT queue, key FROM (
             ) AS n,
             CASE WHEN j.concurrency_key IS NULL THEN 1
                 WHEN j.concurrency_key > coalesce(c.last_key, '') THEN 0 ELSE 2 END AS band
-        FROM jobs AS j INDEXED BY jobs_running_worker
+        FROM (
+            SELECT 1 FROM jobs INDEXED BY jobs_due_keyed
+            WHERE queue IN (:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
+            LIMIT 1
+        ) AS gate
+        CROSS JOIN jobs AS j INDEXED BY jobs_running_worker
         LEFT JOIN key_cursors AS c ON c.queue = j.queue
         WHERE j.worker_id = :worker AND j.status = {running} AND j.started_at = :now
           AND j.queue IN (:queues)
-          AND EXISTS (
-              SELECT 1 FROM jobs INDEXED BY jobs_due_keyed
-              WHERE queue IN (:queues) AND status IN {claimable}
-                AND concurrency_key IS NOT NULL
-          )
     ) AS t
 ) WHERE last = 1
 ON CONFLICT (queue) DO UPDATE SET last_key = excluded.last_key;
