@@ -2,10 +2,13 @@
 work that honours them (the statements are in sql/<dialect>/claim.sql and sql/queues.sql).
 
 Limits are counted in the store, over every worker of every host: the claim reads them and
-what they still allow in the same transaction as it takes jobs. A dialect's claim is up to
-three statements run as one unit: ``claim_lock`` (PostgreSQL: serialise the claims that can
-take limited jobs), ``claim_jobs`` (the one statement that takes jobs) and ``claim_spend``
-(SQLite: spend the rate buckets; PostgreSQL does that inside claim_jobs).
+what they still allow in the same transaction as it takes jobs. A dialect's claim is a few
+statements run as one unit (one round trip): ``claim_lock`` (PostgreSQL: serialise the claims
+that can take limited jobs), ``claim_jobs`` (the statement that takes jobs while no keyed job
+is due, as before concurrency keys), ``claim_keyed`` (the one that takes them, round-robin
+between keys, when some are: each checks which it is first, so one of them takes jobs) and on
+SQLite ``claim_spend``, ``claim_key_spend`` and ``claim_cursor`` (spend the rate buckets and
+move the round-robin on; PostgreSQL does that inside the claim statements).
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from jobhandler.model.records import FlowLimit
 from jobhandler.store.dialect import Params, Step
 from jobhandler.store.resource import Resource
 
-CLAIM_STEPS = ("claim_lock", "claim_jobs", "claim_spend", "claim_key_spend", "claim_cursor")
+CLAIM_STEPS = (
+    "claim_lock",
+    "claim_jobs",
+    "claim_keyed",
+    "claim_spend",
+    "claim_key_spend",
+    "claim_cursor",
+)
+TAKING = frozenset({"claim_jobs", "claim_keyed"})
 
 
 class Flow(Resource):
@@ -28,7 +39,7 @@ class Flow(Resource):
         """Run the dialect's claim statements in one transaction; the rows it took."""
         names = [n for n in CLAIM_STEPS if n in self.queries]
         done = await self.dialect.run([Step(self.queries[n], params) for n in names], True)
-        return done[names.index("claim_jobs")].rows
+        return [row for n, d in zip(names, done, strict=True) if n in TAKING for row in d.rows]
 
     async def flow_limits(self) -> list[FlowLimit]:
         return [_limit(row) for row in (await self.one("flow_limits", {})).rows]

@@ -21,6 +21,89 @@
 -- bucket, per (task, key) and (queue, key); then the task's and queue's own limits apply.
 
 -- name: claim_jobs :relaxed
+WITH
+limited AS (
+    SELECT f.scope, f.name, min(
+        coalesce(f.concurrency - (
+            SELECT count(*) FROM jobs AS r INDEXED BY jobs_running_lease
+            WHERE r.status = {running}
+              AND CASE f.scope WHEN 'queue' THEN r.queue ELSE r.task END = f.name
+        ), 1000000000),
+        coalesce(CAST(min(f.rate_count,
+            f.tokens + max(0, :now - f.refilled_at) * f.rate_count / f.rate_period
+        ) AS INTEGER), 1000000000)
+    ) AS room
+    FROM flow_limits AS f
+    WHERE f.concurrency IS NOT NULL OR f.rate_count IS NOT NULL
+),
+paused AS (SELECT name FROM flow_limits WHERE scope = 'queue' AND paused),
+free AS (
+    SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_due
+    WHERE status IN {claimable} AND concurrency_key IS NULL AND queue IN (:queues)
+      AND run_at <= :now
+      AND queue NOT IN (
+          SELECT name FROM flow_limits WHERE scope = 'queue'
+            AND (paused OR concurrency IS NOT NULL OR rate_count IS NOT NULL)
+      )
+      AND task NOT IN (
+          SELECT name FROM flow_limits WHERE scope = 'task'
+            AND (concurrency IS NOT NULL OR rate_count IS NOT NULL)
+      )
+    ORDER BY priority DESC, run_at, seq
+    LIMIT :limit
+),
+held AS (
+    -- CROSS JOIN: the limits drive the loop (SQLite keeps that order), so with none there is
+    -- nothing to read.
+    SELECT j.seq, j.priority, j.run_at, j.queue, j.task
+    FROM limited AS l CROSS JOIN jobs AS j INDEXED BY jobs_due
+    WHERE l.scope = 'queue' AND l.name IN (:queues) AND j.queue = l.name
+      AND j.status IN {claimable} AND j.concurrency_key IS NULL AND j.run_at <= :now
+      AND j.queue NOT IN (SELECT name FROM paused)
+    UNION
+    SELECT j.seq, j.priority, j.run_at, j.queue, j.task
+    FROM limited AS l CROSS JOIN jobs AS j INDEXED BY jobs_due
+    WHERE l.scope = 'task' AND j.task = l.name
+      AND j.status IN {claimable} AND j.concurrency_key IS NULL AND j.queue IN (:queues)
+      AND j.run_at <= :now
+      AND j.queue NOT IN (SELECT name FROM paused)
+    ORDER BY 2 DESC, 3, 1
+    LIMIT 1000
+),
+by_task AS (
+    SELECT h.*, t.room, row_number() OVER (
+        PARTITION BY h.task ORDER BY h.priority DESC, h.run_at, h.seq
+    ) AS n
+    FROM held AS h LEFT JOIN limited AS t ON t.scope = 'task' AND t.name = h.task
+),
+by_queue AS (
+    SELECT b.seq, b.priority, b.run_at, q.room, row_number() OVER (
+        PARTITION BY b.queue ORDER BY b.priority DESC, b.run_at, b.seq
+    ) AS n
+    FROM by_task AS b LEFT JOIN limited AS q ON q.scope = 'queue' AND q.name = b.queue
+    WHERE b.room IS NULL OR b.n <= b.room
+)
+UPDATE jobs SET status = {running}, attempt = attempt + 1, worker_id = :worker,
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
+    cancel_requested = false, progress = NULL
+WHERE seq IN (
+    SELECT seq FROM (
+        SELECT seq, priority, run_at FROM free
+        UNION ALL
+        SELECT seq, priority, run_at FROM by_queue WHERE room IS NULL OR n <= room
+    )
+    ORDER BY priority DESC, run_at, seq
+    LIMIT :limit
+)
+  -- With a keyed job due, claim_keyed takes them all, round-robin: evaluated once, first.
+  AND NOT EXISTS (
+      SELECT 1 FROM jobs INDEXED BY jobs_due_keyed
+      WHERE queue IN (:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
+        AND run_at <= :now
+  )
+RETURNING *;
+
+-- name: claim_keyed :relaxed
 WITH RECURSIVE
 limited AS (
     SELECT f.scope, f.name, min(
@@ -191,10 +274,15 @@ WHERE seq IN (
         SELECT seq, priority, run_at, n, pos FROM by_queue WHERE room IS NULL OR m <= room
     )
     -- With no keyed job, n only mixes free and held: today's order, by priority alone.
-    ORDER BY CASE WHEN EXISTS (SELECT 1 FROM keyed) THEN n ELSE 0 END, pos,
-        priority DESC, run_at, seq
+    ORDER BY n, pos, priority DESC, run_at, seq
     LIMIT :limit
 )
+  -- Only with a keyed job due (claim_jobs takes the rest): evaluated once, first.
+  AND EXISTS (
+      SELECT 1 FROM jobs INDEXED BY jobs_due_keyed
+      WHERE queue IN (:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
+        AND run_at <= :now
+  )
 RETURNING *;
 
 -- name: claim_spend :relaxed
