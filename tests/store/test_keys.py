@@ -124,3 +124,14 @@ async def test_a_keyed_backlog_is_shown_as_waiting(store: Store) -> None:
     (stats,) = await store.queue_stats()
     assert stats.oldest_waiting_at == now - 50
     assert stats.counts["queued"] == 2
+
+
+async def test_keyed_jobs_that_come_during_an_unkeyed_drain_get_their_turn_at_once(
+    store: Store,
+) -> None:
+    await store.insert_jobs([new_job() for _ in range(20)], NOW)
+    assert await take(store, 2) == [None, None]  # the unkeyed claim, alone
+    await store.insert_jobs([keyed("late") for _ in range(3)], NOW)
+    assert Counter(await take(store, 4)) == {None: 2, "late": 2}
+    assert Counter(await take(store, 4)) == {None: 3, "late": 1}
+    assert await take(store, 4) == [None] * 4  # none due: the unkeyed claim again

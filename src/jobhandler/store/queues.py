@@ -5,10 +5,15 @@ Limits are counted in the store, over every worker of every host: the claim read
 what they still allow in the same transaction as it takes jobs. A dialect's claim is a few
 statements run as one unit (one round trip): ``claim_lock`` (PostgreSQL: serialise the claims
 that can take limited jobs), ``claim_jobs`` (the statement that takes jobs while no keyed job
-is due, as before concurrency keys), ``claim_keyed`` (the one that takes them, round-robin
-between keys, when some are: each checks which it is first, so one of them takes jobs) and on
-SQLite ``claim_spend``, ``claim_key_spend`` and ``claim_cursor`` (spend the rate buckets and
-move the round-robin on; PostgreSQL does that inside the claim statements).
+is due, as before concurrency keys: it stands aside when one is) and ``claim_spend`` (SQLite:
+spend the rate buckets; PostgreSQL does that inside the claim statements), and last
+``keyed_due``: whether a keyed job is due in those queues now. While one is, the unit also
+holds ``claim_keyed`` (which takes them, round-robin between keys, with the unkeyed jobs as
+one more turn) and on SQLite ``claim_key_spend`` and ``claim_cursor`` (spend the keys' buckets,
+move the round-robin on). Each checks in its own transaction which of them is to take jobs,
+so the choice made from the last claim's ``keyed_due`` only saves the unkeyed drain the fair
+statements' cost: when keyed jobs come, the claim that finds claim_jobs standing aside runs
+again at once, with the keyed statements (a second round trip, that once).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from jobhandler.model.rates import parse_rate
 from jobhandler.model.records import FlowLimit
-from jobhandler.store.dialect import Params, Step
+from jobhandler.store.dialect import Dialect, Params, Step
 from jobhandler.store.resource import Resource
 
 CLAIM_STEPS = (
@@ -28,18 +33,36 @@ CLAIM_STEPS = (
     "claim_spend",
     "claim_key_spend",
     "claim_cursor",
+    "keyed_due",
 )
+KEYED_STEPS = frozenset({"claim_keyed", "claim_key_spend", "claim_cursor"})
 TAKING = frozenset({"claim_jobs", "claim_keyed"})
 
 
 class Flow(Resource):
     """Pauses and limits of queues and tasks, and the claim that honours them."""
 
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        # Whether the last claim of these queues found a keyed job due (unknown: assume so).
+        self._keyed_due: dict[tuple[str, ...], bool] = {}
+
     async def claim(self, params: Params) -> list[Any]:
         """Run the dialect's claim statements in one transaction; the rows it took."""
-        names = [n for n in CLAIM_STEPS if n in self.queries]
+        queues = tuple(params["queues"])
+        keyed = self._keyed_due.get(queues, True)
+        rows, due = await self._claim(params, keyed)
+        if due and not keyed and len(rows) < params["limit"]:
+            # Keyed jobs came since the last claim: claim_jobs stood aside for claim_keyed.
+            rows += (await self._claim({**params, "limit": params["limit"] - len(rows)}, True))[0]
+        self._keyed_due[queues] = due
+        return rows
+
+    async def _claim(self, params: Params, keyed: bool) -> tuple[list[Any], bool]:
+        names = [n for n in CLAIM_STEPS if n in self.queries and (keyed or n not in KEYED_STEPS)]
         done = await self.dialect.run([Step(self.queries[n], params) for n in names], True)
-        return [row for n, d in zip(names, done, strict=True) if n in TAKING for row in d.rows]
+        rows = [row for n, d in zip(names, done, strict=True) if n in TAKING for row in d.rows]
+        return rows, bool(done[-1].rows[0]["due"])
 
     async def flow_limits(self) -> list[FlowLimit]:
         return [_limit(row) for row in (await self.one("flow_limits", {})).rows]

@@ -362,3 +362,11 @@ moved AS (
     ON CONFLICT (queue) DO UPDATE SET last_key = excluded.last_key
 )
 SELECT * FROM taken;
+
+-- name: keyed_due :relaxed
+-- Last in the claim's unit: whether a keyed job is due in these queues (see ../../queues.py).
+SELECT EXISTS (
+    SELECT 1 FROM jobs
+    WHERE queue = ANY(:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
+      AND run_at <= :now
+) AS due;

@@ -120,8 +120,22 @@ limited AS (
     WHERE f.concurrency IS NOT NULL OR f.rate_count IS NOT NULL
 ),
 paused AS (SELECT name FROM flow_limits WHERE scope = 'queue' AND paused),
+key_queues AS (
+    -- The claim's queues with a keyed job due: with none, nothing else is read (claim_jobs
+    -- takes the unkeyed jobs then).
+    SELECT q.value AS queue, coalesce(c.last_key, '') AS after_key
+    FROM json_each(json_array(:queues)) AS q LEFT JOIN key_cursors AS c ON c.queue = q.value
+    WHERE EXISTS (
+        SELECT 1 FROM jobs INDEXED BY jobs_due_keyed
+        WHERE queue = q.value AND status IN {claimable} AND concurrency_key IS NOT NULL
+          AND run_at <= :now
+    ) AND q.value NOT IN (SELECT name FROM paused)
+),
+gate AS (SELECT 1 FROM key_queues LIMIT 1),
 free AS (
-    SELECT seq, priority, run_at, queue FROM jobs INDEXED BY jobs_due
+    -- CROSS JOIN: the gate drives the loop (SQLite keeps that order), so with no keyed job
+    -- due nothing is read; as in held below.
+    SELECT seq, priority, run_at, queue FROM gate CROSS JOIN jobs INDEXED BY jobs_due
     WHERE status IN {claimable} AND concurrency_key IS NULL AND queue IN (:queues)
       AND run_at <= :now
       AND queue NOT IN (
@@ -136,31 +150,22 @@ free AS (
     LIMIT :limit
 ),
 held AS (
-    -- CROSS JOIN: the limits drive the loop (SQLite keeps that order), so with none there is
-    -- nothing to read.
+    -- CROSS JOIN: the gate and the limits drive the loop (SQLite keeps that order), so with
+    -- none there is nothing to read.
     SELECT j.seq, j.priority, j.run_at, j.queue, j.task
-    FROM limited AS l CROSS JOIN jobs AS j INDEXED BY jobs_due
+    FROM gate CROSS JOIN limited AS l CROSS JOIN jobs AS j INDEXED BY jobs_due
     WHERE l.scope = 'queue' AND l.name IN (:queues) AND j.queue = l.name
       AND j.status IN {claimable} AND j.concurrency_key IS NULL AND j.run_at <= :now
       AND j.queue NOT IN (SELECT name FROM paused)
     UNION
     SELECT j.seq, j.priority, j.run_at, j.queue, j.task
-    FROM limited AS l CROSS JOIN jobs AS j INDEXED BY jobs_due
+    FROM gate CROSS JOIN limited AS l CROSS JOIN jobs AS j INDEXED BY jobs_due
     WHERE l.scope = 'task' AND j.task = l.name
       AND j.status IN {claimable} AND j.concurrency_key IS NULL AND j.queue IN (:queues)
       AND j.run_at <= :now
       AND j.queue NOT IN (SELECT name FROM paused)
     ORDER BY 2 DESC, 3, 1
     LIMIT 1000
-),
-key_queues AS (
-    SELECT q.value AS queue, coalesce(c.last_key, '') AS after_key
-    FROM json_each(json_array(:queues)) AS q LEFT JOIN key_cursors AS c ON c.queue = q.value
-    WHERE EXISTS (
-        SELECT 1 FROM jobs INDEXED BY jobs_due_keyed
-        WHERE queue = q.value AND status IN {claimable} AND concurrency_key IS NOT NULL
-          AND run_at <= :now
-    ) AND q.value NOT IN (SELECT name FROM paused)
 ),
 keys (queue, key, pos, wrapped, stop) AS (
     -- A row at pos 0 is the cursor itself; '' at pos > 0 is the unkeyed jobs' turn, after
@@ -273,16 +278,9 @@ WHERE seq IN (
         UNION ALL
         SELECT seq, priority, run_at, n, pos FROM by_queue WHERE room IS NULL OR m <= room
     )
-    -- With no keyed job, n only mixes free and held: today's order, by priority alone.
     ORDER BY n, pos, priority DESC, run_at, seq
     LIMIT :limit
 )
-  -- Only with a keyed job due (claim_jobs takes the rest): evaluated once, first.
-  AND EXISTS (
-      SELECT 1 FROM jobs INDEXED BY jobs_due_keyed
-      WHERE queue IN (:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
-        AND run_at <= :now
-  )
 RETURNING *;
 
 -- name: claim_spend :relaxed
@@ -353,3 +351,11 @@ SELECT queue, key FROM (
     ) AS t
 ) WHERE last = 1
 ON CONFLICT (queue) DO UPDATE SET last_key = excluded.last_key;
+
+-- name: keyed_due :relaxed
+-- Last in the claim's unit: whether a keyed job is due in these queues (see ../../queues.py).
+SELECT EXISTS (
+    SELECT 1 FROM jobs INDEXED BY jobs_due_keyed
+    WHERE queue IN (:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
+      AND run_at <= :now
+) AS due;
