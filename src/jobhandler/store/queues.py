@@ -1,19 +1,19 @@
-"""Flow control in the store: pauses and limits of queues and tasks, and the claim's unit of
-work that honours them (the statements are in sql/<dialect>/claim.sql and sql/queues.sql).
+"""Flow control in the store: pauses and limits of queues and tasks, and the claim's unit of work
+that honours them (the statements are in sql/<dialect>/claim.sql and sql/queues.sql).
 
-Limits are counted in the store, over every worker of every host: the claim reads them and
-what they still allow in the same transaction as it takes jobs. A dialect's claim is a few
+Limits are counted in the store, over every worker of every host: the claim reads them and what
+they still allow in the same transaction as it takes jobs. A dialect's claim is a few
 statements run as one unit (one round trip): ``claim_lock`` (PostgreSQL: serialise the claims
 that can take limited jobs), ``claim_jobs`` (the statement that takes jobs while no keyed job
 is due, as before concurrency keys: it stands aside when one is) and ``claim_spend`` (SQLite:
 spend the rate buckets; PostgreSQL does that inside the claim statements), and last
-``keyed_due``: whether a keyed job is due in those queues now. While one is, the unit also
-holds ``claim_keyed`` (which takes them, round-robin between keys, with the unkeyed jobs as
-one more turn) and on SQLite ``claim_key_spend`` and ``claim_cursor`` (spend the keys' buckets,
-move the round-robin on). Each checks in its own transaction which of them is to take jobs,
-so the choice made from the last claim's ``keyed_due`` only saves the unkeyed drain the fair
-statements' cost: when keyed jobs come, the claim that finds claim_jobs standing aside runs
-again at once, with the keyed statements (a second round trip, that once).
+``keyed_due``: whether a keyed job is due in those queues now (PostgreSQL: claim_lock answers).
+While one is, the unit also holds ``claim_keyed`` (which takes them, round-robin between keys,
+with the unkeyed jobs as one more turn) and on SQLite ``claim_key_spend`` and ``claim_cursor``
+(spend the keys' buckets, move the round-robin on). Each checks in its own transaction which of
+them is to take jobs, so the choice made from the last claim's ``keyed_due`` only saves the
+unkeyed drain the fair statements' cost: when keyed jobs come, the claim that finds claim_jobs
+standing aside runs again at once, with the keyed statements (a second round trip, that once).
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class Flow(Resource):
         names = [n for n in CLAIM_STEPS if n in self.queries and (keyed or n not in KEYED_STEPS)]
         done = await self.dialect.run([Step(self.queries[n], params) for n in names], True)
         rows = [row for n, d in zip(names, done, strict=True) if n in TAKING for row in d.rows]
-        return rows, bool(done[-1].rows[0]["due"])
+        asked = names.index("keyed_due" if "keyed_due" in names else "claim_lock")
+        return rows, bool(done[asked].rows[0]["due"])
 
     async def flow_limits(self) -> list[FlowLimit]:
         return [_limit(row) for row in (await self.one("flow_limits", {})).rows]

@@ -24,17 +24,25 @@
 -- too, so each counts what the others took; the claims of unkeyed queues never wait for it.
 
 -- name: claim_lock :relaxed
-SELECT pg_advisory_xact_lock(7411510) FROM (
-    SELECT 1 FROM flow_limits
-    WHERE (scope = 'task' OR name = ANY(:queues))
-      AND (concurrency IS NOT NULL OR rate_count IS NOT NULL
-           OR ((key_concurrency IS NOT NULL OR key_rate_count IS NOT NULL) AND EXISTS (
-               SELECT 1 FROM jobs
-               WHERE queue = ANY(:queues) AND status IN {claimable}
-                 AND concurrency_key IS NOT NULL AND run_at <= :now
-           )))
-    LIMIT 1
-) AS any_limit;
+-- First in the claim's unit, and it answers whether a keyed job is due in these queues now
+-- (due: see ../../queues.py; PostgreSQL asks here, to send no statement more).
+SELECT EXISTS (
+    SELECT 1 FROM jobs
+    WHERE queue = ANY(:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
+      AND run_at <= :now
+) AS due, (
+    SELECT pg_advisory_xact_lock(7411510) FROM (
+        SELECT 1 FROM flow_limits
+        WHERE (scope = 'task' OR name = ANY(:queues))
+          AND (concurrency IS NOT NULL OR rate_count IS NOT NULL
+               OR ((key_concurrency IS NOT NULL OR key_rate_count IS NOT NULL) AND EXISTS (
+                   SELECT 1 FROM jobs
+                   WHERE queue = ANY(:queues) AND status IN {claimable}
+                     AND concurrency_key IS NOT NULL AND run_at <= :now
+               )))
+        LIMIT 1
+    ) AS any_limit
+) AS locked;
 
 -- name: claim_jobs :relaxed
 WITH
@@ -362,11 +370,3 @@ moved AS (
     ON CONFLICT (queue) DO UPDATE SET last_key = excluded.last_key
 )
 SELECT * FROM taken;
-
--- name: keyed_due :relaxed
--- Last in the claim's unit: whether a keyed job is due in these queues (see ../../queues.py).
-SELECT EXISTS (
-    SELECT 1 FROM jobs
-    WHERE queue = ANY(:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
-      AND run_at <= :now
-) AS due;
