@@ -6,14 +6,16 @@ they still allow in the same transaction as it takes jobs. A dialect's claim is 
 statements run as one unit (one round trip): ``claim_lock`` (PostgreSQL: serialise the claims
 that can take limited jobs), ``claim_jobs`` (the statement that takes jobs while no keyed job
 is due, as before concurrency keys: it stands aside when one is) and ``claim_spend`` (SQLite:
-spend the rate buckets; PostgreSQL does that inside the claim statements), and last
-``keyed_due``: whether a keyed job is due in those queues now (PostgreSQL: claim_lock answers).
+spend the rate buckets; PostgreSQL does that inside the claim statements). Whether a keyed job
+is due in those queues now: PostgreSQL's claim_lock answers, SQLite's claim_jobs in each row.
 While one is, the unit also holds ``claim_keyed`` (which takes them, round-robin between keys,
 with the unkeyed jobs as one more turn) and on SQLite ``claim_key_spend`` and ``claim_cursor``
-(spend the keys' buckets, move the round-robin on). Each checks in its own transaction which of
-them is to take jobs, so the choice made from the last claim's ``keyed_due`` only saves the
-unkeyed drain the fair statements' cost: when keyed jobs come, the claim that finds claim_jobs
-standing aside runs again at once, with the keyed statements (a second round trip, that once).
+(spend the keys' buckets, move the round-robin on) and ``keyed_due`` (SQLite: the answer). Each
+checks in its own transaction which of them is to take jobs, so the choice made from what the
+last claim found only saves the unkeyed drain the fair statements' cost: when keyed jobs come,
+the claim that finds claim_jobs standing aside runs again at once, with the keyed statements (a
+second round trip, that once; and on SQLite when an unkeyed claim took nothing, as it cannot
+tell then).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ CLAIM_STEPS = (
     "claim_cursor",
     "keyed_due",
 )
-KEYED_STEPS = frozenset({"claim_keyed", "claim_key_spend", "claim_cursor"})
+KEYED_STEPS = frozenset({"claim_keyed", "claim_key_spend", "claim_cursor", "keyed_due"})
 TAKING = frozenset({"claim_jobs", "claim_keyed"})
 
 
@@ -52,18 +54,24 @@ class Flow(Resource):
         queues = tuple(params["queues"])
         keyed = self._keyed_due.get(queues, True)
         rows, due = await self._claim(params, keyed)
-        if due and not keyed and len(rows) < params["limit"]:
-            # Keyed jobs came since the last claim: claim_jobs stood aside for claim_keyed.
-            rows += (await self._claim({**params, "limit": params["limit"] - len(rows)}, True))[0]
-        self._keyed_due[queues] = due
+        if not keyed and due is not False and len(rows) < params["limit"]:
+            # Keyed jobs came since the last claim (claim_jobs stood aside for them), or may
+            # have (SQLite's claim_jobs, taking nothing, cannot say): again, with claim_keyed.
+            more, due = await self._claim({**params, "limit": params["limit"] - len(rows)}, True)
+            rows += more
+        self._keyed_due[queues] = bool(due)
         return rows
 
-    async def _claim(self, params: Params, keyed: bool) -> tuple[list[Any], bool]:
+    async def _claim(self, params: Params, keyed: bool) -> tuple[list[Any], bool | None]:
+        """The rows taken, and whether a keyed job is due (None: not known)."""
         names = [n for n in CLAIM_STEPS if n in self.queries and (keyed or n not in KEYED_STEPS)]
         done = await self.dialect.run([Step(self.queries[n], params) for n in names], True)
         rows = [row for n, d in zip(names, done, strict=True) if n in TAKING for row in d.rows]
-        asked = names.index("keyed_due" if "keyed_due" in names else "claim_lock")
-        return rows, bool(done[asked].rows[0]["due"])
+        for asked in ("keyed_due", "claim_lock"):
+            if asked in names:
+                return rows, bool(done[names.index(asked)].rows[0]["due"])
+        taken = done[names.index("claim_jobs")].rows  # SQLite's says, in each row it took
+        return rows, bool(taken[0]["keyed_due"]) if taken else None
 
     async def flow_limits(self) -> list[FlowLimit]:
         return [_limit(row) for row in (await self.one("flow_limits", {})).rows]

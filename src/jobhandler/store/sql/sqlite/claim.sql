@@ -101,7 +101,12 @@ WHERE seq IN (
       WHERE queue IN (:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
         AND run_at <= :now
   )
-RETURNING *;
+-- keyed_due: whether a keyed job is due now, for the next claim's choice (../../queues.py).
+RETURNING *, EXISTS (
+    SELECT 1 FROM jobs INDEXED BY jobs_due_keyed
+    WHERE queue IN (:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
+      AND run_at <= :now
+) AS keyed_due;
 
 -- name: claim_keyed :relaxed
 WITH RECURSIVE
