@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
+import sqlite3
 import time
 from collections import Counter
+
+import psycopg
 
 from jobhandler.model.jobs import NewJob, Outcome, Transition
 from jobhandler.model.records import FlowLimit
 from jobhandler.settings import Settings
 from jobhandler.store import Store, open_store
+from jobhandler.store.postgres.dialect import QUERIES as PG_QUERIES
+from jobhandler.store.sqlite.dialect import QUERIES
+from jobhandler.store.sqlite.statements import bound
 from tests.store.test_contract import LEASE, NOW, new_job
 
 KEYS = frozenset({"key_concurrency", "key_rate_limit"})
@@ -135,3 +142,51 @@ async def test_keyed_jobs_that_come_during_an_unkeyed_drain_get_their_turn_at_on
     assert Counter(await take(store, 4)) == {None: 2, "late": 2}
     assert Counter(await take(store, 4)) == {None: 3, "late": 1}
     assert await take(store, 4) == [None] * 4  # none due: the unkeyed claim again
+
+
+CLAIM_PARAMS = {"queues": ["default", "q1"], "worker": "w", "now": NOW, "limit": 5}
+
+
+async def test_the_sqlite_claims_read_only_their_partial_indexes(sqlite_url: str) -> None:
+    """Unkeyed: the due index of unkeyed jobs, plus one probe of the keyed one (that is all
+    an unkeyed drain reads more); keyed: the keyed index, key by key. No scan of jobs."""
+    store = open_store(Settings(database_url=sqlite_url))
+    await store.migrate()
+    try:
+        await store.insert_jobs([new_job() for _ in range(30)], NOW)
+        await store.insert_jobs([keyed(k) for k in "abc" for _ in range(10)], NOW)
+        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+            for name in ("claim_jobs", "claim_keyed"):
+                text, values = bound(QUERIES[name].text, {**CLAIM_PARAMS, "lease_until": 0})
+                rows = conn.execute("EXPLAIN QUERY PLAN " + text, values).fetchall()
+                found = "\n".join(str(row[3]) for row in rows)
+                assert "USING INDEX jobs_due " in found and "jobs_due_keyed" in found, found
+                assert not re.search(r"SCAN (jobs|j)\b", found), found  # jobs, read whole
+    finally:
+        await store.close()
+
+
+async def test_the_postgres_claims_read_only_their_partial_indexes(pg_database_url: str) -> None:
+    store = open_store(Settings(database_url=pg_database_url))
+    await store.migrate()
+    try:
+        await store.insert_jobs([new_job() for _ in range(30)], NOW)
+        await store.insert_jobs([keyed(k) for k in "abc" for _ in range(10)], NOW)
+        await store.set_limits(FlowLimit("queue", "default", key_concurrency=2), NOW, KEYS)
+        params = {**CLAIM_PARAMS, "lease_until": 0}
+        async with await psycopg.AsyncConnection.connect(pg_database_url, autocommit=True) as conn:
+            await conn.execute(  # among many finished jobs, as test_queues.py's test
+                "INSERT INTO jobs (id, task, queue, payload, status, max_attempts, attempt,"
+                " run_at, created_at, updated_at, finished_at)"
+                " SELECT 'done-' || n, 't', 'default', '{}', 'completed', 3, 1, 0, 0, 0, 0"
+                " FROM generate_series(1, 20000) AS n"
+            )
+            await conn.execute("ANALYZE jobs")
+            for name in ("claim_lock", "claim_jobs", "claim_keyed"):
+                cur = await conn.execute("EXPLAIN " + PG_QUERIES[name].text, params)
+                found = "\n".join(str(row[0]) for row in await cur.fetchall())
+                assert "jobs_due_keyed" in found, found
+                assert "Seq Scan on jobs " not in found, found
+        assert Counter(await take(store, 20)) == {None: 14, "a": 2, "b": 2, "c": 2}
+    finally:
+        await store.close()
