@@ -12,8 +12,10 @@
 -- limited claims run one at a time, in a fresh snapshot each); claims of unlimited queues
 -- never wait for it.
 --
--- Keyed jobs (a concurrency_key, docs/tenants.md) are in an index of their own, jobs_due_keyed,
--- so with none due the claim reads one empty index entry more. With some: each queue's keys
+-- Keyed jobs (a concurrency_key, docs/tenants.md) are in an index of their own, jobs_due_keyed.
+-- claim_jobs takes unkeyed jobs as before, and stands aside while a keyed job is due in the
+-- queues (one look into that index); claim_keyed then takes them all, in turns (the unit runs
+-- it only then: ../../queues.py). In claim_keyed each queue's keys
 -- are walked from the one served last (key_cursors), wrapping around, one index seek per key
 -- and at most :limit + 16 keys (keys), the queue's unkeyed jobs taking the place of '' in that
 -- round; each key gives its first jobs (keyed), ranked n within the key. Jobs are then taken

@@ -11,8 +11,10 @@
 -- parameter per queue. INDEXED BY: over several queues SQLite would otherwise pick
 -- jobs_queue_seq and read every finished job of those queues.
 --
--- Keyed jobs (a concurrency_key, docs/tenants.md) are in an index of their own, jobs_due_keyed,
--- so with none due the claim reads one empty index entry more. With some: each queue's keys
+-- Keyed jobs (a concurrency_key, docs/tenants.md) are in an index of their own, jobs_due_keyed.
+-- claim_jobs takes unkeyed jobs as before, and stands aside while a keyed job is due in the
+-- queues (one look into that index); claim_keyed then takes them all, in turns (the unit runs
+-- it only then: ../../queues.py). In claim_keyed each queue's keys
 -- are walked from the one served last (key_cursors), wrapping around, one index seek per key
 -- and at most :limit + 16 keys (keys), the queue's unkeyed jobs taking the place of '' in that
 -- round; each key gives its first jobs (keyed), ranked n within the key. Jobs are then taken
