@@ -95,6 +95,8 @@ class App:
         retry: RetryPolicy | None = None,
         concurrency: int | None = None,
         rate_limit: str | None = None,
+        key_concurrency: int | None = None,
+        key_rate_limit: str | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -112,6 +114,8 @@ class App:
         retry: RetryPolicy | None = None,
         concurrency: int | None = None,
         rate_limit: str | None = None,
+        key_concurrency: int | None = None,
+        key_rate_limit: str | None = None,
     ) -> Any:
         """Register a function as a task. Its first parameter's type is the payload type."""
         options = TaskOptions(
@@ -127,8 +131,10 @@ class App:
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
             registered: Task[Any, Any] = Task(self._connection, name or f.__name__, f, options)
-            if concurrency is not None or rate_limit is not None:  # over all workers
-                self.limits.declare("task", registered.name, concurrency, rate_limit)
+            limits = {"concurrency": concurrency, "rate_limit": rate_limit}
+            limits |= {"key_concurrency": key_concurrency, "key_rate_limit": key_rate_limit}
+            if any(v is not None for v in limits.values()):  # over all workers
+                self.limits.declare("task", registered.name, **limits)
             self.tasks.add(registered)
             return registered
 
@@ -155,12 +161,21 @@ class App:
         return _periodic_decorator(self.task, self.periodics, timing, name, payload, missed)
 
     def queue(
-        self, name: str, *, concurrency: int | None = None, rate_limit: str | None = None
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        rate_limit: str | None = None,
+        key_concurrency: int | None = None,
+        key_rate_limit: str | None = None,
     ) -> None:
         """Declare a queue's limits, over all workers: at most ``concurrency`` of its jobs run
-        at once, at most ``rate_limit`` ("100/s", "10/min", "5/h") start. A worker writes
-        them to the store when it starts; a run-time change holds until the code changes."""
-        self.limits.declare("queue", name, concurrency, rate_limit)
+        at once, at most ``rate_limit`` ("100/s", "10/min", "5/h") start; ``key_*``: the same
+        for each ``concurrency_key`` (docs/tenants.md). A worker writes them to the store when
+        it starts; a run-time change holds until the code changes."""
+        limits = {"concurrency": concurrency, "rate_limit": rate_limit}
+        limits |= {"key_concurrency": key_concurrency, "key_rate_limit": key_rate_limit}
+        self.limits.declare("queue", name, **limits)
 
     def workflow(self, name: str) -> Workflow:
         """A workflow to build: ``node = wf.add(task, payload, after=[...])`` per job, then

@@ -106,6 +106,10 @@ def test_queue_priority_and_run_after_become_the_jobs(project: str) -> None:
     reported = asyncio.run(tasks.report.aenqueue("q", rows=1))  # Django's async API too
     job = app.run_sync(app.service.jobs.get(reported.id))
     assert (job.queue, job.priority) == ("reports", 10)
+    # TASK_OPTIONS: the job's concurrency key from its "name" keyword (docs/tenants.md).
+    assert job.concurrency_key is None  # given by position, not by keyword
+    named = tasks.report.enqueue(name="acme", rows=2)
+    assert app.run_sync(app.service.jobs.get(named.id)).concurrency_key == "acme"
 
 
 def test_a_result_is_read_from_any_thread(project: str) -> None:

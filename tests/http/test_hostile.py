@@ -159,6 +159,43 @@ SUBMITS: dict[str, tuple[dict[str, Any], int, str, list[Any] | None]] = {
     "nested 1,000 deep": (raw(deep(1000)), 422, "nests deeper", []),
     "nested 100,000 deep": (raw(deep(100_000)), 422, "nests deeper", []),
     "not UTF-8": (raw(b'{"payload":"\xff\xfe"}'), 400, "not valid JSON", None),
+    # A concurrency key (docs/tenants.md) is checked as unique_key is, before anything is stored.
+    "NUL in concurrency_key": (
+        raw('{"payload":"x","concurrency_key":"a\\u0000b"}'),
+        422,
+        "NUL",
+        ["concurrency_key"],
+    ),
+    "lone surrogate in concurrency_key": (
+        raw('{"payload":"x","concurrency_key":"\\ud800"}'),
+        422,
+        "concurrency_key",
+        ["concurrency_key"],
+    ),
+    "long concurrency_key": (
+        {"json": {"payload": "x", "concurrency_key": "k" * 256}},
+        422,
+        "255",
+        ["concurrency_key"],
+    ),
+    "empty concurrency_key": (
+        {"json": {"payload": "x", "concurrency_key": ""}},
+        422,
+        "concurrency_key",
+        ["concurrency_key"],
+    ),
+    "concurrency_key a number": (
+        {"json": {"payload": "x", "concurrency_key": 7}},
+        422,
+        "string",
+        ["concurrency_key"],
+    ),
+    "concurrency_key a list": (
+        {"json": {"payload": "x", "concurrency_key": ["a"]}},
+        422,
+        "string",
+        ["concurrency_key"],
+    ),
 }
 
 
@@ -175,7 +212,14 @@ def test_hostile_submit_is_refused_and_stores_nothing(http: httpx.Client, case: 
 def test_the_same_case_in_a_batch_refuses_the_whole_batch(http: httpx.Client) -> None:
     before = stored(http)
     good = [f'{{"payload":"job {i}","delay":3600}}' for i in range(999)]
-    for bad in ('{"payload":"x","run_at":1e12}', '{"payload":"\\ud800"}', '{"payload":"\\u0000"}'):
+    bad_ones = (
+        '{"payload":"x","run_at":1e12}',
+        '{"payload":"\\ud800"}',
+        '{"payload":"\\u0000"}',
+        '{"payload":"x","concurrency_key":"\\ud800"}',
+        '{"payload":"x","concurrency_key":"\\u0000"}',
+    )
+    for bad in bad_ones:
         body = raw('{"jobs":[' + ",".join([*good, bad]) + "]}")
         problem = assert_problem(http.post("/jobs/batch", **body), 422, "nothing was stored")
         assert [e["loc"][:2] for e in problem["errors"]] == [["jobs", 999]]

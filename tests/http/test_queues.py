@@ -103,3 +103,41 @@ def test_an_action_on_a_queue_nothing_knows_is_404_and_writes_nothing(
         assert http.post("/jobs", json={"payload": "x", "queue": "busy"}).status_code == 201
         assert http.patch("/queues/busy", json={"concurrency": 2}).json()["concurrency"] == 2
         assert http.post("/queues/default/resume", json={}).status_code == 200
+
+
+def test_key_limits_are_set_at_run_time_on_both_stores(
+    spawn: Callable[..., Process], database_url: str
+) -> None:
+    """``key_concurrency`` and ``key_rate_limit`` (docs/tenants.md) as PATCH, the CLI and the
+    dashboard's form set them; a member left out stays, null removes, a bad value writes
+    nothing; a job's concurrency_key shows in GET /jobs/{id} and on its page."""
+    server = spawn(["serve", "--app", "fuzzapp:app"], test_env(database_url), server=True)
+    assert isinstance(server, Server)
+    server.wait_ready()
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        job = http.post("/jobs", json={"payload": "x", "queue": "busy", "concurrency_key": "acme"})
+        assert job.status_code == 201 and job.json()["concurrency_key"] == "acme", job.text
+        assert http.get(f"/jobs/{job.json()['id']}").json()["concurrency_key"] == "acme"
+        assert "acme" in http.get(f"/ui/jobs/{job.json()['id']}").text
+        both = http.patch("/queues/busy", json={"key_concurrency": 2, "key_rate_limit": "5/s"})
+        assert both.status_code == 200, both.text
+        assert both.json()["key_concurrency"] == 2 and both.json()["key_rate_limit"] == "5/s"
+        kept = http.patch("/queues/busy", json={"key_rate_limit": None}).json()
+        assert kept["key_concurrency"] == 2 and kept["key_rate_limit"] is None
+        for bad in ({"key_concurrency": 0}, {"key_concurrency": 10**7}, {"key_rate_limit": "x"}):
+            response = http.patch("/queues/busy", json=bad)
+            assert response.status_code == 422, (bad, response.text)
+        assert queue(http, "busy")["key_concurrency"] == 2  # nothing written by a refusal
+        done = run_cli("queues", "set", "busy", "--key-concurrency", "none", "--url", server.url)
+        assert done.returncode == 0, done.stderr
+        done = run_cli("queues", "set", "busy", "--key-rate-limit", "9/min", "--url", server.url)
+        assert done.returncode == 0, done.stderr
+        shown = queue(http, "busy")
+        assert shown["key_concurrency"] is None and shown["key_rate_limit"] == "9/min"
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/ui/queues").text)
+        assert csrf is not None
+        form = {"csrf_token": csrf.group(1), "concurrency": "", "rate_limit": ""}
+        form |= {"key_concurrency": "3", "key_rate_limit": ""}
+        http.post("/ui/queues/busy/limits", data=form)
+        shown = queue(http, "busy")
+        assert shown["key_concurrency"] == 3 and shown["key_rate_limit"] is None

@@ -59,7 +59,7 @@ WIRE = (
     '"started_at":"1970-01-01T00:00:01.500000Z","finished_at":"1970-01-01T00:00:02.000000Z",'
     '"traceback":"Traceback (most recent call last): ...","worker_id":"w",'
     '"progress":{"done":1},"cancel_requested":true,"unique_key":null,"unique_until":null,'
-    '"workflow_id":null,"workflow_key":null,"after":null}'
+    '"workflow_id":null,"workflow_key":null,"after":null,"concurrency_key":null}'
 ).encode()
 
 
@@ -120,6 +120,8 @@ def test_workers_and_queues_json_match_their_models() -> None:
         "concurrency": None,
         "rate_limit": None,
         "served": False,
+        "key_concurrency": None,
+        "key_rate_limit": None,
     }
     assert list(queue["counts"]) == [s.value for s in JobStatus]
     conforms(queue, QueueOut)

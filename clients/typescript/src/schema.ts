@@ -525,6 +525,11 @@ export interface components {
             /** Cancel Requested */
             cancel_requested: boolean;
             /**
+             * Concurrency Key
+             * @description its tenant: claimed round-robin against the other keys
+             */
+            concurrency_key?: string | null;
+            /**
              * Created At
              * Format: date-time
              */
@@ -593,6 +598,13 @@ export interface components {
         QueueLimitsIn: {
             /** Concurrency */
             concurrency?: number | null;
+            /** Key Concurrency */
+            key_concurrency?: number | null;
+            /**
+             * Key Rate Limit
+             * @example 10/s
+             */
+            key_rate_limit?: string | null;
             /**
              * Rate Limit
              * @example 100/s
@@ -611,6 +623,16 @@ export interface components {
             counts: {
                 [key: string]: number;
             };
+            /**
+             * Key Concurrency
+             * @description jobs of one concurrency_key running at once, at most
+             */
+            key_concurrency?: number | null;
+            /**
+             * Key Rate Limit
+             * @description jobs of one concurrency_key started, at most: "10/s"
+             */
+            key_rate_limit?: string | null;
             /** Oldest Waiting At */
             oldest_waiting_at?: string | null;
             /**
@@ -1411,6 +1433,12 @@ export interface operations {
             content: {
                 "application/json": ({
                     /**
+                     * Concurrency Key
+                     * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                     * @default null
+                     */
+                    concurrency_key?: string | null;
+                    /**
                      * Debounce
                      * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
                      * @default null
@@ -1479,6 +1507,12 @@ export interface operations {
                      */
                     unique_key?: string | null;
                 } & (unknown & unknown & unknown)) | ({
+                    /**
+                     * Concurrency Key
+                     * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                     * @default null
+                     */
+                    concurrency_key?: string | null;
                     /**
                      * Debounce
                      * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
@@ -1549,6 +1583,12 @@ export interface operations {
                     unique_key?: string | null;
                 } & (unknown & unknown & unknown)) | ({
                     /**
+                     * Concurrency Key
+                     * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                     * @default null
+                     */
+                    concurrency_key?: string | null;
+                    /**
                      * Debounce
                      * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
                      * @default null
@@ -1617,6 +1657,12 @@ export interface operations {
                      */
                     unique_key?: string | null;
                 } & (unknown & unknown & unknown)) | ({
+                    /**
+                     * Concurrency Key
+                     * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                     * @default null
+                     */
+                    concurrency_key?: string | null;
                     /**
                      * Debounce
                      * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
@@ -1687,6 +1733,12 @@ export interface operations {
                     unique_key?: string | null;
                 } & (unknown & unknown & unknown)) | ({
                     /**
+                     * Concurrency Key
+                     * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                     * @default null
+                     */
+                    concurrency_key?: string | null;
+                    /**
                      * Debounce
                      * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
                      * @default null
@@ -1756,6 +1808,12 @@ export interface operations {
                     unique_key?: string | null;
                 } & (unknown & unknown & unknown)) | ({
                     /**
+                     * Concurrency Key
+                     * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                     * @default null
+                     */
+                    concurrency_key?: string | null;
+                    /**
                      * Debounce
                      * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
                      * @default null
@@ -1824,6 +1882,12 @@ export interface operations {
                      */
                     unique_key?: string | null;
                 } & (unknown & unknown & unknown)) | ({
+                    /**
+                     * Concurrency Key
+                     * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                     * @default null
+                     */
+                    concurrency_key?: string | null;
                     /**
                      * Debounce
                      * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
@@ -2219,6 +2283,12 @@ export interface operations {
                     /** Jobs */
                     jobs: (({
                         /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
+                        /**
                          * Debounce
                          * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
                          * @default null
@@ -2287,6 +2357,12 @@ export interface operations {
                          */
                         unique_key?: string | null;
                     } & (unknown & unknown & unknown)) | ({
+                        /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
                         /**
                          * Debounce
                          * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
@@ -2357,6 +2433,12 @@ export interface operations {
                         unique_key?: string | null;
                     } & (unknown & unknown & unknown)) | ({
                         /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
+                        /**
                          * Debounce
                          * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
                          * @default null
@@ -2425,6 +2507,12 @@ export interface operations {
                          */
                         unique_key?: string | null;
                     } & (unknown & unknown & unknown)) | ({
+                        /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
                         /**
                          * Debounce
                          * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
@@ -2495,6 +2583,12 @@ export interface operations {
                         unique_key?: string | null;
                     } & (unknown & unknown & unknown)) | ({
                         /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
+                        /**
                          * Debounce
                          * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
                          * @default null
@@ -2564,6 +2658,12 @@ export interface operations {
                         unique_key?: string | null;
                     } & (unknown & unknown & unknown)) | ({
                         /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
+                        /**
                          * Debounce
                          * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
                          * @default null
@@ -2632,6 +2732,12 @@ export interface operations {
                          */
                         unique_key?: string | null;
                     } & (unknown & unknown & unknown)) | ({
+                        /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
                         /**
                          * Debounce
                          * @description with unique_key: starts this many seconds after the last submit of the key; a submit while its job waits replaces that job's payload and pushes its start back
@@ -7768,6 +7874,12 @@ export interface operations {
                          */
                         after?: string[];
                         /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
+                        /**
                          * Delay
                          * @description seconds until due
                          * @default null
@@ -7835,6 +7947,12 @@ export interface operations {
                          * @description keys of jobs it runs after
                          */
                         after?: string[];
+                        /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
                         /**
                          * Delay
                          * @description seconds until due
@@ -7904,6 +8022,12 @@ export interface operations {
                          */
                         after?: string[];
                         /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
+                        /**
                          * Delay
                          * @description seconds until due
                          * @default null
@@ -7971,6 +8095,12 @@ export interface operations {
                          * @description keys of jobs it runs after
                          */
                         after?: string[];
+                        /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
                         /**
                          * Delay
                          * @description seconds until due
@@ -8040,6 +8170,12 @@ export interface operations {
                          */
                         after?: string[];
                         /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
+                        /**
                          * Delay
                          * @description seconds until due
                          * @default null
@@ -8108,6 +8244,12 @@ export interface operations {
                          */
                         after?: string[];
                         /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
+                        /**
                          * Delay
                          * @description seconds until due
                          * @default null
@@ -8175,6 +8317,12 @@ export interface operations {
                          * @description keys of jobs it runs after
                          */
                         after?: string[];
+                        /**
+                         * Concurrency Key
+                         * @description its tenant: due jobs of different keys are claimed round-robin, and the queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)
+                         * @default null
+                         */
+                        concurrency_key?: string | null;
                         /**
                          * Delay
                          * @description seconds until due

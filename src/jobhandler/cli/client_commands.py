@@ -118,6 +118,10 @@ def _parse_payload(text: str | None) -> Any:
 @click.option("--max-attempts", type=click.IntRange(min=1))
 @click.option("--unique-key", help="Create no job while one with this key waits or runs.")
 @click.option(
+    "--concurrency-key",
+    help="Its tenant: claimed round-robin against the other keys, under per-key limits.",
+)
+@click.option(
     "--unique-for",
     type=click.FloatRange(min=0, min_open=True),
     help="With --unique-key: hold the key this many seconds from the submit instead.",

@@ -12,7 +12,7 @@ from jobhandler.cli.output import show
 from jobhandler.client.clients import Call
 
 STATUSES = ("waiting", "queued", "scheduled", "processing", "completed", "failed", "cancelled")
-FLOW = ("paused", "concurrency", "rate_limit", "served")
+FLOW = ("paused", "concurrency", "rate_limit", "key_concurrency", "key_rate_limit", "served")
 
 
 def _rows(queues: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -63,24 +63,20 @@ def _limit(value: str) -> int | str | None:
 @click.argument("name")
 @click.option("--concurrency", help="Jobs of the queue running at once, over all workers; none.")
 @click.option("--rate-limit", help='Jobs of the queue started, at most: "100/s", "10/min"; none.')
+@click.option("--key-concurrency", help="Jobs of one concurrency key running at once; none.")
+@click.option("--key-rate-limit", help='Jobs of one concurrency key started: "10/s"; none.')
 @server_options
-def queues_set(
-    name: str,
-    concurrency: str | None,
-    rate_limit: str | None,
-    url: str,
-    token: str | None,
-    output: str,
-) -> None:
+def queues_set(name: str, url: str, token: str | None, output: str, **limits: str | None) -> None:
     """Change a queue's limits at run time ("none" removes one; a limit not given stays)."""
     body: dict[str, Any] = {}
-    if concurrency is not None:
-        limit = _limit(concurrency)
-        body["concurrency"] = int(limit) if isinstance(limit, str) and limit.isdigit() else limit
-    if rate_limit is not None:
-        body["rate_limit"] = _limit(rate_limit)
+    for field, given in limits.items():
+        if given is not None:
+            value = _limit(given)
+            if field.endswith("concurrency") and isinstance(value, str) and value.isdigit():
+                value = int(value)
+            body[field] = value
     if not body:
-        raise click.UsageError("give --concurrency and/or --rate-limit")
+        raise click.UsageError("give --concurrency, --rate-limit or the --key-* limits")
     _show(call(url, token, Call("PATCH", f"/queues/{name}", body=body)), output)
 
 

@@ -44,6 +44,8 @@ class QueueLimits(TypedDict, total=False):
 
     concurrency: int | None
     rate_limit: str | None  # "100/s", "10/min"
+    key_concurrency: int | None  # per concurrency_key
+    key_rate_limit: str | None
 
 
 @dataclass(frozen=True, slots=True)

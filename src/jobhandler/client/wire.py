@@ -74,6 +74,9 @@ class JobOut(BaseModel):
     workflow_id: str | None = None
     workflow_key: str | None = Field(default=None, description="its key in its workflow")
     after: list[str] | None = Field(default=None, description="ids of the jobs it runs after")
+    concurrency_key: str | None = Field(
+        default=None, description="its tenant: claimed round-robin against the other keys"
+    )
 
     @classmethod
     def many(cls, jobs: Sequence[Job]) -> list[JobOut]:
@@ -143,6 +146,12 @@ class QueueOut(BaseModel):
     concurrency: int | None = Field(default=None, description="jobs running at once, at most")
     rate_limit: str | None = Field(default=None, description='jobs started, at most: "100/s"')
     served: bool = Field(default=False, description="a live worker serves this queue")
+    key_concurrency: int | None = Field(
+        default=None, description="jobs of one concurrency_key running at once, at most"
+    )
+    key_rate_limit: str | None = Field(
+        default=None, description='jobs of one concurrency_key started, at most: "10/s"'
+    )
 
     @classmethod
     def of(cls, stats: QueueStats) -> QueueOut:
@@ -155,6 +164,8 @@ class QueueOut(BaseModel):
             concurrency=stats.concurrency,
             rate_limit=stats.rate_limit,
             served=stats.served,
+            key_concurrency=stats.key_concurrency,
+            key_rate_limit=stats.key_rate_limit,
         )
 
 
@@ -166,6 +177,8 @@ class QueueLimitsIn(BaseModel):
 
     concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY)
     rate_limit: str | None = Field(default=None, pattern=RATE_PATTERN, examples=["100/s", "10/min"])
+    key_concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY)
+    key_rate_limit: str | None = Field(default=None, pattern=RATE_PATTERN, examples=["10/s"])
 
 
 class AttemptOut(BaseModel):

@@ -144,6 +144,7 @@ class Job:
     on_parent_failure: str | None = None
     blocked_by: str | None = None
     interrupted: int = 0  # runs a graceful stop handed back (RELEASE)
+    concurrency_key: str | None = None  # its tenant: fair claiming and per-key limits
 
     @property
     def attempts_used(self) -> int:
@@ -169,6 +170,7 @@ class NewJob:
     unique_key: str | None = None
     unique_until: float | None = None  # None: the key is held while the job waits or runs
     trace_context: str | None = None  # the W3C traceparent of its submit (tracing.py)
+    concurrency_key: str | None = None  # its tenant (docs/tenants.md)
 
     def status_at(self, now: float) -> JobStatus:
         return JobStatus.SCHEDULED if self.run_at > now else JobStatus.QUEUED
@@ -187,6 +189,7 @@ class DebouncedJob(NewJob):
         return cls(
             *(job.id, job.task, job.queue, job.payload, job.priority, job.max_attempts),
             *(job.timeout, job.run_at, job.unique_key, job.unique_until, job.trace_context),
+            job.concurrency_key,
             max_wait,
         )
 

@@ -1,7 +1,7 @@
 """Flow limits declared in code: ``app.queue(...)`` and ``@app.task(concurrency=...,
-rate_limit=...)``, checked at once. A worker writes them to the store as it starts; the store's
-claim enforces them over every worker (store/queues.py); service/flow.py changes them at run
-time."""
+rate_limit=..., key_concurrency=..., key_rate_limit=...)``, checked at once. A worker writes
+them to the store as it starts; the store's claim enforces them over every worker
+(store/queues.py); service/flow.py changes them at run time."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from jobhandler.model.records import FlowLimit
 from jobhandler.model.validation import error, name_error
 
 Scope = Literal["queue", "task"]
-LIMIT_FIELDS = frozenset({"concurrency", "rate_limit"})
+LIMIT_FIELDS = frozenset({"concurrency", "rate_limit", "key_concurrency", "key_rate_limit"})
 
 
 class InvalidLimit(InvalidJob):
@@ -26,18 +26,20 @@ def checked_limit(scope: Scope, name: str, values: dict[str, Any]) -> FlowLimit:
     problems = []
     if (bad := name_error(name, [scope])) is not None:
         problems.append(bad)
-    concurrency, rate = values.get("concurrency"), values.get("rate_limit")
-    try:
-        concurrency = None if concurrency is None else check_concurrency(concurrency)
-    except ValueError as exc:
-        problems.append(error(["concurrency"], str(exc), "invalid_concurrency"))
-    try:
-        rate = None if rate is None else parse_rate(rate).text
-    except (ValueError, TypeError) as exc:
-        problems.append(error(["rate_limit"], str(exc), "invalid_rate_limit"))
+    checked: dict[str, Any] = {}
+    for field in sorted(LIMIT_FIELDS):
+        value = values.get(field)
+        try:
+            if field.endswith("concurrency"):
+                checked[field] = None if value is None else check_concurrency(value)
+            else:
+                checked[field] = None if value is None else parse_rate(value).text
+        except (ValueError, TypeError) as exc:
+            kind = "concurrency" if field.endswith("concurrency") else "rate_limit"
+            problems.append(error([field], str(exc), f"invalid_{kind}"))
     if problems:
         raise InvalidLimit("; ".join(p["msg"] for p in problems), list(problems))
-    return FlowLimit(scope, name, concurrency=concurrency, rate_limit=rate)
+    return FlowLimit(scope, name, **checked)
 
 
 class DeclaredLimits:
@@ -46,12 +48,9 @@ class DeclaredLimits:
     def __init__(self) -> None:
         self._declared: dict[tuple[Scope, str], FlowLimit] = {}
 
-    def declare(
-        self, scope: Scope, name: str, concurrency: int | None, rate_limit: str | None
-    ) -> None:
-        """Record a limit declared in code; InvalidLimit for a bad one, at once."""
-        limit = checked_limit(scope, name, {"concurrency": concurrency, "rate_limit": rate_limit})
-        self._declared[(scope, name)] = limit
+    def declare(self, scope: Scope, name: str, **values: int | str | None) -> None:
+        """Record a limit declared in code (LIMIT_FIELDS); InvalidLimit for a bad one, at once."""
+        self._declared[(scope, name)] = checked_limit(scope, name, values)
 
     def names(self, scope: Scope, name: str) -> bool:
         """Whether the code declares a limit for this queue or task."""

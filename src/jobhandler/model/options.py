@@ -99,6 +99,14 @@ class JobOptions(BaseModel):
         description="no second job with this key is created while one waits or runs (or,"
         " with unique_for, for that long after its submit): a repeat answers with that job",
     )
+    concurrency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=UNIQUE_KEY_MAX_LENGTH,
+        json_schema_extra={"pattern": "^[^\\u0000]*$"},  # no NUL (text_error checks it)
+        description="its tenant: due jobs of different keys are claimed round-robin, and the"
+        " queue's or task's key_concurrency and key_rate_limit count per key (docs/tenants.md)",
+    )
     unique_for: float | None = Field(
         default=None,
         gt=0,
@@ -156,10 +164,10 @@ class JobOptions(BaseModel):
             raise ValueError(f"run_at {problem}")
         return value
 
-    @field_validator("unique_key")
+    @field_validator("unique_key", "concurrency_key")
     @classmethod
-    def _unique_key_is_text(cls, value: str | None) -> str | None:
-        if value is not None and (problem := text_error(value, ["unique_key"])):
+    def _option_keys_are_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (problem := text_error(value, [str(info.field_name)])):
             raise ValueError(problem["msg"])
         return value
 
@@ -218,6 +226,7 @@ class WorkflowOptions(TypedDict, total=False):
     max_attempts: int
     timeout: float
     unique_key: str
+    concurrency_key: str
 
 
 class EnqueueOptions(WorkflowOptions, total=False):

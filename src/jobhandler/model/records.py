@@ -69,6 +69,8 @@ class QueueStats:
     concurrency: int | None = None
     rate_limit: str | None = None
     served: bool = False
+    key_concurrency: int | None = None  # per concurrency key (docs/tenants.md)
+    key_rate_limit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,9 @@ class FlowLimit:
     paused: bool = False
     concurrency: int | None = None
     rate_limit: str | None = None
+    # The same, counted per concurrency key: per (queue, key) or (task, key).
+    key_concurrency: int | None = None
+    key_rate_limit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

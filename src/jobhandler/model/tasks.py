@@ -213,15 +213,14 @@ class Task(Generic[T, R]):
         """What the options decide of a NewJob, in field order (the queue before the payload)."""
         opts = self.options
         if options is NO_OPTIONS:  # enqueue without options: the task's own
-            return (opts.queue, opts.priority, opts.max_attempts, opts.timeout, now, None, None)
+            return (opts.queue, opts.priority, opts.max_attempts, opts.timeout, now, *(None,) * 4)
         return (
             options.queue or opts.queue,
             opts.priority if options.priority is None else options.priority,
             options.max_attempts or opts.max_attempts,
             options.timeout or opts.timeout,
-            options.start_time(now),
-            options.unique_key,
-            options.unique_until(now),
+            *(options.start_time(now), options.unique_key, options.unique_until(now)),
+            *(None, options.concurrency_key),  # no trace_context: the service sets it
         )
 
     @overload

@@ -74,7 +74,8 @@ class Flow:
         return await self.queue(queue)
 
     async def update(self, queue: str, **values: int | str | None) -> QueueStats:
-        """Set ``concurrency`` and/or ``rate_limit`` at run time; None removes a limit.
+        """Set ``concurrency``, ``rate_limit``, ``key_concurrency``, ``key_rate_limit`` at run
+        time; None removes a limit.
         Raises InvalidLimit (an InvalidJob) for a bad value, QueueNotFound as ``pause``."""
         fields = frozenset(values) & LIMIT_FIELDS
         if unknown := set(values) - LIMIT_FIELDS:
@@ -113,6 +114,8 @@ class Flow:
                     concurrency=limit.concurrency,
                     rate_limit=limit.rate_limit,
                     served=name in served,
+                    key_concurrency=limit.key_concurrency,
+                    key_rate_limit=limit.key_rate_limit,
                 )
             )
         return found

@@ -120,7 +120,11 @@ class Store(Protocol):
     async def claim_jobs(
         self, queues: Sequence[str], worker_id: str, limit: int, now: float, lease: float
     ) -> list[Job]:
-        """Take up to ``limit`` due jobs (highest priority, then oldest) in one round trip."""
+        """Take up to ``limit`` due jobs (highest priority, then oldest) in one round trip.
+
+        While keyed jobs (``concurrency_key``) are due in a queue, its keys (and its unkeyed
+        jobs, as one more) take turns, from the one after the key served last; per-key limits
+        hold over every claimer (docs/tenants.md; tests/store/test_keys.py)."""
 
     async def finish_jobs(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         """Apply each outcome as a fenced transition; True where it was applied."""
@@ -212,7 +216,8 @@ class Store(Protocol):
         """Pause or resume a queue: a paused queue's jobs are not claimed."""
 
     async def set_limits(self, limit: FlowLimit, now: float, fields: frozenset[str]) -> FlowLimit:
-        """Set (None: remove) the ``fields`` of ``limit`` (concurrency, rate_limit) at run
+        """Set (None: remove) the ``fields`` of ``limit`` (concurrency, rate_limit, and per
+        key: key_concurrency, key_rate_limit) at run
         time; they hold until changed again or until the code declares other values."""
 
     async def declare_limits(self, limits: Sequence[FlowLimit], now: float) -> None:

@@ -129,6 +129,7 @@ def created_job(new: NewJob, now: float) -> Job:
         trace_context=new.trace_context,
         unique_key=new.unique_key,
         unique_until=new.unique_until,
+        concurrency_key=new.concurrency_key,
     )
 
 

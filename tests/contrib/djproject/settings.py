@@ -18,6 +18,10 @@ TASKS = {
             "TASK_OPTIONS": {
                 "tests.contrib.djproject.tasks.broken": {"MAX_ATTEMPTS": 1},
                 "tests.contrib.djproject.tasks.flaky": {"MAX_ATTEMPTS": 2, "TIMEOUT": 30},
+                "tests.contrib.djproject.tasks.report": {
+                    "CONCURRENCY_KEY_FROM": "name",
+                    "KEY_CONCURRENCY": 2,
+                },
             },
         },
     }

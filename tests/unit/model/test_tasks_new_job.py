@@ -41,6 +41,7 @@ def test_without_options_a_job_takes_the_tasks_own() -> None:
         "unique_key": None,
         "unique_until": None,
         "trace_context": None,
+        "concurrency_key": None,
     }
     assert _fields(task.new_job("ada", NOW)) == expected
     assert _fields(task.new_job("ada", NOW, NO_OPTIONS)) == expected
@@ -57,6 +58,7 @@ def test_every_option_lands_in_its_own_field() -> None:
         delay=60,
         unique_key="k",
         unique_for=30,
+        concurrency_key="acme",
     )
     expected = {
         "task": "send",
@@ -69,6 +71,7 @@ def test_every_option_lands_in_its_own_field() -> None:
         "unique_key": "k",
         "unique_until": NOW + 30,
         "trace_context": None,
+        "concurrency_key": "acme",
     }
     assert _fields(task.new_job("bob", NOW, options)) == expected
     (one,) = task.new_jobs(["bob"], NOW, options)

@@ -50,8 +50,10 @@ STATUSES = {
     JobStatus.FAILED: TaskResultStatus.FAILED,
     JobStatus.CANCELLED: TaskResultStatus.FAILED,
 }
-# Per-task options Django's @task has no word for, from OPTIONS["TASK_OPTIONS"].
-TASK_OPTIONS = ("max_attempts", "timeout")
+# Per-task options Django's @task has no word for, from OPTIONS["TASK_OPTIONS"]; and
+# concurrency_key_from: the keyword argument whose value is each job's concurrency key.
+TASK_OPTIONS = ("max_attempts", "timeout", "key_concurrency", "key_rate_limit")
+JOB_OPTIONS = ("concurrency_key_from",)
 
 _connecting = threading.Lock()
 _known = threading.Lock()
@@ -90,7 +92,11 @@ class JobHandlerBackend(BaseTaskBackend):  # type: ignore[misc]
                     name=name,
                     queue=task.queue_name,
                     priority=task.priority,
-                    **self.task_options.get(name, {}),
+                    **{
+                        k: v
+                        for k, v in self.task_options.get(name, {}).items()
+                        if k in TASK_OPTIONS
+                    },
                 )
                 declare(_body(task))
             _django_tasks.setdefault(name, task)
@@ -100,6 +106,9 @@ class JobHandlerBackend(BaseTaskBackend):  # type: ignore[misc]
         options: dict[str, Any] = {"queue": task.queue_name, "priority": task.priority}
         if task.run_after is not None:
             options["run_at"] = task.run_after.timestamp()
+        key_from = self.task_options.get(task.module_path, {}).get("concurrency_key_from")
+        if key_from is not None and kwargs.get(key_from) is not None:
+            options["concurrency_key"] = str(kwargs[key_from])  # docs/tenants.md
         payload = {"args": list(args), "kwargs": dict(kwargs)}
         registered = app.tasks.get(task.module_path)
         job = self._app().run_sync(registered.enqueue(payload, **options))
@@ -141,7 +150,7 @@ def _task_options(given: Any) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for name, options in given.items():
         lowered = {str(k).lower(): v for k, v in dict(options).items()}
-        unknown = sorted(set(lowered) - set(TASK_OPTIONS))
+        unknown = sorted(set(lowered) - set(TASK_OPTIONS) - set(JOB_OPTIONS))
         if unknown:
             raise InvalidTask(f"TASK_OPTIONS[{name!r}]: unknown {', '.join(unknown)}")
         found[name] = lowered

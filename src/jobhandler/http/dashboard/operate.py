@@ -17,7 +17,7 @@ from jobhandler.model.errors import InvalidJob
 from jobhandler.model.records import SEARCH_WINDOW, BulkAction, JobFilter
 from jobhandler.service.bulk import ACTIONS
 
-LIMIT_FIELDS = ("concurrency", "rate_limit")
+LIMIT_FIELDS = ("concurrency", "rate_limit", "key_concurrency", "key_rate_limit")
 
 
 def _action(request: Request) -> BulkAction:
@@ -83,7 +83,8 @@ def describe(where: JobFilter) -> str:
 
 
 async def queue_limits(request: Request) -> Response:
-    """A queue's concurrency and rate limit, as ``PATCH /queues/{name}`` sets them (an empty
+    """A queue's limits (its own, and per concurrency key), as ``PATCH /queues/{name}`` sets
+    them (an empty
     field: no limit); a bad value is shown on the queues page, next to its field."""
     dash = dashboard(request)
     name = request.path_params["name"]
@@ -91,8 +92,9 @@ async def queue_limits(request: Request) -> Response:
     sent = {k: form.get(k, "").strip() for k in LIMIT_FIELDS}
     values: dict[str, int | str | None] = {k: v or None for k, v in sent.items()}
     try:
-        if sent["concurrency"]:
-            values["concurrency"] = _whole(sent["concurrency"])
+        for field in ("concurrency", "key_concurrency"):
+            if sent[field]:
+                values[field] = _whole(sent[field])
         await dash.service.flow.update(name, **values)
     except InvalidJob as exc:
         errors = [str(e["msg"]) for e in exc.errors] or [str(exc)]

@@ -10,12 +10,15 @@ ON CONFLICT (scope, name) DO UPDATE SET paused = excluded.paused, updated_at = e
 RETURNING *;
 
 -- name: set_limits
--- A field not being set keeps its value; a new rate starts with a full bucket.
+-- A field not being set keeps its value; a new rate starts with a full bucket (a new key rate:
+-- the keys' buckets in key_buckets are clipped to it as they are read).
 INSERT INTO flow_limits (
-    scope, name, concurrency, rate_limit, rate_count, rate_period, tokens, refilled_at, updated_at
+    scope, name, concurrency, rate_limit, rate_count, rate_period, tokens, refilled_at,
+    key_concurrency, key_rate_limit, key_rate_count, key_rate_period, updated_at
 ) VALUES (
     :scope, :name, :concurrency, :rate_limit, :rate_count, :rate_period,
-    coalesce(:rate_count, 0), :now, :now
+    coalesce(:rate_count, 0), :now,
+    :key_concurrency, :key_rate_limit, :key_rate_count, :key_rate_period, :now
 )
 ON CONFLICT (scope, name) DO UPDATE SET
     concurrency = CASE WHEN :set_concurrency THEN excluded.concurrency
@@ -27,6 +30,14 @@ ON CONFLICT (scope, name) DO UPDATE SET
     tokens = CASE WHEN :set_rate THEN excluded.tokens ELSE flow_limits.tokens END,
     refilled_at = CASE WHEN :set_rate THEN excluded.refilled_at
         ELSE flow_limits.refilled_at END,
+    key_concurrency = CASE WHEN :set_key_concurrency THEN excluded.key_concurrency
+        ELSE flow_limits.key_concurrency END,
+    key_rate_limit = CASE WHEN :set_key_rate THEN excluded.key_rate_limit
+        ELSE flow_limits.key_rate_limit END,
+    key_rate_count = CASE WHEN :set_key_rate THEN excluded.key_rate_count
+        ELSE flow_limits.key_rate_count END,
+    key_rate_period = CASE WHEN :set_key_rate THEN excluded.key_rate_period
+        ELSE flow_limits.key_rate_period END,
     updated_at = excluded.updated_at
 RETURNING *;
 
@@ -34,10 +45,14 @@ RETURNING *;
 -- The code's values replace those in force only where the code's declaration changed.
 INSERT INTO flow_limits (
     scope, name, concurrency, rate_limit, rate_count, rate_period,
-    declared_concurrency, declared_rate_limit, tokens, refilled_at, updated_at
+    declared_concurrency, declared_rate_limit, tokens, refilled_at,
+    key_concurrency, key_rate_limit, key_rate_count, key_rate_period,
+    declared_key_concurrency, declared_key_rate_limit, updated_at
 ) VALUES (
     :scope, :name, :concurrency, :rate_limit, :rate_count, :rate_period,
-    :concurrency, :rate_limit, coalesce(:rate_count, 0), :now, :now
+    :concurrency, :rate_limit, coalesce(:rate_count, 0), :now,
+    :key_concurrency, :key_rate_limit, :key_rate_count, :key_rate_period,
+    :key_concurrency, :key_rate_limit, :now
 )
 ON CONFLICT (scope, name) DO UPDATE SET
     concurrency = CASE
@@ -60,6 +75,24 @@ ON CONFLICT (scope, name) DO UPDATE SET
         WHEN coalesce(flow_limits.declared_rate_limit, '')
             <> coalesce(excluded.declared_rate_limit, '')
         THEN excluded.tokens ELSE flow_limits.tokens END,
+    key_concurrency = CASE
+        WHEN coalesce(flow_limits.declared_key_concurrency, 0)
+            <> coalesce(excluded.declared_key_concurrency, 0)
+        THEN excluded.key_concurrency ELSE flow_limits.key_concurrency END,
+    key_rate_limit = CASE
+        WHEN coalesce(flow_limits.declared_key_rate_limit, '')
+            <> coalesce(excluded.declared_key_rate_limit, '')
+        THEN excluded.key_rate_limit ELSE flow_limits.key_rate_limit END,
+    key_rate_count = CASE
+        WHEN coalesce(flow_limits.declared_key_rate_limit, '')
+            <> coalesce(excluded.declared_key_rate_limit, '')
+        THEN excluded.key_rate_count ELSE flow_limits.key_rate_count END,
+    key_rate_period = CASE
+        WHEN coalesce(flow_limits.declared_key_rate_limit, '')
+            <> coalesce(excluded.declared_key_rate_limit, '')
+        THEN excluded.key_rate_period ELSE flow_limits.key_rate_period END,
     declared_concurrency = excluded.declared_concurrency,
     declared_rate_limit = excluded.declared_rate_limit,
+    declared_key_concurrency = excluded.declared_key_concurrency,
+    declared_key_rate_limit = excluded.declared_key_rate_limit,
     updated_at = excluded.updated_at;

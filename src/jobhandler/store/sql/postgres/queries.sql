@@ -7,8 +7,8 @@ WITH inserted AS (
     SELECT * FROM unnest(
         :id::text[], :task::text[], :queue::text[], :payload::json[], :priority::int[],
         :max_attempts::int[], :timeout::float8[], :run_at::float8[],
-        :unique_key::text[], :unique_until::float8[], :trace_context::text[], :status::text[],
-        :created_at::float8[], :updated_at::float8[])
+        :unique_key::text[], :unique_until::float8[], :trace_context::text[],
+        :concurrency_key::text[], :status::text[], :created_at::float8[], :updated_at::float8[])
     -- A job whose unique key a live job holds is skipped (see uniqueness.py).
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND unique_until IS NULL
         AND status IN {cancellable} DO NOTHING

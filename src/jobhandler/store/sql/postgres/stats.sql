@@ -8,21 +8,29 @@ SELECT queue, status, sum(n) AS n, count(*) AS pieces FROM job_counts GROUP BY q
 -- name: oldest_waiting
 -- When a queue's longest-waiting job became due: the smallest run_at among its waiting jobs,
 -- found by a seek into the claim index for each distinct priority (a skip scan), however big
--- the backlog.
+-- the backlog (unkeyed; keyed jobs have their own index).
 WITH RECURSIVE levels (priority) AS (
     SELECT (SELECT priority FROM jobs
-            WHERE status IN {claimable} AND queue = :queue
+            WHERE status IN {claimable} AND concurrency_key IS NULL AND queue = :queue
             ORDER BY priority DESC LIMIT 1)
     UNION ALL
     SELECT (SELECT priority FROM jobs
-            WHERE status IN {claimable} AND queue = :queue AND priority < levels.priority
+            WHERE status IN {claimable} AND concurrency_key IS NULL AND queue = :queue
+              AND priority < levels.priority
             ORDER BY priority DESC LIMIT 1)
     FROM levels WHERE levels.priority IS NOT NULL
 )
-SELECT min((SELECT run_at FROM jobs
-            WHERE status IN {claimable} AND queue = :queue AND priority = levels.priority
-            ORDER BY run_at LIMIT 1)) AS oldest
-FROM levels WHERE levels.priority IS NOT NULL;
+SELECT min(oldest) AS oldest FROM (
+    SELECT min((SELECT run_at FROM jobs
+                WHERE status IN {claimable} AND concurrency_key IS NULL AND queue = :queue
+                  AND priority = levels.priority
+                ORDER BY run_at LIMIT 1)) AS oldest
+    FROM levels WHERE levels.priority IS NOT NULL
+    UNION ALL
+    -- keyed jobs (migration 015): their own index, read whole for the queue
+    SELECT min(run_at) FROM jobs
+    WHERE status IN {claimable} AND concurrency_key IS NOT NULL AND queue = :queue
+) AS both_kinds;
 
 -- name: throughput
 -- From the index on (finished_at, status) alone.

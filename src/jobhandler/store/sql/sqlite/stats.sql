@@ -16,18 +16,26 @@ UNION ALL SELECT queue, 'waiting', waiting, 1 FROM queue_counts;
 -- the backlog. INDEXED BY: the planner would otherwise walk jobs_queue_seq.
 WITH RECURSIVE levels (priority) AS (
     SELECT (SELECT priority FROM jobs INDEXED BY jobs_due
-            WHERE status IN {claimable} AND queue = :queue
+            WHERE status IN {claimable} AND concurrency_key IS NULL AND queue = :queue
             ORDER BY priority DESC LIMIT 1)
     UNION ALL
     SELECT (SELECT priority FROM jobs INDEXED BY jobs_due
-            WHERE status IN {claimable} AND queue = :queue AND priority < levels.priority
+            WHERE status IN {claimable} AND concurrency_key IS NULL AND queue = :queue
+              AND priority < levels.priority
             ORDER BY priority DESC LIMIT 1)
     FROM levels WHERE levels.priority IS NOT NULL
 )
-SELECT min((SELECT run_at FROM jobs INDEXED BY jobs_due
-            WHERE status IN {claimable} AND queue = :queue AND priority = levels.priority
-            ORDER BY run_at LIMIT 1)) AS oldest
-FROM levels WHERE levels.priority IS NOT NULL;
+SELECT min(oldest) AS oldest FROM (
+    SELECT min((SELECT run_at FROM jobs INDEXED BY jobs_due
+                WHERE status IN {claimable} AND concurrency_key IS NULL AND queue = :queue
+                  AND priority = levels.priority
+                ORDER BY run_at LIMIT 1)) AS oldest
+    FROM levels WHERE levels.priority IS NOT NULL
+    UNION ALL
+    -- keyed jobs (migration 015): their own index, read whole for the queue
+    SELECT min(run_at) FROM jobs INDEXED BY jobs_due_keyed
+    WHERE status IN {claimable} AND concurrency_key IS NOT NULL AND queue = :queue
+) AS both_kinds;
 
 -- name: throughput
 -- From the index on (finished_at, status) alone.
