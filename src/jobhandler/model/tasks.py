@@ -8,7 +8,7 @@ awaited type), bound by ``App.task``'s overloads from the function's annotations
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar, overload
 
 import pydantic
 from pydantic_core import PydanticSerializationError
@@ -37,7 +37,9 @@ from jobhandler.model.payloads import (
 from jobhandler.model.validation import JsonLimits, check_name, json_errors, plain_json
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+    import sqlite3
+
+    from psycopg import AsyncConnection, Connection
 
     from jobhandler.model.canvas import TaskSignature
     from jobhandler.model.jobs import Job
@@ -61,6 +63,10 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
+if TYPE_CHECKING:
+    # A caller's open connection to the store's database, whose transaction a submit joins:
+    # psycopg (async or blocking) on PostgreSQL, sqlite3 to the same file on SQLite.
+    CallerConnection: TypeAlias = AsyncConnection[Any] | Connection[Any] | sqlite3.Connection
 
 
 class JobSink(JobSource, Protocol):
@@ -73,7 +79,7 @@ class JobSink(JobSource, Protocol):
     def settings(self) -> Settings: ...
 
     async def insert_jobs(
-        self, new: list[NewJob], connection: AsyncConnection[Any] | None = None
+        self, new: list[NewJob], connection: CallerConnection | None = None
     ) -> list[Job]: ...
 
 
@@ -229,7 +235,7 @@ class Task(Generic[T, R]):
         self: Task[None, R],
         payload: None = None,
         *,
-        connection: AsyncConnection[Any] | None = None,
+        connection: CallerConnection | None = None,
         **options: Unpack[EnqueueOptions],
     ) -> JobHandle[R]: ...
 
@@ -238,7 +244,7 @@ class Task(Generic[T, R]):
         self,
         payload: T,
         *,
-        connection: AsyncConnection[Any] | None = None,
+        connection: CallerConnection | None = None,
         **options: Unpack[EnqueueOptions],
     ) -> JobHandle[R]: ...
 
@@ -246,16 +252,16 @@ class Task(Generic[T, R]):
         self,
         payload: Any = None,
         *,
-        connection: AsyncConnection[Any] | None = None,
+        connection: CallerConnection | None = None,
         **options: Any,
     ) -> JobHandle[R]:
         """Submit one job of this task; returns its handle once it is committed.
 
         ``options`` override the task's: queue, priority, delay (s) or run_at, max_attempts,
-        timeout; a wrong one raises InvalidOptions. With ``connection`` (PostgreSQL only: your
-        open psycopg connection to the jobs database) the job is written inside your current
-        transaction instead: it exists, and workers see it, only once you commit, and not at
-        all if you roll back.
+        timeout; a wrong one raises InvalidOptions. With ``connection`` (your open connection to
+        the store's database: psycopg async or blocking, or sqlite3 to the same file; another
+        raises TypeError) the job is written inside your current transaction instead: it
+        exists, and workers see it, only once you commit, and not at all if you roll back.
         """
         overrides = job_options(options)
         now = self.jobs.clock()
@@ -327,15 +333,30 @@ class Task(Generic[T, R]):
 
     @overload
     def enqueue_sync(
-        self: Task[None, R], payload: None = None, **options: Unpack[EnqueueOptions]
+        self: Task[None, R],
+        payload: None = None,
+        *,
+        connection: CallerConnection | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> JobHandle[R]: ...
 
     @overload
-    def enqueue_sync(self, payload: T, **options: Unpack[EnqueueOptions]) -> JobHandle[R]: ...
+    def enqueue_sync(
+        self,
+        payload: T,
+        *,
+        connection: CallerConnection | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> JobHandle[R]: ...
 
-    def enqueue_sync(self, payload: Any = None, **options: Any) -> JobHandle[R]:
-        """``enqueue`` for Flask, Django, scripts and threads: blocks until the job is committed."""
-        return self.jobs.run_sync(self.enqueue(payload, **options))
+    def enqueue_sync(
+        self, payload: Any = None, *, connection: CallerConnection | None = None, **options: Any
+    ) -> JobHandle[R]:
+        """``enqueue`` for Flask, Django, scripts and threads: blocks until the job is committed
+        (with ``connection``: written in your transaction; a ``sqlite3`` one must be opened
+        with ``check_same_thread=False``, as the app's loop thread writes on it while you wait).
+        """
+        return self.jobs.run_sync(self.enqueue(payload, connection=connection, **options))
 
     def enqueue_many_sync(
         self, payloads: Sequence[T], **options: Unpack[EnqueueOptions]

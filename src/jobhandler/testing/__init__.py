@@ -35,7 +35,7 @@ from jobhandler.worker.lineage import ServiceSpawner
 from jobhandler.worker.runners import JobTimeout, Runner
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+    from jobhandler.model.tasks import CallerConnection
 
 WORKER_ID = "jobhandler-testing"
 ANY: Any = object()  # assert_enqueued's "any payload"
@@ -81,7 +81,7 @@ class JobHandlerTesting:
     async def _insert_jobs(
         self,
         new: list[NewJob],
-        connection: AsyncConnection[Any] | None = None,
+        connection: CallerConnection | None = None,
         record: IdempotencyRecord | None = None,
     ) -> list[Job]:
         jobs = await self._insert(new, connection, record)

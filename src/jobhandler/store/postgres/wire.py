@@ -107,6 +107,28 @@ async def read(sent: Sent) -> list[Done]:
     return done
 
 
+def run_blocking(conn: psycopg.Connection[Any], steps: Sequence[Step]) -> list[Done]:
+    """``send`` and ``read`` on a caller's blocking connection, inside its transaction."""
+    done = []
+    for step in steps:
+        cur = conn.cursor()
+        text, params = step.query.text, step.params
+        if step.many and step.query.columnar:
+            cur.execute(text, columns(params))  # type: ignore[arg-type]
+        elif step.many:
+            cur.executemany(text, params, returning=step.each)
+        else:
+            cur.execute(text, params)
+        if step.many and step.each:
+            counts = [cur.rowcount]
+            while cur.nextset():
+                counts.append(cur.rowcount)
+            done.append(Done([], counts))
+        else:
+            done.append(Done(cur.fetchall() if cur.description else [], [cur.rowcount]))
+    return done
+
+
 def columns(rows: Sequence[Params]) -> dict[str, list[Any]]:
     """A batch of rows as one list per column (for an ``unnest`` of arrays). A column of lists
     goes as each list's array text, for the query to cast: an array of arrays must be
