@@ -46,9 +46,7 @@ def _insert(conn: Any, ctx: JobContext) -> None:
 async def _insert_async(conn: Any, ctx: JobContext) -> None:
     if isinstance(conn, psycopg.AsyncConnection):
         values = (ctx.job_id, ctx.attempt, os.getpid())
-        await conn.execute(
-            "INSERT INTO effects (job_id, attempt, pid) VALUES (%s, %s, %s)", values
-        )
+        await conn.execute("INSERT INTO effects (job_id, attempt, pid) VALUES (%s, %s, %s)", values)
     else:
         _insert(conn, ctx)
 
@@ -85,7 +83,8 @@ async def gated(payload: None, ctx: JobContext) -> None:
     gates = Path(os.environ["TXAPP_GATES"])
     (gates / f"{ctx.job_id}.started").touch()
     deadline = time.monotonic() + 60
-    while not (gates / f"{ctx.job_id}.go").exists() and time.monotonic() < deadline:
+    # A file another process writes: there is no event to wait on.
+    while not (gates / f"{ctx.job_id}.go").exists() and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     try:
         async with ctx.transaction() as conn:

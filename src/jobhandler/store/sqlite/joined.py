@@ -19,10 +19,14 @@ import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
 
 from jobhandler.store.dialect import Done, Step
 from jobhandler.store.sqlite.statements import run_steps, translating
+
+T = TypeVar("T")
 
 
 def main_file(conn: sqlite3.Connection) -> str:
@@ -76,33 +80,54 @@ async def own_transaction(
     connect: Callable[[], sqlite3.Connection], committed: Callable[[], None]
 ) -> AsyncIterator[sqlite3.Connection]:
     """A new connection in a ``BEGIN IMMEDIATE`` transaction, committed when the block ends
-    (then ``committed()``), rolled back if it raises; closed either way."""
-    conn = await asyncio.to_thread(_begin, connect)
+    (then ``committed()``), rolled back if it raises; closed either way.
+
+    Its BEGIN and COMMIT run on a thread of its own, not the loop's shared pool: tasks waiting
+    to begin could fill that pool, and the one holding the lock would wait behind them for a
+    thread to commit on until their busy timeouts ran out.
+    """
+    own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobhandler-transaction")
+    opened: list[sqlite3.Connection] = []
+
+    def begin() -> sqlite3.Connection:
+        opened.append(connect())
+        _begin(opened[0])
+        return opened[0]
+
     try:
+        conn = await _waited(own, begin)
         try:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        commit = asyncio.ensure_future(asyncio.to_thread(conn.execute, "COMMIT"))
-        try:
-            await asyncio.shield(commit)
-        except asyncio.CancelledError:
-            # Stopped while the thread commits: the commit ends as it ends, and only then is
-            # the connection closed; the stop goes on.
-            await asyncio.wait([commit])
-            raise
+        await _waited(own, conn.execute, "COMMIT")
     finally:
-        await asyncio.to_thread(_close, conn)
+        for conn in opened:
+            _close(conn)  # a ROLLBACK first if still open (a stop or a failed commit)
+        own.shutdown(wait=False)
     committed()
+
+
+async def _waited(own: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    """``fn`` on the transaction's thread. A stop meanwhile waits for it to end (it begins or
+    commits the transaction: its outcome decides what to close), then goes on."""
+    work = asyncio.get_running_loop().run_in_executor(own, fn, *args)
+    try:
+        with translating():
+            return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        raise
 
 
 @contextmanager
 def own_transaction_sync(
     connect: Callable[[], sqlite3.Connection], committed: Callable[[], None]
 ) -> Iterator[sqlite3.Connection]:
-    conn = _begin(connect)
+    conn = connect()
     try:
+        _begin(conn)
         try:
             yield conn
         except BaseException:
@@ -114,15 +139,9 @@ def own_transaction_sync(
     committed()
 
 
-def _begin(connect: Callable[[], sqlite3.Connection]) -> sqlite3.Connection:
-    conn = connect()
-    try:
-        with translating():
-            conn.execute("BEGIN IMMEDIATE")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+def _begin(conn: sqlite3.Connection) -> None:
+    with translating():
+        conn.execute("BEGIN IMMEDIATE")
 
 
 def _close(conn: sqlite3.Connection) -> None:
