@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -192,3 +193,28 @@ def test_kill_9_again_and_again_every_job_has_exactly_one_row(
     rerun = sum(1 for j in jobs.values() if j.attempt > 1)
     assert rerun > 0, "no kill landed while jobs ran"
     print(f"{JOBS} jobs, {kills} kills, {rerun} runs again, {elapsed:.1f} s")
+
+
+def test_a_committed_enqueue_wakes_a_worker_promptly(
+    db: TxDb, env: dict[str, str], spawn: Spawn
+) -> None:
+    """The worker polls only every 30 s: a job it runs within seconds was woken by the commit
+    (PostgreSQL: the NOTIFY sent at commit; SQLite: the file watch seeing the commit)."""
+    worker = spawn(["worker", "--concurrency", "2", "--poll-interval", "30"], env)
+    db.worker_id(worker)
+    for attempt in range(2):  # the second: a worker that has been idle since the first
+        if db.sqlite:
+            conn: Any = sqlite3.connect(sqlite_path(db.url), isolation_level=None)
+        else:
+            conn = psycopg.connect(db.url, autocommit=True)  # BEGIN and COMMIT are ours
+        try:
+            conn.execute("BEGIN")
+            handle = db.run(txapp.plain.enqueue(None, connection=conn))
+            time.sleep(0.3)  # uncommitted: nothing for the worker to see, however awake
+            assert db.run(db.app.service.store.get_job(handle.id)) is None
+            committed = time.monotonic()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        wait_until(lambda h=handle: db.job(h.id).status is JobStatus.COMPLETED, timeout=10)
+        assert time.monotonic() - committed < 5, f"run {attempt}: woken by a poll, not the commit"
