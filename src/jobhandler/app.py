@@ -30,7 +30,7 @@ from jobhandler.store import open_store
 from jobhandler.sync import SyncBridge
 
 if TYPE_CHECKING:
-    from jobhandler.model.tasks import CallerConnection
+    from jobhandler.model.connections import CallerConnection
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -8,7 +8,7 @@ awaited type), bound by ``App.task``'s overloads from the function's annotations
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 import pydantic
 from pydantic_core import PydanticSerializationError
@@ -37,11 +37,8 @@ from jobhandler.model.payloads import (
 from jobhandler.model.validation import JsonLimits, check_name, json_errors, plain_json
 
 if TYPE_CHECKING:
-    import sqlite3
-
-    from psycopg import AsyncConnection, Connection
-
     from jobhandler.model.canvas import TaskSignature
+    from jobhandler.model.connections import CallerConnection, SyncEnqueueOptions
     from jobhandler.model.jobs import Job
     from jobhandler.model.workflows import OnParentFailure
     from jobhandler.settings import Settings
@@ -63,10 +60,6 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
-if TYPE_CHECKING:
-    # A caller's open connection to the store's database, whose transaction a submit joins:
-    # psycopg (async or blocking) on PostgreSQL, sqlite3 to the same file on SQLite.
-    CallerConnection: TypeAlias = AsyncConnection[Any] | Connection[Any] | sqlite3.Connection
 
 
 class JobSink(JobSource, Protocol):
@@ -333,30 +326,16 @@ class Task(Generic[T, R]):
 
     @overload
     def enqueue_sync(
-        self: Task[None, R],
-        payload: None = None,
-        *,
-        connection: CallerConnection | None = None,
-        **options: Unpack[EnqueueOptions],
+        self: Task[None, R], payload: None = None, **options: Unpack[SyncEnqueueOptions]
     ) -> JobHandle[R]: ...
 
     @overload
-    def enqueue_sync(
-        self,
-        payload: T,
-        *,
-        connection: CallerConnection | None = None,
-        **options: Unpack[EnqueueOptions],
-    ) -> JobHandle[R]: ...
+    def enqueue_sync(self, payload: T, **options: Unpack[SyncEnqueueOptions]) -> JobHandle[R]: ...
 
-    def enqueue_sync(
-        self, payload: Any = None, *, connection: CallerConnection | None = None, **options: Any
-    ) -> JobHandle[R]:
+    def enqueue_sync(self, payload: Any = None, **options: Any) -> JobHandle[R]:
         """``enqueue`` for Flask, Django, scripts and threads: blocks until the job is committed
-        (with ``connection``: written in your transaction; a ``sqlite3`` one must be opened
-        with ``check_same_thread=False``, as the app's loop thread writes on it while you wait).
-        """
-        return self.jobs.run_sync(self.enqueue(payload, connection=connection, **options))
+        (a ``sqlite3`` ``connection`` needs ``check_same_thread=False``: the app's loop uses it)."""
+        return self.jobs.run_sync(self.enqueue(payload, **options))
 
     def enqueue_many_sync(
         self, payloads: Sequence[T], **options: Unpack[EnqueueOptions]

@@ -34,7 +34,7 @@ from jobhandler.service.group_commit import GroupCommit
 from jobhandler.service.signals import Signals
 
 if TYPE_CHECKING:
-    from jobhandler.model.tasks import CallerConnection
+    from jobhandler.model.connections import CallerConnection
     from jobhandler.store import Store
 
 MAX_BATCH = 1000  # jobs in one submit

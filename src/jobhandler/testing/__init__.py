@@ -36,7 +36,7 @@ from jobhandler.worker.runners import JobTimeout, Runner
 from jobhandler.worker.transactions import RunTransactions
 
 if TYPE_CHECKING:
-    from jobhandler.model.tasks import CallerConnection
+    from jobhandler.model.connections import CallerConnection
 
 WORKER_ID = "jobhandler-testing"
 ANY: Any = object()  # assert_enqueued's "any payload"
