@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -169,3 +170,20 @@ async def test_postgres_refuses_what_is_not_a_psycopg_connection(pg_database_url
     async with app.connected(Settings(database_url=pg_database_url)):
         with pytest.raises(TypeError, match="AsyncConnection"):
             await app.service.store.insert_jobs([], app.clock(), connection="not a connection")
+
+
+async def test_a_unique_key_is_honoured_on_a_callers_connection(database_url: str) -> None:
+    """The key's holder is read back by name, whatever rows the caller's connection makes."""
+    async with app.connected(Settings(database_url=database_url)):
+        if database_url.startswith("sqlite"):
+            conn: Any = sqlite3.connect(sqlite_path(database_url))
+        else:
+            conn = psycopg.connect(database_url)  # tuples, not dicts
+        try:
+            first = await send_welcome.enqueue("ann", connection=conn, unique_key="ann")
+            again = await send_welcome.enqueue("ann", connection=conn, unique_key="ann")
+            conn.commit()
+        finally:
+            conn.close()
+        assert again.duplicate and again.id == first.id
+        assert await stored_jobs() == 1

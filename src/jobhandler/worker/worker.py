@@ -23,7 +23,7 @@ from typing import Any
 from jobhandler.app import App
 from jobhandler.model.context import JobContext
 from jobhandler.model.errors import InvalidResult, JobHandlerError
-from jobhandler.model.jobs import Job, Outcome
+from jobhandler.model.jobs import Job, Outcome, Transition
 from jobhandler.model.records import JobRef, WorkerInfo
 from jobhandler.model.validation import JsonLimits, json_errors
 from jobhandler.observe import metrics
@@ -206,8 +206,13 @@ class Worker:
         if transactions is not None and transactions.committed is not None:
             # Completed in the task's own transaction: whatever came after it (a return value,
             # an error, a stop) changes nothing; only the events are told.
-            if not run.cancelled():
-                run.exception()  # retrieved: it was the task's to handle
+            after = None if run.cancelled() or run.exception() else run.result()
+            if after is not None and after.transition is not Transition.COMPLETE:
+                log.warning(
+                    "job %s completed in its transaction; what came after it (%s) is not recorded",
+                    job.id,
+                    after.error or after.transition,
+                )
             self.completer.add(transactions.committed, entry, written=True)
             return
         if entry.stop_reason is StopReason.LOST:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
@@ -80,7 +80,7 @@ async def send(conn: Conn, steps: Sequence[Step]) -> Sent:
     """Send every statement, each on its own cursor (in a pipeline, results come later)."""
     sent: Sent = []
     for step in steps:
-        cur = conn.cursor()
+        cur = conn.cursor(row_factory=dict_row)  # a caller's connection may read tuples
         text, params = step.query.text, step.params
         if step.many and step.query.columnar:
             await cur.execute(text, columns(params))  # type: ignore[arg-type]
@@ -111,7 +111,7 @@ def run_blocking(conn: psycopg.Connection[Any], steps: Sequence[Step]) -> list[D
     """``send`` and ``read`` on a caller's blocking connection, inside its transaction."""
     done = []
     for step in steps:
-        cur = conn.cursor()
+        cur = conn.cursor(row_factory=dict_row)  # rows by name, whatever the caller's factory
         text, params = step.query.text, step.params
         if step.many and step.query.columnar:
             cur.execute(text, columns(params))  # type: ignore[arg-type]
