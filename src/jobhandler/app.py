@@ -31,7 +31,7 @@ from jobhandler.store import open_store
 from jobhandler.sync import SyncBridge
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+    from jobhandler.model.connections import CallerConnection
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -251,7 +251,7 @@ class Connection:
         return Settings() if self.service is None else self.service.settings
 
     async def insert_jobs(
-        self, new: list[NewJob], connection: AsyncConnection[Any] | None = None
+        self, new: list[NewJob], connection: CallerConnection | None = None
     ) -> list[Job]:
         return await self.current().submits.insert(new, connection)
 

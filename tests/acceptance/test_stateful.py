@@ -106,6 +106,10 @@ class Expected:
         return self.status is PROCESSING and self.worker_id == worker and self.attempt == attempt
 
 
+class _RolledBack(Exception):
+    """Raised in a transaction whose completion did not apply, to roll it back."""
+
+
 @contextmanager
 def sqlite_database() -> Iterator[str]:
     folder = tempfile.mkdtemp(prefix="jh-stateful-")
@@ -198,7 +202,8 @@ class StoreMachine(RuleBasedStateMachine):
         action = data.draw(st.sampled_from(actions), label="worker does")
         if action == "finish":
             worker, job_id = data.draw(st.sampled_from(held), label="run")
-            kind = data.draw(st.sampled_from(["complete", "fail", "cancel", "release"]))
+            kinds = ["complete", "complete_in_transaction", "fail", "cancel", "release"]
+            kind = data.draw(st.sampled_from(kinds))
             self.worker_finishes(worker, job_id, kind)
             return
         worker = data.draw(st.sampled_from(WORKERS), label="worker")
@@ -413,7 +418,10 @@ class StoreMachine(RuleBasedStateMachine):
         attempt = self.held[worker].pop(job_id)
         was = self.model[job_id]
         outcome = self._worker_outcome(job_id, attempt, kind, was)
-        (applied,) = self.run(self.store.finish_jobs([outcome], self.now))
+        if kind == "complete_in_transaction":
+            applied = self.run(self._complete_in_transaction(outcome))
+        else:
+            (applied,) = self.run(self.store.finish_jobs([outcome], self.now))
         assert applied == was.live(worker, attempt), (kind, was, attempt)
         if not applied:
             return
@@ -430,8 +438,21 @@ class StoreMachine(RuleBasedStateMachine):
         )
         self.moved(job_id, was.status)
 
+    async def _complete_in_transaction(self, outcome: Outcome) -> bool:
+        """A task's ``ctx.transaction()``: the completion in a transaction of its own, rolled
+        back when its fence fails; once committed, the worker's own completion of the run
+        changes nothing."""
+        try:
+            async with self.store.transaction() as conn:
+                if not await self.store.finish_in(conn, outcome, self.now):
+                    raise _RolledBack
+        except _RolledBack:
+            return False
+        assert await self.store.finish_jobs([outcome], self.now) == [False]
+        return True
+
     def _worker_outcome(self, job_id: str, attempt: int, kind: str, was: Expected) -> Outcome:
-        if kind == "complete":
+        if kind in ("complete", "complete_in_transaction"):
             return Outcome(job_id, attempt, Transition.COMPLETE, result=attempt)
         if kind == "cancel":
             return Outcome(job_id, attempt, Transition.ABORT, error="cancelled")

@@ -211,3 +211,29 @@ def _answers(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return True
+
+
+def test_a_task_enqueued_in_an_atomic_block_commits_or_rolls_back_with_it(project: str) -> None:
+    """Django's database is the store's file here (djproject/settings.py): the job is written
+    on Django's connection, in its transaction."""
+    from django.db import transaction
+
+    from jobhandler.contrib.django import app
+    from tests.contrib.djproject import tasks
+
+    def stored(result_id: str) -> bool:
+        return app.run_sync(app.service.store.get_job(result_id)) is not None
+
+    class SignupFailed(Exception):
+        pass
+
+    with pytest.raises(SignupFailed), transaction.atomic():
+        dropped = tasks.add.enqueue(1, 1)
+        raise SignupFailed
+    assert not stored(dropped.id), "a job outlived the rollback of its transaction"
+    with transaction.atomic():
+        kept = tasks.add.enqueue(2, 2)
+        assert not stored(kept.id), "seen before its transaction committed"
+    assert stored(kept.id)
+    # Outside an atomic block, as before: committed at once.
+    assert stored(tasks.add.enqueue(3, 3).id)

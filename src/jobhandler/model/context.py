@@ -1,11 +1,13 @@
 """What a running task sees of its job: identity, attempt, cancellation, progress, a logger,
-and in a workflow its parents' results and a way to spawn children."""
+in a workflow its parents' results and a way to spawn children, and a transaction that
+completes the job with the task's own writes."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar, overload
@@ -72,6 +74,21 @@ class Spawner(Protocol):
     def spawn_sync(self, new: NewJob, key: str | None) -> str: ...
 
 
+class Transactor(Protocol):
+    """How a running job completes inside a transaction of the store's database (the worker's
+    plumbing, worker/transactions.py). ``result`` is read when the block ends."""
+
+    def transaction(self, result: Callable[[], Any]) -> AbstractAsyncContextManager[Any]: ...
+
+    def transaction_sync(self, result: Callable[[], Any]) -> AbstractContextManager[Any]: ...
+
+
+NO_TRANSACTION = (
+    "ctx.transaction() works only in a job a worker runs on its loop or in a thread: not in"
+    " a process task (isolation='process'), whose child holds no connection to the store"
+)
+
+
 class JobContext:
     """Handed to a task that declares a parameter annotated ``JobContext``.
 
@@ -88,6 +105,7 @@ class JobContext:
         queue: str | None = None,
         parent_results: Mapping[str, Any] = NO_PARENTS,
         spawner: Spawner | None = None,
+        transactor: Transactor | None = None,
     ) -> None:
         self.job_id = job_id
         self.task = task
@@ -97,6 +115,8 @@ class JobContext:
         # or a ParentFailed. Read once before the run; empty for a job that runs after nothing.
         self.parent_results = parent_results
         self.spawner = spawner  # the worker's plumbing behind spawn (None: spawn refuses)
+        self.transactor = transactor  # and behind transaction (None: it refuses)
+        self._result: Any = None  # what a transaction completes the job with
         self._logger: JobLogger | None = None
         self._cancelled = False
         self._event: threading.Event | None = None  # made only for a task that waits on it
@@ -139,6 +159,36 @@ class JobContext:
         self._cancelled = True
         if (event := self._event) is not None:
             event.set()
+
+    # -- completing in a transaction ----------------------------------------------------------
+
+    def transaction(self, *, result: Any = None) -> AbstractAsyncContextManager[Any]:
+        """``async with ctx.transaction() as conn:``: a connection to the store's database
+        (psycopg ``AsyncConnection``, or ``sqlite3.Connection``) whose transaction also marks
+        this job completed, fenced by its attempt: your writes and the completion commit
+        together, or neither does. The job's result is ``result``, or what ``set_result``
+        gave inside the block; what the task returns after it is not stored. Raises LeaseLost
+        (and rolls back) if the run no longer holds the job. See docs/transactions.md."""
+        self._result = result
+        return self._need_transactor().transaction(self._committed_result)
+
+    def transaction_sync(self, *, result: Any = None) -> AbstractContextManager[Any]:
+        """``transaction`` for a ``def`` task: a blocking psycopg ``Connection`` or
+        ``sqlite3.Connection``, for this thread."""
+        self._result = result
+        return self._need_transactor().transaction_sync(self._committed_result)
+
+    def set_result(self, value: Any) -> None:
+        """The result the open ``transaction`` completes the job with (inside its block)."""
+        self._result = value
+
+    def _committed_result(self) -> Any:
+        return self._result
+
+    def _need_transactor(self) -> Transactor:
+        if self.transactor is None:
+            raise JobHandlerError(NO_TRANSACTION)
+        return self.transactor
 
     # -- spawning children (workflows) -------------------------------------------------------
 

@@ -115,6 +115,12 @@ class StoreUnavailable(JobHandlerError):
         super().__init__(redact(message))
 
 
+class LeaseLost(JobHandlerError):
+    """A run's ``ctx.transaction()`` found that the run no longer holds its job (its lease
+    expired and it was rescued, or it was released): the transaction was rolled back, so none
+    of its writes were committed. The job runs again (or already did) under a newer attempt."""
+
+
 class RetryLater(JobHandlerError):
     """Raise from a task to run it again after ``delay`` seconds (it still uses up an attempt)."""
 

@@ -37,9 +37,8 @@ from jobhandler.model.payloads import (
 from jobhandler.model.validation import JsonLimits, check_name, json_errors, plain_json
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
-
     from jobhandler.model.canvas import TaskSignature
+    from jobhandler.model.connections import CallerConnection, SyncEnqueueOptions
     from jobhandler.model.jobs import Job
     from jobhandler.model.workflows import OnParentFailure
     from jobhandler.settings import Settings
@@ -73,7 +72,7 @@ class JobSink(JobSource, Protocol):
     def settings(self) -> Settings: ...
 
     async def insert_jobs(
-        self, new: list[NewJob], connection: AsyncConnection[Any] | None = None
+        self, new: list[NewJob], connection: CallerConnection | None = None
     ) -> list[Job]: ...
 
 
@@ -228,7 +227,7 @@ class Task(Generic[T, R]):
         self: Task[None, R],
         payload: None = None,
         *,
-        connection: AsyncConnection[Any] | None = None,
+        connection: CallerConnection | None = None,
         **options: Unpack[EnqueueOptions],
     ) -> JobHandle[R]: ...
 
@@ -237,7 +236,7 @@ class Task(Generic[T, R]):
         self,
         payload: T,
         *,
-        connection: AsyncConnection[Any] | None = None,
+        connection: CallerConnection | None = None,
         **options: Unpack[EnqueueOptions],
     ) -> JobHandle[R]: ...
 
@@ -245,16 +244,16 @@ class Task(Generic[T, R]):
         self,
         payload: Any = None,
         *,
-        connection: AsyncConnection[Any] | None = None,
+        connection: CallerConnection | None = None,
         **options: Any,
     ) -> JobHandle[R]:
         """Submit one job of this task; returns its handle once it is committed.
 
         ``options`` override the task's: queue, priority, delay (s) or run_at, max_attempts,
-        timeout; a wrong one raises InvalidOptions. With ``connection`` (PostgreSQL only: your
-        open psycopg connection to the jobs database) the job is written inside your current
-        transaction instead: it exists, and workers see it, only once you commit, and not at
-        all if you roll back.
+        timeout; a wrong one raises InvalidOptions. With ``connection`` (your open connection to
+        the store's database: psycopg async or blocking, or sqlite3 to the same file; another
+        raises TypeError) the job is written inside your current transaction instead: it
+        exists, and workers see it, only once you commit, and not at all if you roll back.
         """
         overrides = job_options(options)
         now = self.jobs.clock()
@@ -326,14 +325,15 @@ class Task(Generic[T, R]):
 
     @overload
     def enqueue_sync(
-        self: Task[None, R], payload: None = None, **options: Unpack[EnqueueOptions]
+        self: Task[None, R], payload: None = None, **options: Unpack[SyncEnqueueOptions]
     ) -> JobHandle[R]: ...
 
     @overload
-    def enqueue_sync(self, payload: T, **options: Unpack[EnqueueOptions]) -> JobHandle[R]: ...
+    def enqueue_sync(self, payload: T, **options: Unpack[SyncEnqueueOptions]) -> JobHandle[R]: ...
 
     def enqueue_sync(self, payload: Any = None, **options: Any) -> JobHandle[R]:
-        """``enqueue`` for Flask, Django, scripts and threads: blocks until the job is committed."""
+        """``enqueue`` for Flask, Django, scripts and threads: blocks until the job is committed
+        (a ``sqlite3`` ``connection`` needs ``check_same_thread=False``: the app's loop uses it)."""
         return self.jobs.run_sync(self.enqueue(payload, **options))
 
     def enqueue_many_sync(

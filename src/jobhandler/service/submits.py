@@ -34,8 +34,7 @@ from jobhandler.service.group_commit import GroupCommit
 from jobhandler.service.signals import Signals
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
-
+    from jobhandler.model.connections import CallerConnection
     from jobhandler.store import Store
 
 MAX_BATCH = 1000  # jobs in one submit
@@ -118,12 +117,12 @@ class Submits:
         return task.new_job(task.validate_payload(request.payload), now, request)
 
     async def submit(
-        self, request: SubmitRequest, *, connection: AsyncConnection[Any] | None = None
+        self, request: SubmitRequest, *, connection: CallerConnection | None = None
     ) -> Job:
         """Submit one job; it is committed when this returns. Raises InvalidJob.
 
-        With ``connection`` (PostgreSQL only) the job joins that connection's transaction and
-        is committed, or rolled back, with it.
+        With ``connection`` (the caller's, to the store's database: see Task.enqueue) the job
+        joins that connection's transaction and is committed, or rolled back, with it.
         """
         (job,) = await self.insert([self.new_job(request, self._clock())], connection)
         return job
@@ -135,7 +134,7 @@ class Submits:
     async def insert(
         self,
         new: list[NewJob],
-        connection: AsyncConnection[Any] | None = None,
+        connection: CallerConnection | None = None,
         record: IdempotencyRecord | None = None,
     ) -> list[Job]:
         """Store checked jobs (from ``new_job`` or ``Task.new_job``), with ``record`` in the

@@ -6,6 +6,7 @@ Times are passed in (``now``) wherever they decide something, so tests own the c
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Protocol
 
 from jobhandler.model.jobs import Job, JobStatus, NewJob, Outcome
@@ -58,9 +59,10 @@ class Store(Protocol):
     ) -> list[Job]:
         """Insert all the jobs in one transaction, or none of them.
 
-        ``connection``: the caller's open connection of this store's own driver; the jobs are
-        written inside the caller's transaction and exist only if the caller commits it. A store
-        that cannot join a caller's transaction raises TypeError when one is given.
+        ``connection``: the caller's open connection of this store's own driver to this store's
+        database (psycopg Connection or AsyncConnection; sqlite3 Connection to the same file);
+        the jobs are written inside the caller's transaction and exist only if the caller
+        commits it. Any other connection raises TypeError, and nothing is written.
 
         A job whose unique key is held (see ``Job.unique_key``) is not created: its place in
         the answer holds the job that holds the key (a different id). ``idempotency``: records
@@ -128,6 +130,24 @@ class Store(Protocol):
 
     async def finish_jobs(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         """Apply each outcome as a fenced transition; True where it was applied."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        """A connection of its own to the store's database (psycopg AsyncConnection, or
+        sqlite3 Connection) in a transaction: committed when the block ends, rolled back if
+        it raises. A task's ``ctx.transaction()`` writes its completion in it (``finish_in``)."""
+
+    def transaction_sync(self) -> AbstractContextManager[Any]:
+        """``transaction`` for a thread: a blocking connection (psycopg Connection, or sqlite3
+        Connection), used from the calling thread only."""
+
+    async def finish_in(self, connection: object, outcome: Outcome, now: float) -> bool:
+        """Apply one outcome as ``finish_jobs`` does, fenced the same way, inside the open
+        transaction of ``connection`` (accepted as ``insert_jobs`` accepts one): it holds
+        only if that transaction commits. True if it applied; on False the caller must roll
+        back, as the run it ends no longer holds the job."""
+
+    def finish_in_sync(self, connection: object, outcome: Outcome, now: float) -> bool:
+        """``finish_in`` on a blocking connection, from the calling thread."""
 
     async def heartbeat(
         self, worker_id: str, running: Sequence[JobRef], now: float, lease: float

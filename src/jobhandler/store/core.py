@@ -19,6 +19,7 @@ PostgreSQL pool, LISTEN/NOTIFY and the database clock. ``SQLiteStore`` and ``Pos
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any
 
 from jobhandler.model.jobs import Job, JobStatus, NewJob, Outcome
@@ -191,6 +192,18 @@ class StoreCore:
 
     async def finish_jobs(self, outcomes: Sequence[Outcome], now: float) -> list[bool]:
         return await self.runs.finish_jobs(outcomes, now)
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        return self.dialect.transaction()
+
+    def transaction_sync(self) -> AbstractContextManager[Any]:
+        return self.dialect.transaction_sync()
+
+    async def finish_in(self, connection: object, outcome: Outcome, now: float) -> bool:
+        return await self.runs.finish_in(connection, outcome, now)
+
+    def finish_in_sync(self, connection: object, outcome: Outcome, now: float) -> bool:
+        return self.runs.finish_in_sync(connection, outcome, now)
 
     async def heartbeat(
         self, worker_id: str, running: Sequence[JobRef], now: float, lease: float

@@ -17,6 +17,7 @@ Anything else (bad SQL, a missing table) is a bug and surfaces as the driver rai
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -92,6 +93,16 @@ class Dialect(Protocol):
         self, steps: Sequence[Step], write: bool, connection: object | None = None
     ) -> list[Done]:
         """Run the statements in order in one transaction (the caller's, if given)."""
+
+    def run_sync(self, steps: Sequence[Step], connection: object) -> list[Done]:
+        """``run`` on a caller's blocking connection (``accept`` it first), in this thread."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        """A connection of its own to this database, in a transaction: committed when the
+        block ends, rolled back if it raises (a task's ``ctx.transaction()``)."""
+
+    def transaction_sync(self) -> AbstractContextManager[Any]:
+        """``transaction`` for a thread: a blocking connection, used from this thread."""
 
     async def page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
         """Feed the candidates of ``sizes`` to ``budget`` until it is full, lazily; then the

@@ -81,6 +81,26 @@ class Runs(Resource):
         await self.stats.counted_finishes(len(outcomes))
         return applied
 
+    async def finish_in(self, connection: object, outcome: Outcome, now: float) -> bool:
+        self.dialect.accept(connection)
+        (done, *_) = await self.dialect.run(self.finish_steps(outcome, now), True, connection)
+        await self.stats.counted_finishes(1)
+        return done.counts == [1]
+
+    def finish_in_sync(self, connection: object, outcome: Outcome, now: float) -> bool:
+        self.dialect.accept(connection)
+        (done, *_) = self.dialect.run_sync(self.finish_steps(outcome, now), connection)
+        return done.counts == [1]
+
+    def finish_steps(self, outcome: Outcome, now: float) -> list[Step]:
+        """One outcome as ``finish_jobs`` writes it alone, for a caller's transaction."""
+        assert outcome.only_if_lease_expired_by is None
+        steps = [Step(self.queries["finish_job"], self.finish_params(outcome, now))]
+        if outcome.wakes:  # on PostgreSQL a NOTIFY, sent when the caller commits
+            parents = self.dialect.array([outcome.job_id])
+            steps.append(Step(self.queries["wake_workers"], {"parents": parents}))
+        return steps
+
     def finish_params(self, o: Outcome, now: float) -> dict[str, Any]:
         """One outcome as the parameters of the guarded UPDATE: its target and the statuses it
         may leave, from the state machine; the attempt; and the rescuer's lease guard."""

@@ -33,9 +33,10 @@ from jobhandler.settings import Settings
 from jobhandler.worker.executor import Executor, Running, stopped_outcome
 from jobhandler.worker.lineage import ServiceSpawner
 from jobhandler.worker.runners import JobTimeout, Runner
+from jobhandler.worker.transactions import RunTransactions
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+    from jobhandler.model.connections import CallerConnection
 
 WORKER_ID = "jobhandler-testing"
 ANY: Any = object()  # assert_enqueued's "any payload"
@@ -81,7 +82,7 @@ class JobHandlerTesting:
     async def _insert_jobs(
         self,
         new: list[NewJob],
-        connection: AsyncConnection[Any] | None = None,
+        connection: CallerConnection | None = None,
         record: IdempotencyRecord | None = None,
     ) -> list[Job]:
         jobs = await self._insert(new, connection, record)
@@ -136,14 +137,24 @@ class JobHandlerTesting:
 
     async def _run(self, executor: Executor, job: Job) -> Job:
         spawner = ServiceSpawner(self.app.service.workflows, job, self.app.run_sync)
-        ctx = JobContext(job.id, job.task, job.attempt, self._record_progress, spawner=spawner)
+        transactions = None
+        if job.task in self.app.tasks:  # ctx.transaction(), on the test's store
+            task = self.app.tasks.get(job.task)
+            transactions = RunTransactions(self.app.service.store, job, task, self.app.clock)
+        ctx = JobContext(
+            *(job.id, job.task, job.attempt, self._record_progress),
+            spawner=spawner,
+            transactor=transactions,
+        )
         entry = Running(job, ctx)
         entry.run = asyncio.create_task(executor.execute(entry))
         try:
             outcome = await entry.run
         except asyncio.CancelledError:
             outcome = stopped_outcome(entry)
-        if outcome is not None:
+        if transactions is not None and transactions.committed is not None:
+            self.app.service.signals.finished([job.id])  # completed in the task's transaction
+        elif outcome is not None:
             await self.app.service.store.finish_jobs([outcome], self.app.clock())
             self.app.service.signals.finished([job.id])
         return await self.app.service.jobs.get(job.id)

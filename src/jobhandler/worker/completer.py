@@ -38,12 +38,14 @@ class Completer:
         self.events = events or Events()
         # Each outcome with the run it ends (None for one not from a run of this worker).
         self._outcomes: list[tuple[Outcome, Running | None]] = []
+        self._written_by_task: list[tuple[Outcome, Running | None]] = []  # ctx.transaction()
         self._progress: dict[str, tuple[JobRef, Any]] = {}
         self._wanted = asyncio.Event()
 
-    def add(self, outcome: Outcome, run: Running | None = None) -> None:
-        """Write ``outcome``; once written, tell the events how ``run`` ended."""
-        self._outcomes.append((outcome, run))
+    def add(self, outcome: Outcome, run: Running | None = None, written: bool = False) -> None:
+        """Write ``outcome``; once written, tell the events how ``run`` ended. ``written``:
+        the task's own transaction wrote it already (worker/transactions.py), tell only."""
+        (self._written_by_task if written else self._outcomes).append((outcome, run))
         self._wanted.set()
 
     def add_progress(self, ref: JobRef, value: Any) -> None:
@@ -76,6 +78,9 @@ class Completer:
             raise
         if outcomes:
             self._written(outcomes, applied, now)
+        if told := self._written_by_task:
+            self._written_by_task = []
+            self._written(told, [True] * len(told), now)
 
     def _written(
         self, outcomes: list[tuple[Outcome, Running | None]], applied: list[bool], now: float

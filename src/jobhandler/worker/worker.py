@@ -23,7 +23,7 @@ from typing import Any
 from jobhandler.app import App
 from jobhandler.model.context import JobContext
 from jobhandler.model.errors import InvalidResult, JobHandlerError
-from jobhandler.model.jobs import Job, Outcome
+from jobhandler.model.jobs import Job, Outcome, Transition
 from jobhandler.model.records import JobRef, WorkerInfo
 from jobhandler.model.validation import JsonLimits, json_errors
 from jobhandler.observe import metrics
@@ -36,6 +36,7 @@ from jobhandler.worker.notifier import Notifier, notifier_for
 from jobhandler.worker.predecessors import incarnation, rescue_predecessors
 from jobhandler.worker.producer import Producer
 from jobhandler.worker.runners import Runner
+from jobhandler.worker.transactions import RunTransactions
 from jobhandler.worker.watchdog import LoopWatchdog
 
 log = logging.getLogger("jobhandler.worker")
@@ -171,20 +172,49 @@ class Worker:
             # the job was rescued and came back to us. That run lost; stop it before this one.
             self._stop_run(job.id, StopReason.LOST)
         spawner = ServiceSpawner(self.app.service.workflows, job, self.app.run_sync)
+        transactions = self._transactions(job)
         ctx = JobContext(
-            job.id, job.task, job.attempt, self._record_progress, job.queue, spawner=spawner
+            *(job.id, job.task, job.attempt, self._record_progress, job.queue),
+            spawner=spawner,
+            transactor=transactions,
         )
         entry = Running(job, ctx)
         entry.run = asyncio.create_task(self.executor.execute(entry), name=f"job-{job.id}")
-        entry.run.add_done_callback(partial(self._settle, entry))
+        entry.run.add_done_callback(partial(self._settle, entry, transactions))
         self._running[job.id] = entry
 
-    def _settle(self, entry: Running, run: asyncio.Task[Outcome | None]) -> None:
+    def _transactions(self, job: Job) -> RunTransactions | None:
+        """The run's ``ctx.transaction()``; None for a task this worker does not know (the
+        executor fails such a job before it could run)."""
+        try:
+            task = self.app.tasks.get(job.task)
+        except JobHandlerError:
+            return None
+        return RunTransactions(self.app.service.store, job, task, self.app.clock)
+
+    def _settle(
+        self,
+        entry: Running,
+        transactions: RunTransactions | None,
+        run: asyncio.Task[Outcome | None],
+    ) -> None:
         """A run ended (even one cancelled before it began): forget it and queue its outcome."""
         job = entry.job
         if self._running.get(job.id) is entry:  # not a newer attempt of the same job
             del self._running[job.id]
         self.producer.wake()  # a slot came free
+        if transactions is not None and transactions.committed is not None:
+            # Completed in the task's own transaction: whatever came after it (a return value,
+            # an error, a stop) changes nothing; only the events are told.
+            after = None if run.cancelled() or run.exception() else run.result()
+            if after is not None and after.transition is not Transition.COMPLETE:
+                log.warning(
+                    "job %s completed in its transaction; what came after it (%s) is not recorded",
+                    job.id,
+                    after.error or after.transition,
+                )
+            self.completer.add(transactions.committed, entry, written=True)
+            return
         if entry.stop_reason is StopReason.LOST:
             log.warning("lease lost on job %s (attempt %d): result dropped", job.id, job.attempt)
             return

@@ -130,3 +130,24 @@ async def test_async_tests_get_typed_results_and_real_outcomes() -> None:
         jobs.eager = True
         assert (await refuse.enqueue(4)).status is JobStatus.FAILED  # one attempt: permanent
     assert "insert" not in vars(submits)  # the service is left as it was
+
+
+async def test_the_kit_runs_a_task_that_completes_in_its_transaction() -> None:
+    """ctx.transaction() works in the kit's runs too, on its store (a temporary SQLite file)."""
+    app = App()
+
+    @app.task
+    async def record(n: int, ctx: JobContext) -> int:
+        async with ctx.transaction(result=n * 2) as conn:
+            conn.execute("INSERT INTO seen (job_id) VALUES (?)", (ctx.job_id,))
+        return 0  # not stored: the job completed at the commit
+
+    async with connected(app) as kit:
+        async with app.service.store.transaction() as conn:
+            conn.execute("CREATE TABLE seen (job_id TEXT)")
+        handle = await record.enqueue(21)
+        (done,) = await kit.drain()
+        assert done.status is JobStatus.COMPLETED and done.result == 42
+        async with app.service.store.transaction() as conn:
+            rows = conn.execute("SELECT job_id FROM seen").fetchall()
+        assert [row[0] for row in rows] == [handle.id]

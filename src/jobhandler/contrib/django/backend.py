@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobhandler.app import App
+from jobhandler.contrib.django.atomic import joined_connection
 from jobhandler.contrib.django.compat import (
     SUCCEEDED,
     BaseTaskBackend,
@@ -111,7 +112,10 @@ class JobHandlerBackend(BaseTaskBackend):  # type: ignore[misc]
             options["concurrency_key"] = str(kwargs[key_from])  # docs/tenants.md
         payload = {"args": list(args), "kwargs": dict(kwargs)}
         registered = app.tasks.get(task.module_path)
-        job = self._app().run_sync(registered.enqueue(payload, **options))
+        connected = self._app()
+        # Inside transaction.atomic() on the store's own database: in that transaction.
+        options["connection"] = joined_connection(self.settings)
+        job = connected.run_sync(registered.enqueue(payload, **options))
         return as_task_result(task, job, self.alias)
 
     def get_result(self, result_id: str) -> Any:

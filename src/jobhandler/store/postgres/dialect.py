@@ -53,7 +53,15 @@ from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
 from jobhandler.store.postgres.listener import CANCEL_CHANNEL, SUBMIT_CHANNEL, listen_forever
-from jobhandler.store.postgres.wire import check_idle, copied, copy_jobs, read, send, transaction
+from jobhandler.store.postgres.wire import (
+    check_idle,
+    copied,
+    copy_jobs,
+    read,
+    run_blocking,
+    send,
+    transaction,
+)
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget
 from jobhandler.store.uniqueness import KEY_WORDS
 
@@ -202,10 +210,18 @@ class PostgresDialect:
         self._listeners: set[asyncio.Task[None]] = set()
 
     def accept(self, connection: object | None) -> None:
-        if connection is not None and not isinstance(connection, psycopg.AsyncConnection):
+        if connection is None:
+            return
+        if not isinstance(connection, psycopg.AsyncConnection | psycopg.Connection):
             raise TypeError(
-                "connection must be an open psycopg.AsyncConnection to this database,"
-                f" not {type(connection).__name__}"
+                "connection must be an open psycopg Connection or AsyncConnection to this"
+                f" database, not {type(connection).__name__}"
+            )
+        info, ours = connection.info, conninfo_to_dict(self.url)
+        if ours.get("dbname", info.dbname) != info.dbname:
+            raise TypeError(
+                f"connection is to the database {info.dbname!r}, not this store's"
+                f" {ours.get('dbname')!r}"
             )
 
     async def run(
@@ -216,6 +232,8 @@ class PostgresDialect:
                 # The caller's transaction: no commit here. A NOTIFY, too, goes out only if
                 # they commit.
                 return await read(await send(connection, steps))
+            if isinstance(connection, psycopg.Connection):  # a blocking one: off the loop
+                return await asyncio.to_thread(run_blocking, connection, steps)
             async with self._connection() as conn:
                 if copied(steps):  # a big submit: by COPY (wire.py)
                     rows: Sequence[Params] = steps[0].params  # type: ignore[assignment]
@@ -224,6 +242,36 @@ class PostgresDialect:
                 if not relaxed and _single(steps):
                     return await read(await send(conn, steps))  # its own transaction
                 return await transaction(conn, steps, relaxed)
+
+    def run_sync(self, steps: Sequence[Step], connection: object) -> list[Done]:
+        assert isinstance(connection, psycopg.Connection)
+        with _translated():
+            return run_blocking(connection, steps)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        # A connection of its own, not a pooled one: a task may hold its transaction a while,
+        # and the pool is what the worker's claims and heartbeats need meanwhile.
+        with _translated():
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, **self._connect_args
+            )
+        try:
+            # The block's errors, and the commit's, reach the task as psycopg raised them.
+            async with conn.transaction():
+                yield conn
+        finally:
+            await conn.close()
+
+    @contextmanager
+    def transaction_sync(self) -> Iterator[psycopg.Connection[Any]]:
+        with _translated():
+            conn = psycopg.Connection.connect(self.url, autocommit=True, **self._connect_args)
+        try:
+            with conn.transaction():
+                yield conn
+        finally:
+            conn.close()
 
     async def page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
         with _translated():

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
@@ -80,7 +80,7 @@ async def send(conn: Conn, steps: Sequence[Step]) -> Sent:
     """Send every statement, each on its own cursor (in a pipeline, results come later)."""
     sent: Sent = []
     for step in steps:
-        cur = conn.cursor()
+        cur = conn.cursor(row_factory=dict_row)  # a caller's connection may read tuples
         text, params = step.query.text, step.params
         if step.many and step.query.columnar:
             await cur.execute(text, columns(params))  # type: ignore[arg-type]
@@ -104,6 +104,28 @@ async def read(sent: Sent) -> list[Done]:
         else:
             found = await cur.fetchall() if cur.description is not None else []
             done.append(Done(found, [cur.rowcount]))
+    return done
+
+
+def run_blocking(conn: psycopg.Connection[Any], steps: Sequence[Step]) -> list[Done]:
+    """``send`` and ``read`` on a caller's blocking connection, inside its transaction."""
+    done = []
+    for step in steps:
+        cur = conn.cursor(row_factory=dict_row)  # rows by name, whatever the caller's factory
+        text, params = step.query.text, step.params
+        if step.many and step.query.columnar:
+            cur.execute(text, columns(params))  # type: ignore[arg-type]
+        elif step.many:
+            cur.executemany(text, params, returning=step.each)
+        else:
+            cur.execute(text, params)
+        if step.many and step.each:
+            counts = [cur.rowcount]
+            while cur.nextset():
+                counts.append(cur.rowcount)
+            done.append(Done([], counts))
+        else:
+            done.append(Done(cur.fetchall() if cur.description else [], [cur.rowcount]))
     return done
 
 

@@ -19,13 +19,14 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from typing import Any, Literal
 
 from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Params, Step
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget, dumps
+from jobhandler.store.sqlite import joined
 from jobhandler.store.sqlite.direct import MAX_ROWS, DirectWriter, _busy, rows_of
 from jobhandler.store.sqlite.statements import run_steps, translating
 from jobhandler.store.sqlite.wakeup import WakeChannel, watch_file
@@ -106,16 +107,13 @@ class SQLiteDialect:
         self._in_flight = 0  # calls on the thread, waited for by this process
 
     def accept(self, connection: object | None) -> None:
-        if connection is not None:
-            raise TypeError(
-                "the SQLite store cannot submit inside a caller's transaction: the connection"
-                " argument needs the PostgreSQL store"
-            )
+        joined.accept(connection, self.path)
 
     async def run(
         self, steps: Sequence[Step], write: bool, connection: object | None = None
     ) -> list[Done]:
-        self.accept(connection)
+        if connection is not None:  # the caller's, in the caller's thread (joined.py)
+            return self.run_sync(steps, connection)
         if write and self._direct_may_run(steps):
             with translating():
                 done = self._direct.run(steps)
@@ -126,6 +124,16 @@ class SQLiteDialect:
                 return done
         found: list[Done] = await self._hop(self._work, steps, write)
         return found
+
+    def run_sync(self, steps: Sequence[Step], connection: object) -> list[Done]:
+        assert isinstance(connection, sqlite3.Connection)
+        return joined.run_joined(connection, steps)
+
+    def transaction(self) -> AbstractAsyncContextManager[sqlite3.Connection]:
+        return joined.own_transaction(self._connect, self._wake.send)
+
+    def transaction_sync(self) -> AbstractContextManager[sqlite3.Connection]:
+        return joined.own_transaction_sync(self._connect, self._wake.send)
 
     def skew(self) -> float:
         return 0.0  # one host: its clock is the only one
