@@ -190,3 +190,14 @@ async def test_the_postgres_claims_read_only_their_partial_indexes(pg_database_u
         assert Counter(await take(store, 20)) == {None: 14, "a": 2, "b": 2, "c": 2}
     finally:
         await store.close()
+
+
+async def test_two_claims_of_one_worker_at_one_instant_each_take_a_keyed_job(
+    store: Store,
+) -> None:
+    """A test's clock, or a coarse one, gives one worker's claims the same time: the second
+    is not mistaken for part of the first (found by the state machine on PostgreSQL)."""
+    await store.insert_jobs([keyed("a") for _ in range(2)], NOW)
+    first = await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+    second = await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
+    assert len(first) == len(second) == 1 and first[0].id != second[0].id

@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import psycopg
 import pytest
 
+from jobhandler.model.clock import skew_of
 from jobhandler.model.errors import StoreUnavailable
 from jobhandler.model.jobs import NewJob
 from jobhandler.store import migrations
 from jobhandler.store.dialect import Step
-from jobhandler.store.postgres.dialect import CLAIM_SQL, LISTENER_NAME, PostgresStore, skew_of
+from jobhandler.store.postgres.dialect import CLAIM_SQL, LISTENER_NAME, PostgresStore
 from jobhandler.store.queries import Query
 
 NOW = 1_900_000_000.0

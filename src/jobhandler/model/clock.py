@@ -30,3 +30,17 @@ class StoreClock:
 
 def no_skew() -> float:
     return 0.0
+
+
+def skew_of(offset: float, round_trip: float) -> float:
+    """The skew to use, in whole seconds, for a measured ``offset`` (the database's clock minus
+    this host's at the query's midpoint) that the ``round_trip`` makes uncertain by half of it.
+
+    Under load a round trip can take a second, and a skew that flipped between 0 and ±1 with
+    each new connection would move every time this host writes by a second, leases included.
+    So an offset within a second plus that uncertainty counts as none: hosts kept in sync agree
+    to far better than a lease's margin, and the skew is for hosts that are seconds off.
+    """
+    if abs(offset) <= 1.0 + round_trip / 2:
+        return 0.0
+    return float(round(offset))

@@ -310,7 +310,9 @@ picked AS MATERIALIZED (
         WHERE room IS NULL OR m <= room
     ) AS both_ways
     -- Only with a keyed job due, and when claim_jobs took nothing (a one-time filter; in a
-    -- snapshot of its own, a keyed job may have come since claim_jobs looked).
+    -- snapshot of its own, a keyed job may have come since claim_jobs looked). What it took
+    -- is what this transaction wrote (xmin): another claim by this worker at the same :now
+    -- (a test's clock, a coarse one) is not this one.
     WHERE EXISTS (
         SELECT 1 FROM jobs
         WHERE queue = ANY(:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
@@ -318,6 +320,7 @@ picked AS MATERIALIZED (
     ) AND NOT EXISTS (
         SELECT 1 FROM jobs
         WHERE worker_id = :worker AND status = {running} AND started_at = :now
+          AND xmin::text::bigint = mod(txid_current_if_assigned(), 4294967296)
     )
     ORDER BY n, pos, priority DESC, run_at, seq
     LIMIT :limit
