@@ -34,7 +34,7 @@ from tests.conftest import Process, Server, test_env, wait_until
 
 __all__ = ["db"]  # the crash tests' store fixture, shared
 
-LEASE = 3.0
+LEASE = 5.0
 TIMING = ["--lease", str(LEASE), "--heartbeat-interval", "0.5", "--rescue-interval", "0.5"]
 WORKERS = 3
 PG_APP_NAME = "chaos-worker"  # the workers' connections, told apart from the API server's

@@ -24,6 +24,7 @@ import contextvars
 import json
 import signal
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 from jobhandler.model.context import JobContext, parents_as_json
@@ -50,6 +51,7 @@ LOOP_BLOCKED = (
 
 
 SOFT_STOPPED = "soft timeout: asked to stop, it did"
+ASK_AGAIN = 0.2  # seconds between a soft timeout's signals to a process task's child
 
 
 class SoftStop:
@@ -66,9 +68,18 @@ class SoftStop:
         self.ctx.cancel()  # first, so the task sees the flag when its await raises
         if self.scope is not None:
             self.scope.reschedule(asyncio.get_running_loop().time())
-        if self.child is not None and self.child.alive:
-            with contextlib.suppress(ProcessLookupError):
-                self.child.process.send_signal(signal.SIGUSR1)
+        self.signal_child()
+
+    def signal_child(self) -> None:
+        """SIGUSR1 to the run's child, again every ASK_AGAIN seconds while it holds the run: a
+        child still starting, or not yet reading the request, has no run to tell and drops it
+        (under load that took longer than a short soft timeout, and the run went on to its
+        hard timeout). Asking a run that was told already changes nothing."""
+        if self.child is None or not self.child.alive:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.child.process.send_signal(signal.SIGUSR1)
+        asyncio.get_running_loop().call_later(ASK_AGAIN, self.signal_child)
 
 
 class ChildFailed(JobHandlerError):
@@ -223,11 +234,9 @@ class Runner:
         request["attempt"] = ctx.attempt
         if ctx.parent_results:
             request["parents"] = parents_as_json(ctx.parent_results)
-        async with self.pool.child() as child:
-            if asked is not None:
-                asked.child = child
-                if asked.fired:  # it fired while we waited for a free child
-                    asked.fire()
+        async with self.pool.child() as child, _holding(asked, child):
+            if asked is not None and asked.fired:  # it fired while we waited for a free child
+                asked.fire()
             stdin, stdout = child.process.stdin, child.process.stdout
             assert stdin is not None and stdout is not None
             try:
@@ -255,6 +264,19 @@ class Runner:
         if report.get("kind") == "permanent":
             raise PermanentFailure(report["error"])
         raise ChildFailed(report["error"], report.get("traceback", ""))
+
+
+@contextlib.asynccontextmanager
+async def _holding(asked: SoftStop | None, child: Child) -> AsyncIterator[None]:
+    """The soft timeout may signal ``child`` only while this run holds it, never once it is
+    back in the pool or another run's."""
+    if asked is not None:
+        asked.child = child
+    try:
+        yield
+    finally:
+        if asked is not None:
+            asked.child = None
 
 
 def _settle(done: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
