@@ -11,7 +11,7 @@ import httpx
 
 from tests.acceptance.test_cli import cli
 from tests.acceptance.test_store_copy import all_jobs
-from tests.conftest import Process, Server, test_env
+from tests.conftest import Process, Server, test_env, wait_until
 
 
 def submit_until(http: httpx.Client, stop: threading.Event, acked: list[str]) -> None:
@@ -34,8 +34,8 @@ def test_a_backup_under_load_restores_every_job_acknowledged_before_it(
         submitter = threading.Thread(target=submit_until, args=(http, stop, acked))
         submitter.start()
         try:
-            while len(acked) < 200:  # the worker is draining and clients submitting meanwhile
-                stop.wait(0.01)
+            # the worker is draining and clients submitting meanwhile
+            wait_until(lambda: len(acked) >= 200, timeout=30)
             before = len(acked)
             made = cli("store", "backup", str(backup), "--database", sqlite_url)
         finally:

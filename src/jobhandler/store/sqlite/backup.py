@@ -92,10 +92,7 @@ def _alone(target: sqlite3.Connection, store_path: str, replace: bool) -> None:
         )
     if replace:
         return
-    found = target.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
-    ).fetchone()
-    if found and target.execute("SELECT 1 FROM jobs LIMIT 1").fetchone():
+    if _is_store(target) and target.execute("SELECT 1 FROM jobs LIMIT 1").fetchone():
         target.execute("PRAGMA journal_mode = WAL")
         raise BackupRefused(f"{store_path} holds jobs: add --replace to overwrite them")
 
@@ -104,9 +101,7 @@ def _checked(conn: sqlite3.Connection, name: str) -> int:
     """The number of jobs in a copy that SQLite finds whole and that is a Job Handler store."""
     try:
         (verdict,) = conn.execute("PRAGMA quick_check").fetchone()
-        has_jobs = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
-        ).fetchone()
+        has_jobs = _is_store(conn)
     except sqlite3.DatabaseError as exc:
         raise BackupRefused(f"{name} is not a SQLite database ({exc})") from None
     if verdict != "ok":
@@ -115,6 +110,11 @@ def _checked(conn: sqlite3.Connection, name: str) -> int:
         raise BackupRefused(f"{name} is not a Job Handler store (it has no jobs table)")
     (jobs,) = conn.execute("SELECT count(*) FROM jobs").fetchone()
     return int(jobs)
+
+
+def _is_store(conn: sqlite3.Connection) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'")
+    return found.fetchone() is not None
 
 
 def _private_temporary(target: str) -> str:
