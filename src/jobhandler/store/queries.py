@@ -1,5 +1,6 @@
 """Named queries: ``sql/*.sql`` (both dialects) and ``sql/<dialect>/*.sql`` (one dialect's own),
-one ``-- name: xxx`` block per statement; a file per resource, a migration is a numbered file.
+one ``-- name: xxx`` block per statement (or per ``:fragment``, a piece that statements write
+in as ``{xxx}``); a file per resource, a migration is a numbered file.
 
 Both dialects write parameters as ``:name`` (turned into psycopg's ``%(name)s`` for PostgreSQL)
 and status sets as ``{claimable}``-style words, filled in here from the one state machine:
@@ -75,18 +76,24 @@ def load(dialect: str, native: Callable[[str], str], words: Mapping[str, str]) -
     (``sql/<dialect>/*.sql`` but the numbered migrations); ``native`` turns ``:name`` into the
     driver's style and ``words`` adds to the status words (column lists, channel names)."""
     everything = {**STATUS_WORDS, **words}
+    blocks = [b for path in query_files(dialect) for b in _blocks(path.read_text(encoding="utf-8"))]
+    # ``:fragment``: no statement, but a word the statements write in (CTEs two claims share).
+    for name, flags, text in blocks:
+        if ":fragment" in flags:
+            everything[name] = fill(text, everything)
     found: dict[str, Query] = {}
-    for path in query_files(dialect):
-        for name, flags, text in _blocks(path.read_text(encoding="utf-8")):
-            if name in found:
-                raise ValueError(f"{dialect}: query {name!r} is named twice")
-            found[name] = Query(
-                name,
-                native(fill(text, everything)),
-                columnar=":columnar" in flags,
-                wakes=":wakes" in flags,
-                relaxed=":relaxed" in flags,
-            )
+    for name, flags, text in blocks:
+        if ":fragment" in flags:
+            continue
+        if name in found:
+            raise ValueError(f"{dialect}: query {name!r} is named twice")
+        found[name] = Query(
+            name,
+            native(fill(text, everything)),
+            columnar=":columnar" in flags,
+            wakes=":wakes" in flags,
+            relaxed=":relaxed" in flags,
+        )
     return found
 
 

@@ -25,29 +25,9 @@
 -- queue's own limits apply. A claim that can take keyed jobs under a key limit takes claim_lock
 -- too, so each counts what the others took; the claims of unkeyed queues never wait for it.
 
--- name: claim_lock :relaxed
--- First in the claim's unit, and it answers whether a keyed job is due in these queues now
--- (due: see ../../queues.py; PostgreSQL asks here, to send no statement more).
-SELECT EXISTS (
-    SELECT 1 FROM jobs
-    WHERE queue = ANY(:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
-      AND run_at <= :now
-) AS due, (
-    SELECT pg_advisory_xact_lock(7411510) FROM (
-        SELECT 1 FROM flow_limits
-        WHERE (scope = 'task' OR name = ANY(:queues))
-          AND (concurrency IS NOT NULL OR rate_count IS NOT NULL
-               OR ((key_concurrency IS NOT NULL OR key_rate_count IS NOT NULL) AND EXISTS (
-                   SELECT 1 FROM jobs
-                   WHERE queue = ANY(:queues) AND status IN {claimable}
-                     AND concurrency_key IS NOT NULL AND run_at <= :now
-               )))
-        LIMIT 1
-    ) AS any_limit
-) AS locked;
-
--- name: claim_jobs :relaxed
-WITH
+-- name: claim_unkeyed :fragment
+-- The CTEs both claims open with: the limits in force (limited, paused), and the due unkeyed
+-- jobs, free of any limit or under one (held).
 limited AS MATERIALIZED (
     SELECT f.scope, f.name, f.rate_count, least(
         coalesce(f.concurrency - (
@@ -66,7 +46,7 @@ paused AS MATERIALIZED (SELECT name FROM flow_limits WHERE scope = 'queue' AND p
 free AS (
     -- Queue by queue, so each walks jobs_due in its order and stops at :limit; over
     -- queue = ANY(...) the planner reads and sorts every row of the queues instead.
-    SELECT j.seq, j.priority, j.run_at
+    SELECT j.seq, j.priority, j.run_at, q.name AS queue
     FROM unnest(CAST(:queues AS text[])) AS q(name)
     CROSS JOIN LATERAL (
         SELECT seq, priority, run_at FROM jobs
@@ -90,7 +70,32 @@ held AS (
     ORDER BY priority DESC, run_at, seq
     LIMIT 1000
     FOR UPDATE SKIP LOCKED
-),
+);
+
+-- name: claim_lock :relaxed
+-- First in the claim's unit, and it answers whether a keyed job is due in these queues now
+-- (due: see ../../queues.py; PostgreSQL asks here, to send no statement more).
+SELECT EXISTS (
+    SELECT 1 FROM jobs
+    WHERE queue = ANY(:queues) AND status IN {claimable} AND concurrency_key IS NOT NULL
+      AND run_at <= :now
+) AS due, (
+    SELECT pg_advisory_xact_lock(7411510) FROM (
+        SELECT 1 FROM flow_limits
+        WHERE (scope = 'task' OR name = ANY(:queues))
+          AND (concurrency IS NOT NULL OR rate_count IS NOT NULL
+               OR ((key_concurrency IS NOT NULL OR key_rate_count IS NOT NULL) AND EXISTS (
+                   SELECT 1 FROM jobs
+                   WHERE queue = ANY(:queues) AND status IN {claimable}
+                     AND concurrency_key IS NOT NULL AND run_at <= :now
+               )))
+        LIMIT 1
+    ) AS any_limit
+) AS locked;
+
+-- name: claim_jobs :relaxed
+WITH
+{claim_unkeyed},
 by_task AS (
     SELECT h.*, t.room, row_number() OVER (
         PARTITION BY h.task ORDER BY h.priority DESC, h.run_at, h.seq
@@ -143,49 +148,7 @@ SELECT * FROM taken;
 
 -- name: claim_keyed :relaxed
 WITH RECURSIVE
-limited AS MATERIALIZED (
-    SELECT f.scope, f.name, f.rate_count, least(
-        coalesce(f.concurrency - (
-            SELECT count(*) FROM jobs AS r
-            WHERE r.status = {running}
-              AND CASE f.scope WHEN 'queue' THEN r.queue ELSE r.task END = f.name
-        ), 1000000000),
-        coalesce(floor(least(f.rate_count,
-            f.tokens + greatest(0, :now - f.refilled_at) * f.rate_count / f.rate_period
-        ))::bigint, 1000000000)
-    ) AS room
-    FROM flow_limits AS f
-    WHERE f.concurrency IS NOT NULL OR f.rate_count IS NOT NULL
-),
-paused AS MATERIALIZED (SELECT name FROM flow_limits WHERE scope = 'queue' AND paused),
-free AS (
-    -- Queue by queue, so each walks jobs_due in its order and stops at :limit; over
-    -- queue = ANY(...) the planner reads and sorts every row of the queues instead.
-    SELECT j.seq, j.priority, j.run_at, q.name AS queue
-    FROM unnest(CAST(:queues AS text[])) AS q(name)
-    CROSS JOIN LATERAL (
-        SELECT seq, priority, run_at FROM jobs
-        WHERE status IN {claimable} AND concurrency_key IS NULL AND queue = q.name
-          AND run_at <= :now
-          AND task NOT IN (SELECT name FROM limited WHERE scope = 'task')
-        ORDER BY priority DESC, run_at, seq
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    ) AS j
-    WHERE q.name NOT IN (SELECT name FROM paused)
-      AND q.name NOT IN (SELECT name FROM limited WHERE scope = 'queue')
-),
-held AS (
-    SELECT seq, priority, run_at, queue, task FROM jobs
-    WHERE status IN {claimable} AND concurrency_key IS NULL AND run_at <= :now
-      AND queue = ANY(:queues) AND queue NOT IN (SELECT name FROM paused)
-      AND (queue IN (SELECT name FROM limited WHERE scope = 'queue')
-           OR task IN (SELECT name FROM limited WHERE scope = 'task'))
-      AND EXISTS (SELECT 1 FROM limited)
-    ORDER BY priority DESC, run_at, seq
-    LIMIT 1000
-    FOR UPDATE SKIP LOCKED
-),
+{claim_unkeyed},
 key_queues AS MATERIALIZED (
     SELECT q.name AS queue, coalesce(c.last_key, '') AS after_key
     FROM unnest(CAST(:queues AS text[])) AS q(name)

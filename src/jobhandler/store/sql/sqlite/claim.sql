@@ -22,8 +22,8 @@
 -- A key's room is its key_concurrency minus its jobs processing and the whole tokens of its
 -- bucket, per (task, key) and (queue, key); then the task's and queue's own limits apply.
 
--- name: claim_jobs :relaxed
-WITH
+-- name: claim_limits :fragment
+-- The CTEs both claims open with: the limits in force (limited) and the paused queues.
 limited AS (
     SELECT f.scope, f.name, min(
         coalesce(f.concurrency - (
@@ -38,7 +38,11 @@ limited AS (
     FROM flow_limits AS f
     WHERE f.concurrency IS NOT NULL OR f.rate_count IS NOT NULL
 ),
-paused AS (SELECT name FROM flow_limits WHERE scope = 'queue' AND paused),
+paused AS (SELECT name FROM flow_limits WHERE scope = 'queue' AND paused);
+
+-- name: claim_jobs :relaxed
+WITH
+{claim_limits},
 free AS (
     SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_due
     WHERE status IN {claimable} AND concurrency_key IS NULL AND queue IN (:queues)
@@ -112,21 +116,7 @@ RETURNING *, EXISTS (
 
 -- name: claim_keyed :relaxed
 WITH RECURSIVE
-limited AS (
-    SELECT f.scope, f.name, min(
-        coalesce(f.concurrency - (
-            SELECT count(*) FROM jobs AS r INDEXED BY jobs_running_lease
-            WHERE r.status = {running}
-              AND CASE f.scope WHEN 'queue' THEN r.queue ELSE r.task END = f.name
-        ), 1000000000),
-        coalesce(CAST(min(f.rate_count,
-            f.tokens + max(0, :now - f.refilled_at) * f.rate_count / f.rate_period
-        ) AS INTEGER), 1000000000)
-    ) AS room
-    FROM flow_limits AS f
-    WHERE f.concurrency IS NOT NULL OR f.rate_count IS NOT NULL
-),
-paused AS (SELECT name FROM flow_limits WHERE scope = 'queue' AND paused),
+{claim_limits},
 key_queues AS (
     -- The claim's queues with a keyed job due: with none, nothing else is read (claim_jobs
     -- takes the unkeyed jobs then).
