@@ -15,7 +15,9 @@ from typing import Any
 
 from celery import Celery, chain, group
 
-from bench.adapters.common import bin_path, record
+from bench.adapters import celery_peer
+from bench.adapters.celery_peer import worker_command
+from bench.adapters.common import record
 
 PACKAGE = "celery"
 WORKERS = "1 `celery worker`, prefork pool, 2 child processes (the default: one per core)"
@@ -36,20 +38,7 @@ def worker_launches() -> int:
 
 
 def worker_argv(index: int) -> list[str]:
-    return [
-        bin_path("celery"),
-        "-A",
-        "bench.adapters.celery_chord_peer",
-        "worker",
-        "--pool",
-        "prefork",
-        "--concurrency",
-        "2",
-        "--loglevel",
-        "WARNING",
-        "--hostname",
-        f"chord{index}@%h",
-    ]
+    return worker_command("bench.adapters.celery_chord_peer", f"chord{index}@%h")
 
 
 def submit_workflow(n: int) -> dict[str, Any]:
@@ -58,12 +47,6 @@ def submit_workflow(n: int) -> dict[str, Any]:
     return {"workflow_id": result.id, "jobs": n + 2}
 
 
-class Submitter:
-    def open(self) -> None:
-        pass
-
-    def one(self, i: int) -> None:
-        noop.delay(i)
-
-    def close(self) -> None:
-        app.close()
+class Submitter(celery_peer.Submitter):
+    celery = app
+    task = noop

@@ -8,6 +8,7 @@ the default prefork pool, ``--concurrency 2`` (the default: one child per core).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
 
@@ -31,10 +32,15 @@ def worker_launches() -> int:
 
 
 def worker_argv(index: int) -> list[str]:
+    return worker_command("bench.adapters.celery_peer", f"bench{index}@%h")
+
+
+def worker_command(module: str, hostname: str) -> list[str]:
+    """One ``celery worker`` of ``module``'s app, as every Celery adapter here runs it."""
     return [
         bin_path("celery"),
         "-A",
-        "bench.adapters.celery_peer",
+        module,
         "worker",
         "--pool",
         "prefork",
@@ -43,16 +49,19 @@ def worker_argv(index: int) -> list[str]:
         "--loglevel",
         "WARNING",
         "--hostname",
-        f"bench{index}@%h",
+        hostname,
     ]
 
 
 class Submitter:
+    celery: Celery = app
+    task: Any = noop
+
     def open(self) -> None:
         pass
 
     def one(self, i: int) -> None:
-        noop.delay(i)
+        self.task.delay(i)
 
     def close(self) -> None:
-        app.close()
+        self.celery.close()
