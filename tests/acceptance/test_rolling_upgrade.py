@@ -137,9 +137,29 @@ def release_env(url: str, tree: Path, ledger: Path) -> dict[str, str]:
     return env
 
 
+def progress(
+    condition: Callable[[], bool], submitter: Submitter, procs: list[Process], timeout: float
+) -> None:
+    """Wait for ``condition``; fail at the first failed submit, and say what the processes
+    logged as wrong when it does not come."""
+
+    def met() -> bool:
+        assert submitter.failures == [], f"submits failed: {submitter.failures[:3]}"
+        return condition()
+
+    try:
+        wait_until(met, timeout)
+    except AssertionError as exc:
+        logged = [line for proc in procs for line in problems(proc.output())]
+        raise AssertionError(f"{exc}\nlogged: {logged[:5]}") from None
+
+
 def check_release_imported(python: Path, env: dict[str, str], tree: Path, cwd: Path) -> None:
     """The release's interpreter imports the release's package and app, not the current ones."""
-    code = "import jobhandler, crashapp; print(jobhandler.__file__); print(crashapp.__file__)"
+    code = (  # where each would be imported from, found without importing it: cheap
+        "from importlib.util import find_spec as f;"
+        "print(f('jobhandler').origin, f('crashapp').origin)"
+    )
     done = subprocess.run(
         [str(python), "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
     )
@@ -186,35 +206,41 @@ def _upgrade_while_serving(
     def taken_by(pid: int) -> int:
         return runs_by(ledger, pid, submitter.jobs())
 
-    wait_until(lambda: taken_by(old.pid) >= SOME, timeout=30)
+    progress(lambda: taken_by(old.pid) >= SOME, submitter, [old], timeout=30)
 
     # 2. The current code migrates the store under the running release (what `jobhandler
     # migrate` does, here in the test's process: one interpreter start less).
     asyncio.run(_migrate(url))
     assert schema_version(url) == newest_migration(REPO_ROOT / POSTGRES_MIGRATIONS)
+    # The current release's process starts now (an interpreter start takes seconds on a loaded
+    # machine), while the previous release goes on working on the migrated store.
+    new = spawn(["serve"], test_env(url, CRASHAPP_LEDGER=str(ledger), **APP), server=True)
+    assert isinstance(new, Server)
     old_runs, old_acks = taken_by(old.pid), submitter.count(old.url)
-    wait_until(
+    progress(
         lambda: (
             taken_by(old.pid) >= old_runs + SOME and submitter.count(old.url) >= old_acks + SOME
         ),
+        submitter,
+        [old],
         timeout=30,
     )
 
     # 3. The current code joins: submits go through both servers, both workers take jobs.
-    new = spawn(["serve"], test_env(url, CRASHAPP_LEDGER=str(ledger), **APP), server=True)
-    assert isinstance(new, Server)
     new.wait_ready()
     with httpx.Client(base_url=new.url) as http:
         wait_until(lambda: len(http.get("/workers").json()) == 2, timeout=30)
     submitter.aim(old.url, new.url)
     old_runs, old_acks = taken_by(old.pid), submitter.count(old.url)
-    wait_until(
+    progress(
         lambda: (
             taken_by(new.pid) >= SOME
             and taken_by(old.pid) >= old_runs + SOME
             and submitter.count(new.url) >= SOME
             and submitter.count(old.url) >= old_acks + SOME
         ),
+        submitter,
+        [old, new],
         timeout=60,
     )
 
@@ -222,7 +248,7 @@ def _upgrade_while_serving(
     submitter.aim(new.url)
     assert old.stop() == 0
     new_acks = submitter.count(new.url)
-    wait_until(lambda: submitter.count(new.url) >= new_acks + SOME, timeout=30)
+    progress(lambda: submitter.count(new.url) >= new_acks + SOME, submitter, [new], timeout=30)
     return new
 
 
