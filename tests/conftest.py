@@ -143,12 +143,17 @@ class Process:
     """A ``jobhandler`` command in a real child process, with its output in a log file."""
 
     def __init__(
-        self, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+        self,
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+        cwd: Path | None = None,
+        command: list[str] | None = None,
     ) -> None:
         self.log_path = log
         self._log = log.open("wb")
         self.popen = subprocess.Popen(
-            [*COMMAND, *args],
+            [*(command or COMMAND), *args],
             env=env,
             cwd=cwd,
             stdout=self._log,
@@ -179,9 +184,15 @@ class Process:
 
 class Server(Process):
     def __init__(
-        self, args: list[str], env: dict[str, str], log: Path, port: int, cwd: Path | None = None
+        self,
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+        port: int,
+        cwd: Path | None = None,
+        command: list[str] | None = None,
     ) -> None:
-        super().__init__([*args, "--port", str(port)], env, log, cwd)
+        super().__init__([*args, "--port", str(port)], env, log, cwd, command)
         self.url = f"http://127.0.0.1:{port}"
 
     def wait_ready(self, timeout: float = 60.0) -> Server:
@@ -217,11 +228,18 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     started: list[Process] = []
 
     def start(
-        args: list[str], env: dict[str, str], *, server: bool = False, cwd: Path | None = None
+        args: list[str],
+        env: dict[str, str],
+        *,
+        server: bool = False,
+        cwd: Path | None = None,
+        command: list[str] | None = None,  # another installation's (default: this one's)
     ) -> Process:
         log = tmp_path / f"proc-{len(started)}.log"
         proc: Process = (
-            Server(args, env, log, free_port(), cwd) if server else Process(args, env, log, cwd)
+            Server(args, env, log, free_port(), cwd, command)
+            if server
+            else Process(args, env, log, cwd, command)
         )
         started.append(proc)
         return proc

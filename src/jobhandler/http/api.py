@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib import metadata
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -40,7 +41,7 @@ def create_app(app: App, settings: Settings | None = None) -> FastAPI:
     api = FastAPI(
         title="Job Handler",
         summary="Submit, watch and steer background jobs.",
-        version="0.1.0",
+        version=metadata.version("jobhandler"),  # as `jobhandler --version` tells it
         lifespan=lifespan,
         docs_url=None,  # served from the package, under the dashboard's CSP (http/docs.py)
         redoc_url=None,
