@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from jobhandler.model.errors import (
+    DiskFull,
     InvalidJob,
     InvalidTransition,
     JobHandlerError,
@@ -103,6 +104,12 @@ def install_error_handlers(api: FastAPI) -> None:
         log.warning("store unavailable: %s", exc)  # the details stay in the server's log
         return problem_response(503, "store unavailable")
 
+    async def disk_full(_: Request, exc: Exception) -> Response:
+        # Not logged: the store logged entering the state, and every refused submit says so.
+        assert isinstance(exc, DiskFull)
+        headers = {"Retry-After": str(exc.retry_after)}
+        return problem_response(503, DiskFull.explained, headers=headers)
+
     async def client_gone(_: Request, exc: Exception) -> Response:
         # The client left (or was cut off by a read timeout) while sending its body: not a bug,
         # nothing to log, and nobody to answer; the response is dropped.
@@ -135,6 +142,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(UniqueKeyHeld, _held)  # an InvalidTransition naming its holder
     api.add_exception_handler(InvalidJob, unprocessable)
     api.add_exception_handler(StoreUnavailable, unavailable)
+    api.add_exception_handler(DiskFull, disk_full)  # a StoreUnavailable with its own answer
     api.add_exception_handler(RequestValidationError, bad_parameters)
     api.add_exception_handler(StarletteHTTPException, http_error)
     api.add_exception_handler(ClientDisconnect, client_gone)
