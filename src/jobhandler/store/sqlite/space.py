@@ -26,6 +26,7 @@ import contextlib
 import errno
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Sequence
 
@@ -36,26 +37,30 @@ log = logging.getLogger("jobhandler.store")
 
 # How often the thread looks: for the reserve when healthy, for free space when low.
 LOOK_EVERY = 1.0
-# Free space needed beside the reserve to leave the low-space state when there is no reserve.
+_NO_FALLOCATE = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
+# Leaving the low-space state wants as much free beside the reserve as the reserve, and this
+# much at least (all of it, for a store that keeps none).
 MIN_FREE = 1024 * 1024
 
 
 def free_bytes(directory: str) -> int:
-    """Bytes an unprivileged writer may still use on the filesystem of ``directory``."""
-    stat = os.statvfs(directory)
-    return stat.f_bavail * stat.f_frsize
+    """Bytes an unprivileged writer may still use on the filesystem of ``directory`` (statvfs's
+    f_bavail on POSIX: not the blocks a filesystem keeps for root)."""
+    return shutil.disk_usage(directory).free
 
 
 def allocate(path: str, size: int) -> None:
     """Make ``path`` a private file of ``size`` allocated bytes, all at once or not at all
     (a partial one is removed): written beside it, then renamed into place."""
-    part = f"{path}.{os.getpid()}.part"
+    part = f"{path}.{os.getpid()}.{threading.get_ident()}.part"  # two stores on one file
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        if hasattr(os, "posix_fallocate"):
+        try:
             os.posix_fallocate(fd, 0, size)  # blocks, not a sparse length
-        else:  # no fallocate (macOS): zeros, a MiB at a time
-            chunk = bytes(min(size, 1024 * 1024))
+        except (AttributeError, OSError) as exc:  # macOS has none; some filesystems refuse it
+            if isinstance(exc, OSError) and exc.errno not in _NO_FALLOCATE:
+                raise
+            chunk = bytes(min(size, 1024 * 1024))  # zeros, a MiB at a time
             while size > 0:
                 size -= os.write(fd, chunk[:size])
         os.fsync(fd)
@@ -113,7 +118,7 @@ class DiskSpace:
         """Look after the reserve from now on (the store opened its file): make it if it is
         missing, and look once a second. Nothing to do without a reserve, unless low."""
         with self._lock:
-            if self._thread is not None or not (self._keeping or self.low):
+            if self._thread or self._stop.is_set() or not (self._keeping or self.low):
                 return
             self._thread = threading.Thread(
                 target=self._watch, name="jobhandler-sqlite-space", daemon=True
