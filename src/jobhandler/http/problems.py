@@ -82,6 +82,14 @@ async def _keys_held(_: Request, exc: Exception) -> Response:
     return problem_response(409, str(exc), holders=exc.holders)
 
 
+async def _disk_full(_: Request, exc: Exception) -> Response:
+    """Not logged: the store logged entering the state, and each refused call would say it
+    again. The detail is the one explanation, whatever SQLite's message was."""
+    assert isinstance(exc, DiskFull)
+    headers = {"Retry-After": str(exc.retry_after)}
+    return problem_response(503, DiskFull.explained, headers=headers)
+
+
 def install_error_handlers(api: FastAPI) -> None:
     """Every error as problem JSON: those the service raises on purpose, and any other."""
 
@@ -103,12 +111,6 @@ def install_error_handlers(api: FastAPI) -> None:
     async def unavailable(_: Request, exc: Exception) -> Response:
         log.warning("store unavailable: %s", exc)  # the details stay in the server's log
         return problem_response(503, "store unavailable")
-
-    async def disk_full(_: Request, exc: Exception) -> Response:
-        # Not logged: the store logged entering the state, and every refused submit says so.
-        assert isinstance(exc, DiskFull)
-        headers = {"Retry-After": str(exc.retry_after)}
-        return problem_response(503, DiskFull.explained, headers=headers)
 
     async def client_gone(_: Request, exc: Exception) -> Response:
         # The client left (or was cut off by a read timeout) while sending its body: not a bug,
@@ -142,7 +144,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(UniqueKeyHeld, _held)  # an InvalidTransition naming its holder
     api.add_exception_handler(InvalidJob, unprocessable)
     api.add_exception_handler(StoreUnavailable, unavailable)
-    api.add_exception_handler(DiskFull, disk_full)  # a StoreUnavailable with its own answer
+    api.add_exception_handler(DiskFull, _disk_full)  # a StoreUnavailable with its own answer
     api.add_exception_handler(RequestValidationError, bad_parameters)
     api.add_exception_handler(StarletteHTTPException, http_error)
     api.add_exception_handler(ClientDisconnect, client_gone)
