@@ -204,6 +204,8 @@ def test_env(database_url: str, **extra: str) -> dict[str, str]:
         JOBHANDLER_DATABASE_URL=database_url,
         JOBHANDLER_DEMO_DELAY="0.05",
         JOBHANDLER_LOG_LEVEL="info",
+        # Hundreds of test stores: a small disk reserve each (docs/reliability.md, section 16).
+        JOBHANDLER_SQLITE_RESERVE_BYTES=str(1024 * 1024),
         PYTHONPATH=os.pathsep.join(
             [str(Path(__file__).parent / "apps"), env.get("PYTHONPATH", "")]
         ),

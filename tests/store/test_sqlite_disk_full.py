@@ -38,8 +38,10 @@ async def test_a_full_disk_refuses_new_work_and_lets_through_what_frees_room(
     store = SQLiteStore(str(small_disk / "jobs.db"), reserve_bytes=2 * MiB)
     await store.migrate()
     reserve = small_disk / "jobs.db-reserve"
+    other = SQLiteStore(store.path, reserve_bytes=2 * MiB)  # as another process's would be
     try:
         await until(lambda: reserve.exists() and reserve.stat().st_size == 2 * MiB)
+        await other.ping()
         jobs = [new_job() for _ in range(6)]
         await store.insert_jobs(jobs, NOW)
         await store.register_worker(WorkerInfo("w1", "h", 1, ["default"], 2, NOW, NOW))
@@ -53,6 +55,11 @@ async def test_a_full_disk_refuses_new_work_and_lets_through_what_frees_room(
             for _ in range(1000):  # the WAL may have room for a few
                 await store.insert_jobs([new_job()], NOW)
         assert store.disk_full() and not reserve.exists()
+        # The other store has written nothing since: it sees the reserve gone, and stops
+        # taking new work before it eats the room.
+        await until(other.disk_full, timeout=3)
+        with pytest.raises(DiskFull):
+            await other.claim_jobs(["default"], "w2", 2, NOW, 30)
 
         # New data and new work: refused before they reach the file.
         with pytest.raises(DiskFull, match="disk full"):
@@ -87,11 +94,16 @@ async def test_a_full_disk_refuses_new_work_and_lets_through_what_frees_room(
         assert await store.count_jobs(JobFilter(), 100) == 0
 
         filler.unlink()
-        await until(lambda: not store.disk_full(), timeout=5)
+        await until(lambda: not store.disk_full() and not other.disk_full(), timeout=5)
         assert reserve.stat().st_size == 2 * MiB
+        await other.set_paused("default", False, NOW + 11)
         (job,) = await store.insert_jobs([new_job()], NOW + 11)
         assert job.status == JobStatus.QUEUED
+        assert [j.id for j in await other.claim_jobs(["default"], "w2", 2, NOW + 11, 30)] == [
+            job.id
+        ]
     finally:
+        await other.close()
         await store.close()
 
 
