@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -214,6 +215,8 @@ def test_env(database_url: str, **extra: str) -> dict[str, str]:
         JOBHANDLER_DATABASE_URL=database_url,
         JOBHANDLER_DEMO_DELAY="0.05",
         JOBHANDLER_LOG_LEVEL="info",
+        # Hundreds of test stores: a small disk reserve each (docs/reliability.md, section 16).
+        JOBHANDLER_SQLITE_RESERVE_BYTES=str(1024 * 1024),
         PYTHONPATH=os.pathsep.join(
             [str(Path(__file__).parent / "apps"), env.get("PYTHONPATH", "")]
         ),
@@ -257,3 +260,41 @@ def server(spawn: Callable[..., Process], sqlite_url: str) -> Server:
 
 
 test_env.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs of the test's own, to fill (``fill``), unmounted afterwards: ask for it
+    before ``spawn``, so that it is torn down after the processes that use it stopped."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs to fill needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(disk)], check=True)  # still held: detach it
+
+
+def fill(path: Path) -> int:
+    """Write ``path`` until the disk refuses another byte (large blocks, then pages)."""
+    written = 0
+    with path.open("wb", buffering=0) as filler:
+        for block in (MiB, 4096):
+            try:
+                while True:
+                    written += filler.write(bytes(block))
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    return written

@@ -184,6 +184,12 @@ class Settings(BaseModel):
         default="FULL",
         description="SQLite durability: FULL survives power loss, NORMAL only crashes.",
     )
+    sqlite_reserve_bytes: Annotated[int, STORE] = Field(
+        default=8 * 1024 * 1024,
+        ge=0,
+        description="Disk kept free beside a SQLite file, so that cancel, delete and prune"
+        " work on a full disk (0: none).",
+    )
     listen: Annotated[bool, STORE] = Field(
         default=True,
         description="PostgreSQL LISTEN/NOTIFY wake-ups; off behind transaction poolers.",

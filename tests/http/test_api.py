@@ -199,7 +199,7 @@ def test_tasks_queues_workers_health_and_docs(http: httpx.Client) -> None:
     assert tasks["reverse"]["result_schema"] == {"type": "string"}
     assert tasks["crunch"]["isolation"] == "process"
     assert http.get("/healthz").json() == {"status": "ok"}
-    assert http.get("/readyz").json() == {"status": "ready"}
+    assert http.get("/readyz").json() == {"status": "ready", "disk_full": False}
     workers = http.get("/workers").json()
     assert len(workers) == 1 and workers[0]["queues"] == ["default"]
     http.post("/jobs", json={"payload": "x", "delay": 3600})

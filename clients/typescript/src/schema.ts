@@ -657,6 +657,12 @@ export interface components {
         /** ReadyOut */
         ReadyOut: {
             /**
+             * Disk Full
+             * @description The store is short of disk: it refuses new work (503) until space is back; cancel, delete and prune still work (docs/reliability.md).
+             * @default false
+             */
+            disk_full: boolean;
+            /**
              * Status
              * @constant
              */

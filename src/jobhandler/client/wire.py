@@ -220,6 +220,11 @@ class HealthOut(BaseModel):
 
 class ReadyOut(BaseModel):
     status: Literal["ready"]
+    disk_full: bool = Field(
+        default=False,
+        description="The store is short of disk: it refuses new work (503) until space is"
+        " back; cancel, delete and prune still work (docs/reliability.md).",
+    )
 
 
 class WorkflowJobOut(BaseModel):

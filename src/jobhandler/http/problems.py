@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from jobhandler.model.errors import (
+    DiskFull,
     InvalidJob,
     InvalidTransition,
     JobHandlerError,
@@ -81,6 +82,14 @@ async def _keys_held(_: Request, exc: Exception) -> Response:
     return problem_response(409, str(exc), holders=exc.holders)
 
 
+async def _disk_full(_: Request, exc: Exception) -> Response:
+    """Not logged: the store logged entering the state, and each refused call would say it
+    again. The detail is the one explanation, whatever SQLite's message was."""
+    assert isinstance(exc, DiskFull)
+    headers = {"Retry-After": str(exc.retry_after)}
+    return problem_response(503, DiskFull.explained, headers=headers)
+
+
 def install_error_handlers(api: FastAPI) -> None:
     """Every error as problem JSON: those the service raises on purpose, and any other."""
 
@@ -135,6 +144,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(UniqueKeyHeld, _held)  # an InvalidTransition naming its holder
     api.add_exception_handler(InvalidJob, unprocessable)
     api.add_exception_handler(StoreUnavailable, unavailable)
+    api.add_exception_handler(DiskFull, _disk_full)  # a StoreUnavailable with its own answer
     api.add_exception_handler(RequestValidationError, bad_parameters)
     api.add_exception_handler(StarletteHTTPException, http_error)
     api.add_exception_handler(ClientDisconnect, client_gone)

@@ -115,6 +115,20 @@ class StoreUnavailable(JobHandlerError):
         super().__init__(redact(message))
 
 
+class DiskFull(StoreUnavailable):
+    """The store's disk is full (a SQLite store's low-space state, docs/reliability.md): it
+    refuses what would add data or start new work until space is back, while cancel, delete,
+    prune and the ends of runs already started still go through. Nothing of the refused
+    operation was written; try again after ``retry_after`` seconds."""
+
+    retry_after = 5
+    # What a user is told (the API's problem detail), whatever the driver said.
+    explained = (
+        "disk full: the store takes no new work until space is freed on its disk;"
+        " cancel, delete and prune still work"
+    )
+
+
 class LeaseLost(JobHandlerError):
     """A run's ``ctx.transaction()`` found that the run no longer holds its job (its lease
     expired and it was rescued, or it was released): the transaction was rolled back, so none

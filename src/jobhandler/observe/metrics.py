@@ -151,8 +151,15 @@ class Metrics(Collector):
 class StoreGauges(Collector):
     """The store's state at one scrape, as gauges."""
 
-    def __init__(self, stats: list[QueueStats], workers: list[WorkerInfo], now: float) -> None:
+    def __init__(
+        self,
+        stats: list[QueueStats],
+        workers: list[WorkerInfo],
+        now: float,
+        disk_full: bool = False,
+    ) -> None:
         self.stats, self.workers, self.now = stats, workers, now
+        self.disk_full = disk_full
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily(
@@ -172,7 +179,13 @@ class StoreGauges(Collector):
             oldest.add_metric((stat.queue,), 0.0 if since is None else max(0.0, self.now - since))
         workers = GaugeMetricFamily("jobhandler_workers", "Live workers in the registry.")
         workers.add_metric((), len(self.workers))
-        yield from (jobs, oldest, workers)
+        disk_full = GaugeMetricFamily(
+            "jobhandler_store_disk_full",
+            "1 while the store refuses new work for want of disk (cancel, delete and prune"
+            " still run), as this process sees it; else 0.",
+        )
+        disk_full.add_metric((), 1.0 if self.disk_full else 0.0)
+        yield from (jobs, oldest, workers, disk_full)
 
 
 class _Joined(Collector):

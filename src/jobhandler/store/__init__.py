@@ -15,7 +15,11 @@ def open_store(settings: Settings) -> Store:
         return PostgresStore(url, listen=settings.listen)
     from jobhandler.store.sqlite.dialect import SQLiteStore
 
-    return SQLiteStore(sqlite_path(url), synchronous=settings.sqlite_synchronous)
+    return SQLiteStore(
+        sqlite_path(url),
+        synchronous=settings.sqlite_synchronous,
+        reserve_bytes=settings.sqlite_reserve_bytes,
+    )
 
 
 def sqlite_path(url: str) -> str:

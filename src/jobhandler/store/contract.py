@@ -47,6 +47,10 @@ class Store(Protocol):
     def skew(self) -> float:
         """Seconds to add to this host's clock to read the store's (model/clock.py)."""
 
+    def disk_full(self) -> bool:
+        """True while the store refuses new work for want of disk (a SQLite store's low-space
+        state, docs/reliability.md); cancel, delete and prune still run."""
+
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
 

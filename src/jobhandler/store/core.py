@@ -96,6 +96,9 @@ class StoreCore:
     def skew(self) -> float:
         return self.dialect.skew()
 
+    def disk_full(self) -> bool:
+        return False  # a SQLite store says otherwise in its low-space state (sqlite/space.py)
+
     async def ping(self) -> None:
         await self.dialect.run([Step(self.dialect.queries["ping"], {})], False)
 

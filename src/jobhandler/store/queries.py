@@ -64,6 +64,10 @@ class Query:
     # ``:relaxed``: losing its commit to a power cut only makes a job run again (a claim, a
     # heartbeat, an outcome: at-least-once allows it), so it need not wait for the disk.
     relaxed: bool = False
+    # ``:when_full``: may run while a SQLite store is short of disk (sqlite/space.py): it frees
+    # space (a cancel, a delete, a prune) or lets work already started end (an outcome, a
+    # lease), and writes little. A unit of work with a step not so marked is refused then.
+    when_full: bool = False
 
 
 def fill(text: str, words: Mapping[str, str]) -> str:
@@ -93,6 +97,7 @@ def load(dialect: str, native: Callable[[str], str], words: Mapping[str, str]) -
             columnar=":columnar" in flags,
             wakes=":wakes" in flags,
             relaxed=":relaxed" in flags,
+            when_full=":when_full" in flags,
         )
     return found
 

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from jobhandler.model.errors import StoreUnavailable
+from jobhandler.model.errors import DiskFull, StoreUnavailable
 from jobhandler.model.jobs import Job
 from jobhandler.store.contract import Store
 
@@ -61,8 +61,12 @@ class Producer:
                     failures = 0
                 except StoreUnavailable as exc:
                     failures += 1
-                    log.warning("claim failed (%s); retrying", exc)
-                    await self._pause(min(0.1 * 2**failures, self.poll_interval))
+                    # A full disk is logged by the store as it starts and ends, not each try.
+                    if failures == 1 or not isinstance(exc, DiskFull):
+                        log.warning("claim failed (%s); retrying", exc)
+                    # Capped: past ~1,000 tries (a disk full for 17 minutes) 2**failures
+                    # was too large a float, and the claim loop died of OverflowError.
+                    await self._pause(min(0.1 * 2 ** min(failures, 20), self.poll_interval))
                     continue
                 # Even when stopped during the claim: the jobs are ours now, and the graceful
                 # stop finishes or hands them back like any other run.

@@ -32,4 +32,5 @@ async def healthz() -> HealthOut:
 async def readyz(request: Request) -> ReadyOut:
     service = served(request)
     await service.store.ping()
-    return ReadyOut(status="ready")
+    # Ready even so: reads, cancels and deletes still work, and they are how room is made.
+    return ReadyOut(status="ready", disk_full=service.store.disk_full())

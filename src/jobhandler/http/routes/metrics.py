@@ -31,7 +31,10 @@ _TEXT = {"schema": {"type": "string", "description": "Prometheus text exposition
 async def get_metrics(request: Request) -> Response:
     service = served(request)
     gauges = metrics.StoreGauges(
-        await service.flow.queue_stats(), await service.workers(), service.clock()
+        await service.flow.queue_stats(),
+        await service.workers(),
+        service.clock(),
+        disk_full=service.store.disk_full(),
     )
     body, content_type = metrics.install(service.events).scrape(
         gauges, request.headers.get("accept")

@@ -4,12 +4,12 @@
 -- name: flow_limits
 SELECT * FROM flow_limits ORDER BY scope, name;
 
--- name: set_paused
+-- name: set_paused :when_full
 INSERT INTO flow_limits (scope, name, paused, updated_at) VALUES ('queue', :name, :paused, :now)
 ON CONFLICT (scope, name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at
 RETURNING *;
 
--- name: set_limits
+-- name: set_limits :when_full
 -- A field not being set keeps its value; a new rate starts with a full bucket (a new key rate:
 -- the keys' buckets in key_buckets are clipped to it as they are read).
 INSERT INTO flow_limits (
@@ -41,7 +41,7 @@ ON CONFLICT (scope, name) DO UPDATE SET
     updated_at = excluded.updated_at
 RETURNING *;
 
--- name: declare_limits
+-- name: declare_limits :when_full
 -- The code's values replace those in force only where the code's declaration changed.
 INSERT INTO flow_limits (
     scope, name, concurrency, rate_limit, rate_count, rate_period,

@@ -1,7 +1,7 @@
 -- Periodic schedules (store/schedules.py). next_due moves only by compare-and-set on the value
 -- the scheduler read, so two schedulers (leaders overlapping) cannot both act on one due time.
 
--- name: sync_schedule
+-- name: sync_schedule :when_full
 -- A declared schedule: new, or updated keeping its pause state; its next due time is kept
 -- unless its timing (cron, every, time zone) changed.
 INSERT INTO schedules (name, task, cron, every, timezone, payload, missed, next_due, updated_at)
@@ -32,11 +32,11 @@ WHERE name = :name AND next_due = :expected AND NOT paused
 INSERT INTO jobs ({new_columns}) SELECT {new_values}
 WHERE EXISTS (SELECT 1 FROM schedules WHERE name = :name AND last_job_id = :id);
 
--- name: advance_schedule
+-- name: advance_schedule :when_full
 -- Past a due time without a job: paused, or a missed run the policy skips.
 UPDATE schedules SET next_due = :next_due, updated_at = :now
 WHERE name = :name AND next_due = :expected;
 
--- name: pause_schedule
+-- name: pause_schedule :when_full
 UPDATE schedules SET paused = :paused, updated_at = :now WHERE name = :name
 RETURNING *;

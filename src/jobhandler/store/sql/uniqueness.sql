@@ -14,12 +14,12 @@ VALUES (:owner, :key, :fingerprint, :batch, :items, :created_at);
 -- name: get_idempotency
 SELECT * FROM idempotency WHERE owner = :owner AND key = :key;
 
--- name: prune_windows
+-- name: prune_windows :when_full
 DELETE FROM unique_windows WHERE key IN (
     SELECT key FROM unique_windows WHERE expires_at <= :now ORDER BY expires_at LIMIT :limit
 );
 
--- name: prune_idempotency
+-- name: prune_idempotency :when_full
 DELETE FROM idempotency WHERE (owner, key) IN (
     SELECT owner, key FROM idempotency WHERE created_at < :before
     ORDER BY created_at LIMIT :limit

@@ -47,7 +47,7 @@ FROM workflows AS w JOIN jobs AS j ON j.workflow_id = w.id
 WHERE w.seq BETWEEN :low AND :high
 GROUP BY j.workflow_id, j.status;
 
--- name: cancel_workflow
+-- name: cancel_workflow :when_full
 UPDATE workflows SET cancelled_at = :now WHERE id = :id AND cancelled_at IS NULL;
 
 -- name: parent_results
@@ -56,7 +56,7 @@ SELECT j.id, j.workflow_key, j.status, j.result, j.error
 FROM job_deps AS d JOIN jobs AS j ON j.id = d.parent_id
 WHERE d.child_id = :id;
 
--- name: prune_workflows
+-- name: prune_workflows :when_full
 -- Workflows none of whose jobs are left (the pruner took them).
 DELETE FROM workflows WHERE created_at < :before
   AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.workflow_id = workflows.id);

@@ -13,6 +13,7 @@ themselves are in the core (store/core.py), which ``SQLiteStore`` puts over this
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -22,12 +23,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from typing import Any, Literal
 
+from jobhandler.model.errors import DiskFull
 from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Params, Step
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget, dumps
 from jobhandler.store.sqlite import joined
 from jobhandler.store.sqlite.direct import MAX_ROWS, DirectWriter, _busy, rows_of
+from jobhandler.store.sqlite.space import DiskSpace
 from jobhandler.store.sqlite.statements import run_steps, translating
 from jobhandler.store.sqlite.wakeup import WakeChannel, watch_file
 from jobhandler.store.uniqueness import KEY_WORDS
@@ -92,9 +95,11 @@ class SQLiteDialect:
         busy_timeout: float = 10.0,
         synchronous: Synchronous = "FULL",
         watch_interval: float = 0.05,
+        reserve_bytes: int = 0,
     ) -> None:
         self.path = path
         self.watch_interval = watch_interval
+        self._space = DiskSpace(path, reserve_bytes)  # a full disk (space.py)
         self._wake = WakeChannel(path)
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._synchronous = synchronous
@@ -114,20 +119,54 @@ class SQLiteDialect:
     ) -> list[Done]:
         if connection is not None:  # the caller's, in the caller's thread (joined.py)
             return self.run_sync(steps, connection)
-        if write and self._direct_may_run(steps):
-            with translating():
-                done = self._direct.run(steps)
-            if done is not None:
-                self._committed(steps, done)
-                if self._direct.checkpoint_due():
-                    self._checkpointing = self._executor.submit(self._checkpoint)  # not awaited
-                return done
-        found: list[Done] = await self._hop(self._work, steps, write)
+        if write and self._space.low:  # healthy, this attribute is all the check costs
+            self._space.refuse_growth(steps)
+        try:
+            if write and self._direct_may_run(steps):
+                with translating():
+                    done = self._direct.run(steps)
+                if done is not None:
+                    self._committed(steps, done)
+                    if self._direct.checkpoint_due():
+                        self._checkpointing = self._executor.submit(self._checkpoint)
+                    return done
+            found: list[Done] = await self._hop(self._work, steps, write)
+            return found
+        except DiskFull:
+            if not write:
+                raise
+            return await self._after_full(steps)
+
+    async def _after_full(self, steps: Sequence[Step]) -> list[Done]:
+        """A write failed for want of disk: the low-space state frees the reserve (space.py).
+        A unit that may run on a full disk (a cancel, an outcome) runs again in its room; any
+        other is refused (DiskFull). Nothing of the failed attempt was committed."""
+        await self._hop(self._ran_out)
+        self._space.refuse_growth(steps)
+        found: list[Done] = await self._hop(self._work, steps, True)
         return found
+
+    def _ran_out(self) -> None:
+        self._space.ran_out()
+        # Copy the WAL back now, growing the file into the reserve's room if it must: the next
+        # write then starts the WAL over in the room it has, rather than growing it.
+        with contextlib.suppress(sqlite3.Error):
+            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    @property
+    def disk_full(self) -> bool:
+        """True in the low-space state: new work is refused until the disk has room."""
+        return self._space.low
 
     def run_sync(self, steps: Sequence[Step], connection: object) -> list[Done]:
         assert isinstance(connection, sqlite3.Connection)
-        return joined.run_joined(connection, steps)
+        if self._space.low:
+            self._space.refuse_growth(steps)
+        try:
+            return joined.run_joined(connection, steps)
+        except DiskFull:
+            self._space.ran_out()  # the caller's transaction is theirs to roll back
+            raise
 
     def transaction(self) -> AbstractAsyncContextManager[sqlite3.Connection]:
         return joined.own_transaction(self._connect, self._wake.send)
@@ -212,6 +251,7 @@ class SQLiteDialect:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = self._connect()
+            self._space.start()  # the file is open: make the reserve beside it, watch it
         return self._conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -238,10 +278,13 @@ class SQLiteDialect:
         self._begin(conn)
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # A failed COMMIT too. SQLite may have rolled back already (a full disk, an I/O
+            # error): a ROLLBACK then would fail, and hide why.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE, waiting for another writer by polling: every 0.1 ms, then
@@ -270,6 +313,7 @@ class SQLiteDialect:
         self._direct.close()
 
         def close() -> None:
+            self._space.stop()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -319,7 +363,8 @@ class SQLiteDialect:
 
 
 class SQLiteStore(StoreCore):
-    """The store on a SQLite file: the core (core.py) over a :class:`SQLiteDialect`."""
+    """The store on a SQLite file: the core (core.py) over a :class:`SQLiteDialect`.
+    ``reserve_bytes``: the disk reserve kept beside the file (space.py); 0 keeps none."""
 
     def __init__(
         self,
@@ -328,16 +373,20 @@ class SQLiteStore(StoreCore):
         busy_timeout: float = 10.0,
         synchronous: Synchronous = "FULL",
         watch_interval: float = 0.05,
+        reserve_bytes: int = 0,
     ) -> None:
         self.path = path
-        super().__init__(
-            SQLiteDialect(
-                path,
-                busy_timeout=busy_timeout,
-                synchronous=synchronous,
-                watch_interval=watch_interval,
-            )
+        self._sqlite = SQLiteDialect(
+            path,
+            busy_timeout=busy_timeout,
+            synchronous=synchronous,
+            watch_interval=watch_interval,
+            reserve_bytes=reserve_bytes,
         )
+        super().__init__(self._sqlite)
+
+    def disk_full(self) -> bool:
+        return self._sqlite.disk_full
 
 
 def _found(done: Done) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from jobhandler.model.errors import StoreUnavailable
+from jobhandler.model.errors import DiskFull, StoreUnavailable
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
 
 # The primary result codes that mean the database cannot be used now (locked past the busy
@@ -36,6 +36,8 @@ def _translated(exc: sqlite3.Error) -> BaseException:
     if isinstance(exc, sqlite3.DataError):
         return Refused(f"sqlite: {exc}")
     if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF in _UNAVAILABLE:
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+            return DiskFull(f"sqlite: {exc}")  # the dialect frees its reserve (space.py)
         return StoreUnavailable(f"sqlite: {exc}")
     return exc  # "no such table", a syntax error...: a bug, not an outage
 

@@ -1,7 +1,7 @@
 -- SQLite's own statements of bulk actions (see ../../bulk.py): each takes the seqs of one
 -- batch, as JSON text, and changes only those its guard (from the state machine) still allows.
 
--- name: bulk_cancel
+-- name: bulk_cancel :when_full
 UPDATE jobs SET
     status = CASE WHEN status IN {unstarted} THEN {cancelled} ELSE status END,
     finished_at = CASE WHEN status IN {unstarted} THEN :now ELSE finished_at END,
@@ -28,6 +28,6 @@ WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status IN {retryable}
   )
 RETURNING id, status;
 
--- name: bulk_delete
+-- name: bulk_delete :when_full
 DELETE FROM jobs WHERE seq IN (SELECT value FROM json_each(:seqs)) AND status IN {terminal}
 RETURNING id, status;

@@ -13,7 +13,7 @@ SELECT id, status FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
 -- name: jobs_by_seq
 SELECT * FROM jobs WHERE seq IN (SELECT value FROM json_each(:seqs));
 
--- name: finish_job :relaxed
+-- name: finish_job :relaxed :when_full
 -- One outcome: its target and sources come from the state machine, as parameters. :sources is
 -- a JSON array of status names: a quoted name is found in it by instr (cheaper, once per
 -- outcome, than json_each; no status name is part of another).
@@ -24,7 +24,7 @@ UPDATE jobs SET status = :target, result = :result, error = :error, traceback = 
 WHERE id = :id AND attempt = :attempt AND instr(:sources, '"' || status || '"') > 0
   AND (:expired_by IS NULL OR lease_expires_at < :expired_by);
 
--- name: extend_leases :relaxed
+-- name: extend_leases :relaxed :when_full
 UPDATE jobs SET lease_expires_at = :lease_until
 WHERE worker_id = :worker AND status = {running}
   AND (id, attempt) IN (
@@ -32,7 +32,7 @@ WHERE worker_id = :worker AND status = {running}
   )
 RETURNING id, attempt, cancel_requested;
 
--- name: prune_except
+-- name: prune_except :when_full
 -- prune (../shared.sql), leaving the completed jobs of tasks with their own result_ttl (outside
 -- workflows) to prune_task_results.
 DELETE FROM jobs WHERE seq IN (

@@ -8,7 +8,7 @@ UPDATE jobs SET waiting_on = waiting_on + 1, parents = parents + 1,
         THEN json_insert(coalesce(after, '[]'), '$[#]', :id) END
 WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = :id);
 
--- name: wake_workers :wakes
+-- name: wake_workers :wakes :when_full
 -- After parents' finishing writes, in their transaction: a row when one of their children is
 -- due now, and then its commit tells idle workers (a step with the flag wakes them only when
 -- it returns or writes something). A parent of a child still waiting on others wakes nobody:
