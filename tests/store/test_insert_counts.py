@@ -99,6 +99,22 @@ async def test_a_batch_submit_is_counted_by_queue_and_status(
     assert await assert_exact(store, url) == kept
 
 
+async def test_one_job_submits_are_counted_from_their_values(
+    counted: tuple[Store, str],
+) -> None:
+    # No unique key: the insert cannot skip the job, so the count takes its queue and status
+    # as values (count_added) instead of finding it again by id; one queue's row per submit.
+    store, url = counted
+    made = [new_job(f"q{i % 2}", run_at=NOW + (i % 3 == 0) * 100) for i in range(6)]
+    for job in made:
+        await store.insert_jobs([job], NOW)
+    kept = await assert_exact(store, url)
+    assert kept == {"q0": {"queued": 2, "scheduled": 1}, "q1": {"queued": 2, "scheduled": 1}}
+    with pytest.raises(DuplicateJob):  # refused: nothing counted
+        await store.insert_jobs([new_job("q0", job_id=made[0].id)], NOW)
+    assert await assert_exact(store, url) == kept
+
+
 async def test_a_job_skipped_on_a_held_live_key_is_not_counted(
     counted: tuple[Store, str],
 ) -> None:

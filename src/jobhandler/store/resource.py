@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from jobhandler.model.jobs import Job
+from jobhandler.model.jobs import Job, JobStatus
 from jobhandler.store import rows as r
 from jobhandler.store.dialect import Dialect, Done, Params, Step
 
@@ -29,7 +29,11 @@ class Resource:
         return r.job_from_row(row, self.dialect.loads)
 
     def counted(
-        self, insert: Step, ids: Sequence[str], skippable: Sequence[str] = ()
+        self,
+        insert: Step,
+        ids: Sequence[str],
+        skippable: Sequence[str] = (),
+        made: Sequence[Job] | None = None,
     ) -> list[Step]:
         """``insert`` with what keeps ``queue_counts`` right after it, in its unit of work.
 
@@ -40,10 +44,16 @@ class Resource:
         such an id may name a job already there (the same job submitted again), which the
         count would find too, so those are taken off first (``uncount_present``): a job the
         insert left alone is added back as it was taken off, and only new rows add up.
+        ``made``: the jobs the insert writes, as written; with nothing skippable they are
+        exactly the rows it adds, so they are counted from their values (``count_added``).
         """
         count = self.queries.get("count_inserted")
         if count is None or not ids:
             return [insert]
+        if made is not None and not skippable and (added := _added(made)) is not None:
+            query = self.queries["count_added"]  # one queue's row (the usual) as a single step
+            step = Step(query, added[0]) if len(added) == 1 else Step(query, added, many=True)
+            return [insert, step]
         before = []
         array = self.dialect.array
         if skippable:  # each id once: the queries join on them
@@ -68,3 +78,26 @@ class Resource:
         if not lists:
             return jobs
         return [dataclasses.replace(j, after=lists[j.id]) if j.id in lists else j for j in jobs]
+
+
+# The statuses a job may be inserted in, as count_added's parameters.
+_ADDED = {
+    JobStatus.QUEUED: "queued",
+    JobStatus.SCHEDULED: "scheduled",
+    JobStatus.WAITING: "waiting",
+}
+
+
+def _added(jobs: Sequence[Job]) -> list[Params] | None:
+    """``count_added``'s rows: per queue, how many of ``jobs`` are in each status a new job may
+    have; None if one is in another (those are counted by id)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        column = _ADDED.get(job.status)
+        if column is None:
+            return None
+        row = rows.get(job.queue)
+        if row is None:
+            row = rows[job.queue] = {"queue": job.queue, "queued": 0, "scheduled": 0, "waiting": 0}
+        row[column] += 1
+    return [*rows.values()]

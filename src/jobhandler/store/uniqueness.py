@@ -96,13 +96,15 @@ class Submits(Resource):
         created = [r.created_job(j, now) for j in jobs]
         if not created:
             return []
-        live, window = _keys(created, False), _keys(created, True)
+        # Most submits hold no unique key: the key steps below then look at nothing.
+        keyed = [j for j in created if j.unique_key is not None]
+        live, window = _keys(keyed, False), _keys(keyed, True)
         array, steps = self.dialect.array, []
         if records:  # first: a key taken fails the transaction before any job is written
             steps.append(Step(self.queries["add_idempotency"], self._records(records), many=True))
         values = [r.new_job_params(j, self.dialect.json) for j in created]
         if window:
-            claims = _claims(created)
+            claims = _claims(keyed)
             steps += [
                 Step(self.queries["free_windows"], {"keys": array(window), "now": now}),
                 Step(self.queries["claim_window"], claims, many=True),
@@ -111,8 +113,8 @@ class Submits(Resource):
         many = Step(self.queries["insert_jobs"], values, many=True)
         insert = Step(one, values[0]) if one else many
         # Counted before drop_unclaimed, whose delete trigger takes a dropped job off again.
-        steps += self.counted(insert, [j.id for j in created], _live_ids(created))
-        if debounced := [j for j in jobs if isinstance(j, DebouncedJob)]:
+        steps += self.counted(insert, [j.id for j in created], _live_ids(keyed), created)
+        if keyed and (debounced := [j for j in jobs if isinstance(j, DebouncedJob)]):
             steps.append(self._debounce_step(debounced, values, now))
         if window:
             ids = array([c["job_id"] for c in claims])

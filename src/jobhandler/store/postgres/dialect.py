@@ -35,7 +35,6 @@ such poolers.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -63,7 +62,7 @@ from jobhandler.store.postgres.wire import (
     send,
     transaction,
 )
-from jobhandler.store.rows import COLUMN_WORDS, PageBudget
+from jobhandler.store.rows import COLUMN_WORDS, PageBudget, dumps
 from jobhandler.store.uniqueness import KEY_WORDS
 
 Conn = psycopg.AsyncConnection[DictRow]
@@ -121,16 +120,13 @@ def _identity(value: Any) -> Any:
     return value  # psycopg already decoded the json
 
 
-def _dumps(value: Any) -> str:
-    # Unescaped, as SQLite stores it: text that is not valid Unicode (a lone surrogate) then
-    # fails to encode instead of reaching a json column that would keep its escape.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def _as_json(value: Any) -> Json:
     # json, not jsonb: the text as written, so a dict's key order survives (migration 010);
-    # PostgreSQL casts it where a column is jsonb.
-    return Json(value, dumps=_dumps)
+    # PostgreSQL casts it where a column is jsonb. Unescaped, as SQLite stores it (rows.dumps:
+    # one encoder made once, where json.dumps with options builds one a call): text that is
+    # not valid Unicode (a lone surrogate) then fails to encode instead of reaching a json
+    # column that would keep its escape.
+    return Json(value, dumps=dumps)
 
 
 def _list(values: list[Any]) -> list[Any]:

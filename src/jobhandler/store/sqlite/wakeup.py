@@ -34,6 +34,7 @@ class WakeChannel:
 
     def __init__(self, database: str) -> None:
         self.folder = _folder(database)
+        self._folder_text = str(self.folder)  # os.stat of a str: pathlib's costs more per commit
         self._sender: socket.socket | None = None
         self._peers: list[str] = []
         self._seen: int | None = None  # the folder's mtime when _peers was read
@@ -58,7 +59,7 @@ class WakeChannel:
 
     def _listeners(self) -> list[str]:
         try:
-            changed = self.folder.stat().st_mtime_ns
+            changed = os.stat(self._folder_text).st_mtime_ns
         except FileNotFoundError:
             return []
         if changed != self._seen:
