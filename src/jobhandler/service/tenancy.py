@@ -1,0 +1,47 @@
+"""The caller's tenant: a request made with a token bound to a concurrency key is confined to
+that key, here, once for every route (docs/tenants.md, "Tokens bound to a tenant").
+
+The access check (http/auth.py) knows the caller's token; it sets ``CALLER_KEY`` for the
+request, and the service applies it wherever a job is made or read for a caller: a submit
+(``Submits.new_job``: every HTTP path that makes jobs goes through it) gets the key, or is
+refused for naming another; a read or an action on a job of another key answers as if the job
+did not exist; a list sees only the key's jobs. No key set (the Python API, the CLI, the
+workers, a token of no tenant): nothing changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextvars import ContextVar
+
+from jobhandler.model.errors import JobNotFound, KeyNotAllowed
+from jobhandler.model.jobs import Job
+from jobhandler.model.options import SubmitRequest
+from jobhandler.model.records import JobFilter
+
+# The key of the token behind the request being served; None: no tenant (every job).
+CALLER_KEY: ContextVar[str | None] = ContextVar("jobhandler.caller_key", default=None)
+
+
+def keyed(request: SubmitRequest) -> SubmitRequest:
+    """The request with the caller's key: its own if it names none, refused if another."""
+    bound = CALLER_KEY.get()
+    if bound is None or request.concurrency_key == bound:
+        return request
+    if request.concurrency_key is not None:
+        raise KeyNotAllowed(bound)
+    return request.model_copy(update={"concurrency_key": bound})
+
+
+def visible(job: Job) -> Job:
+    """The job, if the caller may see it; JobNotFound if it is another tenant's."""
+    bound = CALLER_KEY.get()
+    if bound is not None and job.concurrency_key != bound:
+        raise JobNotFound(job.id)
+    return job
+
+
+def scoped(where: JobFilter) -> JobFilter:
+    """The filter, narrowed to the caller's key."""
+    bound = CALLER_KEY.get()
+    return where if bound is None else dataclasses.replace(where, concurrency_key=bound)
