@@ -36,7 +36,7 @@ async def test_a_bound_token_keeps_its_key_and_a_plain_one_none(store: Store) ->
 @pytest.mark.parametrize("key", HOSTILE_KEYS, ids=repr)
 async def test_a_bad_key_is_refused_and_nothing_stored(store: Store, key: Any) -> None:
     tokens = Tokens(store, lambda: NOW)
-    with pytest.raises(ValueError, match="concurrency key|NUL|Unicode"):
+    with pytest.raises(ValueError, match=r"concurrency key|NUL|Unicode"):
         await tokens.create("submit", "t", key)
     assert await tokens.all() == []
 

@@ -953,7 +953,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1292,7 +1292,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2044,7 +2044,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2893,7 +2893,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3195,7 +3195,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3476,7 +3476,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3720,7 +3720,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4030,7 +4030,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4285,7 +4285,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4595,7 +4595,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4841,7 +4841,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5150,7 +5150,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5362,7 +5362,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5580,7 +5580,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5858,7 +5858,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6136,7 +6136,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6560,7 +6560,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6774,7 +6774,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7052,7 +7052,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7328,7 +7328,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7508,7 +7508,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7727,7 +7727,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8468,7 +8468,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8778,7 +8778,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9024,7 +9024,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
