@@ -57,9 +57,7 @@ async def test_a_full_key_bucket_is_pruned_and_a_spent_one_kept(
     assert Counter(await take(store, 20, now=NOW + 2)) == {"a": 2, "b": 2}
 
 
-async def test_buckets_go_in_batches_and_with_their_limit(
-    store: Store, database_url: str
-) -> None:
+async def test_buckets_go_in_batches_and_with_their_limit(store: Store, database_url: str) -> None:
     await store.insert_jobs([keyed(f"k{i}") for i in range(5)], NOW)
     await store.set_limits(FlowLimit("queue", "default", key_rate_limit="1/h"), NOW, KEYS)
     assert len(await take(store, 5)) == 5
