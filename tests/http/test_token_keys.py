@@ -177,3 +177,23 @@ def test_token_create_binds_a_key_and_token_list_shows_it(database_url: str) -> 
     table = run_cli("token", "list", env=env).stdout.splitlines()
     assert "CONCURRENCY_KEY" in table[0]
     assert any(line.startswith("t1") and "acme" in line for line in table[1:])
+
+
+def test_tenants_unique_keys_never_meet(served: tuple[httpx.Client, dict[str, str]]) -> None:
+    """Unique keys are the store's: a tenant naming another's key neither gets that tenant's job
+    back (a duplicate answers with its holder) nor debounces it (replacing its payload)."""
+    http, tokens = served
+    acme, globex = bearer(tokens["acme"]), bearer(tokens["globex"])
+    daily = {"payload": "acme's", "unique_key": "daily", "delay": 3600}
+    first = http.post("/jobs", json=daily, headers=acme)
+    assert first.status_code == 201, first.text
+    again = http.post("/jobs", json=daily, headers=acme)  # the tenant's own duplicate
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    other = http.post("/jobs", json={**daily, "payload": "globex's"}, headers=globex)
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    typing = {"payload": "acme typed", "unique_key": "search", "debounce": 3600}
+    typed = http.post("/jobs", json=typing, headers=acme).json()
+    pushed = http.post("/jobs", json={**typing, "payload": "evil"}, headers=globex)
+    assert pushed.status_code == 201 and pushed.json()["id"] != typed["id"]
+    mine = http.get(f"/jobs/{typed['id']}", headers=acme).json()
+    assert mine["payload"] == "acme typed" and mine["unique_key"] == "4:acme:search"

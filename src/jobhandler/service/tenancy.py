@@ -24,13 +24,25 @@ CALLER_KEY: ContextVar[str | None] = ContextVar("jobhandler.caller_key", default
 
 
 def keyed(request: SubmitRequest) -> SubmitRequest:
-    """The request with the caller's key: its own if it names none, refused if another."""
+    """The request with the caller's key: its own if it names none, refused if another. Its
+    ``unique_key``, if any, is made the tenant's own (``tenant_unique_key``)."""
     bound = CALLER_KEY.get()
-    if bound is None or request.concurrency_key == bound:
+    if bound is None:
         return request
-    if request.concurrency_key is not None:
+    if request.concurrency_key not in (None, bound):
         raise KeyNotAllowed(bound)
-    return request.model_copy(update={"concurrency_key": bound})
+    update: dict[str, str] = {"concurrency_key": bound}
+    if request.unique_key is not None:
+        update["unique_key"] = tenant_unique_key(bound, request.unique_key)
+    return request.model_copy(update=update)
+
+
+def tenant_unique_key(tenant: str, unique_key: str) -> str:
+    """A unique key in the tenant's own space: unique keys are shared by the whole store, and a
+    duplicate is answered with the job holding the key (a debounce even replaces its payload),
+    so a tenant naming another's key would see or change that job. Prefixed with the tenant's
+    length and name, no two tenants' keys meet (``5:acme:x`` is never ``4:acm:...``)."""
+    return f"{len(tenant)}:{tenant}:{unique_key}"
 
 
 def visible(job: Job) -> Job:
