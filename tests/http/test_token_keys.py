@@ -197,3 +197,34 @@ def test_tenants_unique_keys_never_meet(served: tuple[httpx.Client, dict[str, st
     assert pushed.status_code == 201 and pushed.json()["id"] != typed["id"]
     mine = http.get(f"/jobs/{typed['id']}", headers=acme).json()
     assert mine["payload"] == "acme typed" and mine["unique_key"] == "4:acme:search"
+
+
+def test_a_bound_token_sees_and_cancels_only_its_keys_workflows(
+    served: tuple[httpx.Client, dict[str, str]],
+) -> None:
+    http, tokens = served
+    graph = [
+        {"key": "a", "payload": "x", "delay": 3600},
+        {"key": "b", "payload": "y", "after": ["a"]},
+    ]
+
+    def workflow(token: str, **job: Any) -> str:
+        jobs = [{**graph[0], **job}, graph[1]]
+        made = http.post("/workflows", json={"name": "w", "jobs": jobs}, headers=bearer(token))
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+    mine, theirs = workflow(tokens["acme"]), workflow(tokens["globex"])
+    mixed = workflow(tokens["admin"], concurrency_key="acme")  # one job of acme's, one of none
+    ops = bearer(tokens["acme-admin"])
+    assert http.get(f"/workflows/{mine}", headers=bearer(tokens["acme"])).status_code == 200
+    for other in (theirs, mixed):
+        assert_problem(http.get(f"/workflows/{other}", headers=ops), 404)
+        assert_problem(http.post(f"/workflows/{other}/cancel", headers=ops), 404)
+    cancelled = http.post(f"/workflows/{mine}/cancel", headers=ops)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    admin = bearer(tokens["admin"])
+    statuses = {
+        w: http.get(f"/workflows/{w}", headers=admin).json()["status"] for w in (theirs, mixed)
+    }
+    assert statuses == {theirs: "running", mixed: "running"}

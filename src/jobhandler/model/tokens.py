@@ -119,16 +119,19 @@ def allows(scope: str, method: str, path: str) -> bool:
 
 def bound_allows(method: str, path: str) -> bool:
     """The routes a token bound to a key may reach, its scope permitting: submits (the key is
-    applied to each job), the tasks, the API's description, and the jobs of its key: the list,
-    one job, its attempts and events, cancel, retry, delete. Every other route (queues, workers,
-    schedules, metrics, workflows, bulk actions, the whole event stream) shows or steers every
-    tenant: refused."""
+    applied to each job), the tasks, the API's description, the jobs of its key (the list, one
+    job, its attempts and events, cancel, retry, delete) and its workflows (one, its cancel).
+    Every other route (queues, workers, schedules, metrics, the list of workflows, bulk actions,
+    the whole event stream) shows or steers every tenant: refused."""
     if method == "POST":
-        return path in ("/jobs", "/jobs/batch", "/workflows") or _is_job_action(path)
+        if path in ("/jobs", "/jobs/batch", "/workflows") or _is_job_action(path):
+            return True
+        head, _, action = path.rpartition("/")
+        return action == "cancel" and _is_one_workflow(head)
     if method in _READ_METHODS:
         if path in ("/tasks", "/jobs", "/openapi.json", "/docs") or path.startswith("/docs/"):
             return True
-        return _is_one_job(path) or _is_job_feed(path)
+        return _is_one_job(path) or _is_job_feed(path) or _is_one_workflow(path)
     if method == "DELETE":
         return _is_one_job(path)
     return False

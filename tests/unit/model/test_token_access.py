@@ -21,6 +21,8 @@ ONE_TENANT = [
     ("GET", "/tasks"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
+    ("GET", "/workflows/some-id"),
+    ("POST", "/workflows/some-id/cancel"),
 ]
 EVERY_TENANT = [
     ("POST", "/jobs/bulk/cancel"),
@@ -34,8 +36,6 @@ EVERY_TENANT = [
     ("GET", "/metrics"),
     ("GET", "/schedules"),
     ("GET", "/workflows"),
-    ("GET", "/workflows/some-id"),
-    ("POST", "/workflows/some-id/cancel"),
 ]
 
 
