@@ -4,9 +4,10 @@ that key, here, once for every route (docs/tenants.md, "Tokens bound to a tenant
 The access check (http/auth.py) knows the caller's token; it sets ``CALLER_KEY`` for the
 request, and the service applies it wherever a job is made or read for a caller: a submit
 (``Submits.new_job``: every HTTP path that makes jobs goes through it) gets the key, or is
-refused for naming another; a read or an action on a job of another key answers as if the job
-did not exist; a list sees only the key's jobs. No key set (the Python API, the CLI, the
-workers, a token of no tenant): nothing changes.
+refused for naming another, and its unique key is the tenant's own; a read or an action on a
+job of another key answers as if the job did not exist (jobs.py), and so does one on a workflow
+with a job of another key (workflows.py); a list sees only the key's jobs. No key set (the
+Python API, the CLI, the workers, a token of no tenant): nothing changes.
 """
 
 from __future__ import annotations
