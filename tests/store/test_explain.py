@@ -52,6 +52,9 @@ FILTERS = {
     "queue": JobFilter(queue="q1"),
     "task": JobFilter(task="t3"),
     "status+queue": JobFilter(statuses=frozenset({JobStatus.COMPLETED}), queue="q2"),
+    # What a token bound to a tenant lists (docs/tenants.md): its key's jobs alone.
+    "key": JobFilter(concurrency_key="acme"),
+    "status+key": JobFilter(statuses=frozenset({JobStatus.QUEUED}), concurrency_key="acme"),
 }
 
 

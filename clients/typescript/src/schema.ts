@@ -959,7 +959,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1298,7 +1298,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2050,7 +2050,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2899,7 +2899,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3201,7 +3201,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3482,7 +3482,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3726,7 +3726,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4036,7 +4036,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4291,7 +4291,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4601,7 +4601,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4847,7 +4847,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5156,7 +5156,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5368,7 +5368,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5586,7 +5586,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5864,7 +5864,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6142,7 +6142,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6566,7 +6566,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6780,7 +6780,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7058,7 +7058,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7334,7 +7334,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7514,7 +7514,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7733,7 +7733,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8474,7 +8474,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8784,7 +8784,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9030,7 +9030,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description the token's scope does not allow this */
+            /** @description the token's scope, or the concurrency key it is bound to, does not allow this */
             403: {
                 headers: {
                     [name: string]: unknown;

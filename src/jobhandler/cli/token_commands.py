@@ -49,14 +49,23 @@ def _with_app(options: dict[str, Any], use: Callable[[App], Awaitable[T]]) -> T:
     help="read: every GET; submit: submit jobs and see them and the tasks; admin: everything.",
 )
 @click.option("--name", help="What to list and revoke it by (default: SCOPE-<random>).")
+@click.option(
+    "--concurrency-key",
+    metavar="KEY",
+    help="Bind it to one tenant: its jobs get this key (another is refused), and it sees and"
+    " steers only jobs of this key (docs/tenants.md).",
+)
 @setting_options("store")
-def token_create(scope: str, name: str | None, **options: Any) -> None:
+def token_create(scope: str, name: str | None, concurrency_key: str | None, **options: Any) -> None:
     """Create a token. It is printed once, as the last line, and cannot be shown again."""
     try:
-        info, secret = _with_app(options, lambda app: app.service.tokens.create(scope, name))
-    except ValueError as exc:  # a bad or taken name
+        info, secret = _with_app(
+            options, lambda app: app.service.tokens.create(scope, name, concurrency_key)
+        )
+    except ValueError as exc:  # a bad or taken name, a bad key
         fail(str(exc))
-    click.echo(f"created {info.scope} token {info.name!r}; it is shown only this once:")
+    bound = "" if info.concurrency_key is None else f" bound to key {info.concurrency_key!r}"
+    click.echo(f"created {info.scope} token {info.name!r}{bound}; it is shown only this once:")
     click.echo(secret)
 
 
@@ -64,17 +73,18 @@ def token_create(scope: str, name: str | None, **options: Any) -> None:
 @click.option("-o", "--output", default="table", type=click.Choice(["table", "json"]))
 @setting_options("store")
 def token_list(output: str, **options: Any) -> None:
-    """List tokens: names, scopes and when they were made and last used (never the tokens)."""
+    """List tokens: names, scopes, keys, when they were made and last used (never the tokens)."""
     rows = [
         {
             "name": t.name,
             "scope": t.scope,
+            "concurrency_key": t.concurrency_key,
             "created_at": utc(t.created_at),
             "last_used_at": utc(t.last_used_at),
         }
         for t in _with_app(options, lambda app: app.service.tokens.all())
     ]
-    show(rows, output, ("name", "scope", "created_at", "last_used_at"))
+    show(rows, output, ("name", "scope", "concurrency_key", "created_at", "last_used_at"))
 
 
 @token.command("revoke")

@@ -24,6 +24,10 @@ token appears. Closing is one-way, for the life of the process: revoking the las
 a closed server refusing everyone (and saying so in its log), never open to whoever reaches it.
 One cache per server holds that state, shared by the API and the dashboard (``server_tokens``).
 
+A token bound to a concurrency key reaches only the routes of one tenant (model/tokens.py's
+``bound_allows``), and the request runs with its key in ``tenancy.CALLER_KEY``: the service
+gives the key to the jobs it submits and hides other keys' jobs (service/tenancy.py).
+
 A stream outlasts the check made when it opened, so the middleware leaves the request's
 ``Grant`` in the ASGI scope, for the stream to ask again while it lasts (``grant_of``).
 """
@@ -44,7 +48,8 @@ from jobhandler.client.wire import SHOW_TRACEBACKS
 from jobhandler.http.problems import problem_response
 from jobhandler.http.token_cache import GRANT_KEY, Grant, TokenCache
 from jobhandler.model.errors import StoreUnavailable
-from jobhandler.model.tokens import PUBLIC_PATHS, allows, hash_token, shows_tracebacks
+from jobhandler.model.tokens import PUBLIC_PATHS, hash_token, shows_tracebacks
+from jobhandler.service.tenancy import CALLER_KEY
 from jobhandler.settings import Settings
 
 if TYPE_CHECKING:
@@ -95,7 +100,7 @@ def server_tokens(service: Callable[[], Service], settings: Settings | None = No
     App connects). Without ``settings`` (a dashboard mounted in another application) it is
     open until the store holds a token."""
     return TokenCache(
-        lambda: service().tokens.scopes(),
+        lambda: service().tokens.known(),
         lambda hashes: service().tokens.touch(hashes),
         closed=settings is not None and starts_closed(settings),
     )
@@ -169,9 +174,11 @@ class AccessControl:
         if grant is not None:
             scope[GRANT_KEY] = grant
         shown = SHOW_TRACEBACKS.set(shows_tracebacks(grant.token_scope if grant else None))
+        tenant = CALLER_KEY.set(grant.concurrency_key if grant else None)
         try:
             await self.app(scope, receive, send)
         finally:
+            CALLER_KEY.reset(tenant)
             SHOW_TRACEBACKS.reset(shown)
 
     def _reading_tokens_at_startup(self, send: Send) -> Send:
@@ -182,7 +189,7 @@ class AccessControl:
         async def send_after_reading(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
                 with contextlib.suppress(StoreUnavailable):  # then the first request reads
-                    await self.tokens.scopes()
+                    await self.tokens.known()
             await send(message)
 
         return send_after_reading
@@ -216,22 +223,23 @@ class AccessControl:
     async def _authenticate(
         self, headers: dict[bytes, bytes], method: str, path: str
     ) -> Grant | Response:
-        known = await self.tokens.scopes()
+        known = await self.tokens.known()
         if not self.tokens.closed:  # no token yet: the API is open, as it always was
             return Grant(self.tokens, None, None, method, path)
         kind, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         if kind.lower() != "bearer" or not token.strip():
             return _unauthorized("an API token is required: Authorization: Bearer <token>")
         token_hash = hash_token(token.strip())
-        token_scope = known.get(token_hash)
-        if token_scope is None:  # unknown, revoked, or none left on a closed server
+        access = known.get(token_hash)
+        if access is None:  # unknown, revoked, or none left on a closed server
             return _unauthorized("the API token is not valid", invalid=True)
         self.tokens.used(token_hash)
-        if not allows(token_scope, method, path):
+        if not access.allows(method, path):
+            bound = "" if access.concurrency_key is None else " bound to a concurrency key"
             return problem_response(
-                403, f"a {token_scope} token may not {method} {path}", scope=token_scope
+                403, f"a {access.scope} token{bound} may not {method} {path}", scope=access.scope
             )
-        return Grant(self.tokens, token_hash, token_scope, method, path)
+        return Grant(self.tokens, token_hash, access.scope, method, path, access.concurrency_key)
 
     def _same_site(self, origin_header: bytes | None, host: str) -> bool:
         """No ``Origin`` (not a browser's cross-site request), this server's, or a CORS one."""

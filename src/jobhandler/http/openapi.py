@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 _MEANINGS = {
     400: "the body is not JSON (or lacks a required member), a bad cursor, or a Host not allowed",
     401: "no token, or an unknown one, while the store holds tokens",
-    403: "the token's scope does not allow this",
+    403: "the token's scope, or the concurrency key it is bound to, does not allow this",
     404: "no such job (or queue, schedule or workflow, where the path names one)",
     409: "the job's status does not allow this, or a unique key is held by another job",
     413: "the body is over the size limit",

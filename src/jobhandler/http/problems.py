@@ -22,6 +22,7 @@ from jobhandler.model.errors import (
     InvalidTransition,
     JobHandlerError,
     JobNotFound,
+    KeyNotAllowed,
     StoreUnavailable,
     UniqueKeyHeld,
 )
@@ -90,6 +91,11 @@ async def _disk_full(_: Request, exc: Exception) -> Response:
     return problem_response(503, DiskFull.explained, headers=headers)
 
 
+async def _other_key(_: Request, exc: Exception) -> Response:
+    """A caller bound to a concurrency key named another (service/tenancy.py)."""
+    return problem_response(403, str(exc))
+
+
 def install_error_handlers(api: FastAPI) -> None:
     """Every error as problem JSON: those the service raises on purpose, and any other."""
 
@@ -140,6 +146,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(JobNotFound, not_found)
     api.add_exception_handler(WorkflowNotFound, not_found)
     api.add_exception_handler(WorkflowKeyHeld, _keys_held)
+    api.add_exception_handler(KeyNotAllowed, _other_key)
     api.add_exception_handler(InvalidTransition, conflict)
     api.add_exception_handler(UniqueKeyHeld, _held)  # an InvalidTransition naming its holder
     api.add_exception_handler(InvalidJob, unprocessable)

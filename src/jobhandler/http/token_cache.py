@@ -1,6 +1,6 @@
 """The tokens a server knows, and whether it is closed: one cache per server.
 
-The cache reads every token's hash and scope from the store at most once per
+The cache reads every token's hash, scope and key from the store at most once per
 ``TOKEN_CACHE_SECONDS``: a request costs no store query, and a new or revoked token takes
 effect within that time. It also holds the server's one-way switch from open to closed (see
 http/auth.py), so the API and the dashboard, which share it, open and close together.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobhandler.model.errors import StoreUnavailable
+from jobhandler.model.tokens import Access
 from jobhandler.model.tokens import Scope as TokenScope
-from jobhandler.model.tokens import allows
 
 log = logging.getLogger("jobhandler.http.auth")
 
@@ -30,13 +30,13 @@ GRANT_KEY = "jobhandler.grant"  # where a request's Grant waits in the ASGI scop
 
 
 class TokenCache:
-    """Every token's hash and scope, read from the store at most once per ``ttl`` seconds, and
-    whether the server is closed: once it is (a token was seen, or ``closed`` at the start), it
-    stays so, and a request needs a token even when the store holds none."""
+    """Every token's hash and what it may do, read from the store at most once per ``ttl``
+    seconds, and whether the server is closed: once it is (a token was seen, or ``closed`` at
+    the start), it stays so, and a request needs a token even when the store holds none."""
 
     def __init__(
         self,
-        load: Callable[[], Awaitable[dict[str, TokenScope]]],
+        load: Callable[[], Awaitable[dict[str, Access]]],
         touch: Callable[[Sequence[str]], Awaitable[None]],
         ttl: float = TOKEN_CACHE_SECONDS,
         *,
@@ -45,7 +45,7 @@ class TokenCache:
         self._load, self._touch, self._ttl = load, touch, ttl
         self._closed = closed
         self._refusing_everyone = False  # closed with no token left: logged once per time
-        self._scopes: dict[str, TokenScope] = {}
+        self._known: dict[str, Access] = {}
         self._failure: str | None = None  # why the last read failed
         self._expires = float("-inf")
         self._lock = asyncio.Lock()
@@ -54,33 +54,33 @@ class TokenCache:
 
     @property
     def closed(self) -> bool:
-        """Whether a request needs a valid token, as of the last ``scopes()``."""
+        """Whether a request needs a valid token, as of the last ``known()``."""
         return self._closed
 
-    async def scopes(self) -> dict[str, TokenScope]:
-        """Token hash → scope; empty while the store holds no token."""
+    async def known(self) -> dict[str, Access]:
+        """Token hash → what it may do; empty while the store holds no token."""
         if time.monotonic() >= self._expires:
             async with self._lock:  # a burst of requests at expiry makes one read, not one each
                 if time.monotonic() >= self._expires:
                     await self._refresh()
         if self._failure is not None:
             raise StoreUnavailable(self._failure)  # a new one: a re-raised one keeps growing
-        return self._scopes
+        return self._known
 
     async def _refresh(self) -> None:
         try:
-            self._scopes, self._failure = await self._load(), None
+            self._known, self._failure = await self._load(), None
         except StoreUnavailable as exc:
             # Fail closed (503), and remember it for the ttl too: while the store is away,
             # requests must not queue on the lock behind one slow connect attempt each.
-            self._scopes, self._failure = {}, str(exc)
+            self._known, self._failure = {}, str(exc)
         else:
             self._note_closing()
         self._expires = time.monotonic() + self._ttl
 
     def _note_closing(self) -> None:
         """Close for good on the first token seen; say so when a closed server has none left."""
-        if self._scopes:
+        if self._known:
             self._closed, self._refusing_everyone = True, False
         elif self._closed and not self._refusing_everyone:
             self._refusing_everyone = True
@@ -92,13 +92,13 @@ class TokenCache:
     async def allows(self, token_hash: str | None, method: str, path: str) -> bool:
         """Whether the holder of that token (None: no token) may still make this request."""
         try:
-            known = await self.scopes()
+            known = await self.known()
         except StoreUnavailable:
             return False  # fail closed, as a new request would get a 503
         if token_hash is None:
             return not self._closed
-        token_scope = known.get(token_hash)
-        return token_scope is not None and allows(token_scope, method, path)
+        access = known.get(token_hash)
+        return access is not None and access.allows(method, path)
 
     def used(self, token_hash: str) -> None:
         """Note a token's use in the store, in the background and at most once a minute."""
@@ -126,6 +126,7 @@ class Grant:
     token_scope: TokenScope | None
     method: str
     path: str
+    concurrency_key: str | None = None  # the tenant its token is bound to (None: none)
 
     async def holds(self) -> bool:
         """Whether the same request would still be let in (its token not revoked)."""

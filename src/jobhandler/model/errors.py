@@ -44,6 +44,17 @@ class UniqueKeyHeld(InvalidTransition):
         self.holder = holder
 
 
+class KeyNotAllowed(JobHandlerError):
+    """A caller bound to a concurrency key named another one (HTTP 403): nothing was stored."""
+
+    def __init__(self, bound: str) -> None:
+        super().__init__(
+            f"this token is bound to the concurrency key {bound!r}: it may submit jobs of that"
+            " key only (give none, or that one)"
+        )
+        self.bound = bound
+
+
 class InvalidJob(JobHandlerError):
     """A submitted job was refused; ``errors`` has one entry per field: loc, msg, type."""
 

@@ -17,6 +17,7 @@ class JobFilter:
     task: str | None = None
     created_before: float | None = None
     workflow_id: str | None = None
+    concurrency_key: str | None = None  # only this tenant's jobs (service/tenancy.py)
     # A search, bounded to ``SEARCH_WINDOW`` jobs (see store/rows.py): ids starting with this
     # (lowercase hex and dashes), and jobs whose payload or error holds this text (any case).
     id_prefix: str | None = None

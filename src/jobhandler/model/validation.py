@@ -171,6 +171,17 @@ def compact_json(value: Any) -> str:
     return _COMPACT.encode(value)
 
 
+def concurrency_key_error(value: Any, loc: Sequence[str | int]) -> FieldError | None:
+    """A concurrency key given outside a job's options (a token's): the job option's own rule,
+    text of 1 to ``UNIQUE_KEY_MAX_LENGTH`` characters with no NUL, valid Unicode."""
+    if not isinstance(value, str):
+        return error(loc, "a concurrency key is text", "string_type")
+    if not 1 <= len(value) <= UNIQUE_KEY_MAX_LENGTH:
+        message = f"a concurrency key is 1 to {UNIQUE_KEY_MAX_LENGTH} characters"
+        return error(loc, message, "string_length")
+    return text_error(value, loc)
+
+
 def name_error(name: str, loc: Sequence[str | int]) -> FieldError | None:
     """A task or queue name: 1 to 100 letters, digits and ``_.:-``."""
     if _NAME.fullmatch(name):

@@ -131,7 +131,7 @@ async def _serve(
 
 async def _refuse_open_network_bind(app: App, settings: Settings) -> None:
     """An API reachable from the network must not be open to anyone who finds the port."""
-    if is_loopback(settings.host) or await app.service.tokens.scopes():
+    if is_loopback(settings.host) or await app.service.tokens.known():
         return
     if settings.insecure_no_auth:
         log.warning(

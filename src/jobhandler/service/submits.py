@@ -32,6 +32,7 @@ from jobhandler.model.tokens import hash_token
 from jobhandler.observe.events import Events
 from jobhandler.service.group_commit import GroupCommit
 from jobhandler.service.signals import Signals
+from jobhandler.service.tenancy import keyed
 
 if TYPE_CHECKING:
     from jobhandler.model.connections import CallerConnection
@@ -108,7 +109,10 @@ class Submits:
         )
 
     def new_job(self, request: SubmitRequest, now: float) -> NewJob:
-        """Check a request against its task and turn it into a job to store (no I/O)."""
+        """Check a request against its task and turn it into a job to store (no I/O). Every
+        HTTP submit comes through here: a caller bound to a concurrency key gets its key, or
+        KeyNotAllowed for naming another (tenancy.py), before anything is stored."""
+        request = keyed(request)
         name = request.task or self._default_task
         if name is None:
             message = "task is required: this app has no default task"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from jobhandler.model.tokens import Scope, TokenInfo, new_token
+from jobhandler.model.tokens import Access, TokenInfo, new_token
 from jobhandler.store import Store
 
 
@@ -12,12 +12,16 @@ class Tokens:
     def __init__(self, store: Store, clock: Callable[[], float]) -> None:
         self._store, self._clock = store, clock
 
-    async def create(self, scope: str, name: str | None = None) -> tuple[TokenInfo, str]:
+    async def create(
+        self, scope: str, name: str | None = None, concurrency_key: str | None = None
+    ) -> tuple[TokenInfo, str]:
         """Make and store a token; the token itself is returned here and nowhere else.
+        ``concurrency_key``: the tenant it is bound to (docs/tenants.md), checked as a job's.
 
-        Raises ValueError for a bad scope or name, tokens.DuplicateToken for a taken name.
+        Raises ValueError for a bad scope, name or key (nothing stored),
+        tokens.DuplicateToken for a taken name.
         """
-        info, token = new_token(scope, name, self._clock())
+        info, token = new_token(scope, name, self._clock(), concurrency_key)
         await self._store.add_token(info)
         return info, token
 
@@ -27,9 +31,9 @@ class Tokens:
     async def revoke(self, name: str) -> bool:
         return await self._store.revoke_token(name)
 
-    async def scopes(self) -> dict[str, Scope]:
-        """Every token's hash and scope (empty: the store holds no token)."""
-        return await self._store.token_scopes()
+    async def known(self) -> dict[str, Access]:
+        """Every token's hash and what it may do (empty: the store holds no token)."""
+        return await self._store.token_access()
 
     async def touch(self, hashes: Sequence[str]) -> None:
         """Note the tokens' use (``last_used_at``)."""

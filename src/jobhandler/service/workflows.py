@@ -35,6 +35,7 @@ from jobhandler.observe.events import Events
 from jobhandler.service.jobs import Jobs
 from jobhandler.service.signals import Signals
 from jobhandler.service.submits import Submits, checked_jobs
+from jobhandler.service.tenancy import CALLER_KEY
 from jobhandler.store import Store
 
 
@@ -104,9 +105,18 @@ class Workflows:
 
     async def get(self, workflow_id: str) -> WorkflowView:
         found = await self._store.get_workflow(workflow_id)
-        if found is None:
+        if found is None or not await self._callers(found):
             raise WorkflowNotFound(workflow_id)
         return found
+
+    async def _callers(self, view: WorkflowView) -> bool:
+        """Whether the caller may see the workflow: a caller bound to a concurrency key
+        (tenancy.py) only one whose every job is of its key."""
+        bound = CALLER_KEY.get()
+        if bound is None:
+            return True
+        where = JobFilter(workflow_id=view.id, concurrency_key=bound)
+        return await self._store.count_jobs(where, len(view.jobs)) == len(view.jobs)
 
     async def page(
         self, where: WorkflowFilter | None = None, limit: int = 50, cursor: str | None = None

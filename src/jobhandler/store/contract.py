@@ -25,7 +25,7 @@ from jobhandler.model.records import (
     Throughput,
     WorkerInfo,
 )
-from jobhandler.model.tokens import Scope, TokenInfo
+from jobhandler.model.tokens import Access, TokenInfo
 from jobhandler.model.workflows import (
     NewWorkflow,
     ParentOutcome,
@@ -82,8 +82,9 @@ class Store(Protocol):
         duplicate the job that holds its key; None where that job is gone."""
 
     async def prune_keys(self, now: float, idempotency_before: float, limit: int) -> int:
-        """Delete up to ``limit`` expired unique windows and idempotency records older than
-        ``idempotency_before``, each; how many went. Call again while it returns ``limit``."""
+        """Delete up to ``limit`` expired unique windows, idempotency records older than
+        ``idempotency_before`` and key rate buckets full again at ``now`` (docs/tenants.md),
+        each; the most of one kind that went. Call again while it returns ``limit``."""
 
     async def bulk_step(
         self, action: BulkAction, where: JobFilter, after: int, limit: int, now: float
@@ -272,8 +273,8 @@ class Store(Protocol):
     async def revoke_token(self, name: str) -> bool:
         """Delete the token of that name; False when there is none."""
 
-    async def token_scopes(self) -> dict[str, Scope]:
-        """Every token's hash and scope: small, read whole by the API's short-lived cache."""
+    async def token_access(self) -> dict[str, Access]:
+        """Every token's hash, scope and key: small, read whole by the API's short-lived cache."""
 
     async def touch_tokens(self, hashes: Sequence[str], now: float) -> None:
         """Record that these tokens were used at ``now``."""

@@ -38,7 +38,7 @@ from jobhandler.model.records import (
     Throughput,
     WorkerInfo,
 )
-from jobhandler.model.tokens import Scope, TokenInfo
+from jobhandler.model.tokens import Access, TokenInfo
 from jobhandler.model.workflows import (
     NewWorkflow,
     ParentOutcome,
@@ -275,8 +275,8 @@ class StoreCore:
     async def revoke_token(self, name: str) -> bool:
         return await self.tokens.revoke_token(name)
 
-    async def token_scopes(self) -> dict[str, Scope]:
-        return await self.tokens.token_scopes()
+    async def token_access(self) -> dict[str, Access]:
+        return await self.tokens.token_access()
 
     async def touch_tokens(self, hashes: Sequence[str], now: float) -> None:
         await self.tokens.touch_tokens(hashes, now)

@@ -233,6 +233,7 @@ def _filter_clauses(where: JobFilter) -> tuple[list[str], dict[str, Any]]:
         ("queue", where.queue),
         ("task", where.task),
         ("workflow_id", where.workflow_id),
+        ("concurrency_key", where.concurrency_key),
     ):
         if value is not None:
             clauses.append(f"{column} = :{column}")

@@ -1,10 +1,10 @@
-"""API tokens in the store: only their hashes and scopes are kept (model/tokens.py)."""
+"""API tokens in the store: only their hashes, scopes and keys are kept (model/tokens.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobhandler.model.tokens import DuplicateToken, Scope, TokenInfo, as_scope
+from jobhandler.model.tokens import Access, DuplicateToken, TokenInfo, as_scope
 from jobhandler.store.dialect import Duplicate, Step
 from jobhandler.store.resource import Resource
 
@@ -18,6 +18,7 @@ class Tokens(Resource):
             "scope": token.scope,
             "hash": token.hash,
             "created_at": token.created_at,
+            "concurrency_key": token.concurrency_key,
         }
         try:
             await self.one("add_token", params, write=True)
@@ -27,7 +28,12 @@ class Tokens(Resource):
     async def list_tokens(self) -> list[TokenInfo]:
         return [
             TokenInfo(
-                t["name"], as_scope(t["scope"]), t["hash"], t["created_at"], t["last_used_at"]
+                t["name"],
+                as_scope(t["scope"]),
+                t["hash"],
+                t["created_at"],
+                t["last_used_at"],
+                t["concurrency_key"],
             )
             for t in (await self.one("list_tokens", {})).rows
         ]
@@ -35,9 +41,9 @@ class Tokens(Resource):
     async def revoke_token(self, name: str) -> bool:
         return (await self.one("revoke_token", {"name": name}, write=True)).counts == [1]
 
-    async def token_scopes(self) -> dict[str, Scope]:
-        done = await self.one("token_scopes", {})
-        return {t["hash"]: as_scope(t["scope"]) for t in done.rows}
+    async def token_access(self) -> dict[str, Access]:
+        done = await self.one("token_access", {})
+        return {t["hash"]: Access(as_scope(t["scope"]), t["concurrency_key"]) for t in done.rows}
 
     async def touch_tokens(self, hashes: Sequence[str], now: float) -> None:
         if hashes:

@@ -219,9 +219,10 @@ class Submits(Resource):
         steps = [
             Step(self.queries["prune_windows"], {"now": now, "limit": limit}),
             Step(self.queries["prune_idempotency"], {"before": idempotency_before, "limit": limit}),
+            Step(self.queries["prune_key_buckets"], {"now": now, "limit": limit}),
         ]
-        windows, records = await self.dialect.run(steps, True)
-        return max(windows.counts[0], records.counts[0])
+        windows, records, buckets = await self.dialect.run(steps, True)
+        return max(windows.counts[0], records.counts[0], buckets.counts[0])
 
 
 # -- a retry's guard: used by one job's retry (jobs.py) and a bulk retry (bulk.py) ----------

@@ -214,7 +214,8 @@ class Pruner:
                 return total
 
     async def _prune_keys(self) -> None:
-        """Expired unique-key windows and Idempotency-Keys past their retention."""
+        """Expired unique-key windows, Idempotency-Keys past their retention, and per-key rate
+        buckets idle long enough to be full again (a full bucket is the same as none)."""
         before = self.app.clock() - self.settings.keep_idempotency_keys
         while (
             await self.app.service.store.prune_keys(self.app.clock(), before, self.batch)

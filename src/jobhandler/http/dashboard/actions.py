@@ -146,7 +146,7 @@ async def login(request: Request) -> Response:
             401,
             next=form.get("next", "/"),
             is_open=await dash.sessions.is_open(),
-            error="that token is not valid",
+            error="that token is not valid (a token bound to a concurrency key cannot sign in)",
         )
     response = RedirectResponse(_local(request, form.get("next", "/")), status_code=303)
     set_session(request, response, token)

@@ -9,6 +9,9 @@ ends the session within ``TOKEN_CACHE_SECONDS``. While the server is open (no to
 dashboard is open, like the API, and the cookie holds a random value only for CSRF; the server's
 one token cache decides, so the dashboard opens and closes with the API (http/auth.py).
 
+A token bound to a concurrency key (one tenant's, docs/tenants.md) cannot sign in: every page
+shows every tenant's jobs, queues and workers. Its cookie, if one was set before, is refused.
+
 Every state change needs the session's CSRF token: an HMAC of the cookie's value, rendered into
 the page, so a page of another site can neither read nor compute it (docs/security.md).
 """
@@ -80,16 +83,17 @@ class Sessions:
 
         Raises NotSignedIn (no valid session on a closed server) or Forbidden.
         """
-        known = await self.tokens.scopes()
+        known = await self.tokens.known()
         cookie = request.cookies.get(COOKIE, "")
         if not self.tokens.closed:
             if cookie.startswith(OPEN_PREFIX):
                 return Viewer(None, cookie)
             return Viewer(None, OPEN_PREFIX + secrets.token_urlsafe(24), fresh=True)
         token_hash = hash_token(cookie)
-        scope = known.get(token_hash) if cookie and not cookie.startswith(OPEN_PREFIX) else None
-        if scope is None:
+        access = known.get(token_hash) if cookie and not cookie.startswith(OPEN_PREFIX) else None
+        if access is None or access.concurrency_key is not None:
             raise NotSignedIn()
+        scope = access.scope
         self.tokens.used(token_hash)
         viewer = Viewer(scope, cookie)
         if not viewer.may(method, api_path):
@@ -102,11 +106,13 @@ class Sessions:
         return Grant(self.tokens, token_hash, viewer.scope, method, api_path)
 
     async def scope_of(self, token: str) -> Scope | None:
-        """The scope of a token typed into the login form, or None if it is not valid."""
-        return (await self.tokens.scopes()).get(hash_token(token.strip()))
+        """The scope of a token typed into the login form, or None if it is not valid here
+        (unknown, or bound to a concurrency key)."""
+        access = (await self.tokens.known()).get(hash_token(token.strip()))
+        return None if access is None or access.concurrency_key is not None else access.scope
 
     async def is_open(self) -> bool:
-        await self.tokens.scopes()
+        await self.tokens.known()
         return not self.tokens.closed
 
 

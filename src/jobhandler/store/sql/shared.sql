@@ -104,7 +104,8 @@ WHERE leaders.expires_at <= :now OR leaders.holder = excluded.holder;
 DELETE FROM leaders WHERE role = :role AND holder = :holder;
 
 -- name: add_token
-INSERT INTO tokens (name, scope, hash, created_at) VALUES (:name, :scope, :hash, :created_at);
+INSERT INTO tokens (name, scope, hash, created_at, concurrency_key)
+VALUES (:name, :scope, :hash, :created_at, :concurrency_key);
 
 -- name: list_tokens
 SELECT * FROM tokens ORDER BY created_at, name;
@@ -112,8 +113,8 @@ SELECT * FROM tokens ORDER BY created_at, name;
 -- name: revoke_token :when_full
 DELETE FROM tokens WHERE name = :name;
 
--- name: token_scopes
-SELECT hash, scope FROM tokens;
+-- name: token_access
+SELECT hash, scope, concurrency_key FROM tokens;
 
 -- name: touch_token :when_full
 UPDATE tokens SET last_used_at = :now WHERE hash = :hash;

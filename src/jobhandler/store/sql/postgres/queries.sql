@@ -90,3 +90,17 @@ DELETE FROM jobs WHERE seq IN (
     LIMIT :limit
     {skip_locked}
 );
+
+-- name: prune_key_buckets
+-- Key rate buckets idle long enough to be full again, and those whose queue or task has no
+-- key rate limit any more: a full bucket is the same as no row (a key first seen starts full).
+-- A bucket a claim holds is passed over; one a claim spent since the read is looked at again
+-- as it now stands (FOR UPDATE re-checks the condition on the row's last version).
+DELETE FROM key_buckets WHERE (scope, name, key) IN (
+    SELECT b.scope, b.name, b.key FROM key_buckets AS b
+    LEFT JOIN flow_limits AS l ON l.scope = b.scope AND l.name = b.name
+    WHERE l.key_rate_count IS NULL OR b.tokens
+        + (:now - b.refilled_at) * l.key_rate_count / l.key_rate_period >= l.key_rate_count
+    LIMIT :limit
+    FOR UPDATE OF b SKIP LOCKED
+);
