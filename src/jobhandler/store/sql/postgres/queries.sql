@@ -78,7 +78,7 @@ WHERE id = :id AND status = {running} AND cancel_requested;
 -- After retry_job, in its transaction: wake the workers (a refused retry only wakes them).
 SELECT pg_notify({submit_channel}, '') FROM jobs WHERE id = :id AND status = {requeued};
 
--- name: prune_except
+-- name: prune_except :when_full
 -- prune (../shared.sql), leaving the completed jobs of tasks with their own result_ttl (outside
 -- workflows) to prune_task_results.
 DELETE FROM jobs WHERE seq IN (
@@ -91,7 +91,7 @@ DELETE FROM jobs WHERE seq IN (
     {skip_locked}
 );
 
--- name: prune_key_buckets
+-- name: prune_key_buckets :when_full
 -- Key rate buckets idle long enough to be full again, and those whose queue or task has no
 -- key rate limit any more: a full bucket is the same as no row (a key first seen starts full).
 -- A bucket a claim holds is passed over; one a claim spent since the read is looked at again

@@ -45,7 +45,7 @@ DELETE FROM jobs WHERE seq IN (
     {skip_locked}
 );
 
--- name: prune_key_buckets
+-- name: prune_key_buckets :when_full
 -- Key rate buckets idle long enough to be full again, and those whose queue or task has no
 -- key rate limit any more: a full bucket is the same as no row (a key first seen starts full).
 -- (SQLite: one writer at a time, no claim spends one between the read and the delete.)
