@@ -10,7 +10,6 @@ result is attempt 2's, the duplicate is explained by the partition), and A serve
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,23 +21,12 @@ import pytest
 from jobhandler import JobStatus
 from tests.acceptance.test_crash import Db
 from tests.chaos.history import Fault, History, Op, check
-from tests.chaos.netns import Forwarder, Host, host, require_root_and_ip
-from tests.chaos.test_chaos import TIMING, final_state, read_runs
-from tests.conftest import COMMAND, LIVE, Process, Server, free_port, test_env, wait_until
+from tests.chaos.netns import Forwarder, Host, HostProcess, host, require_root_and_ip
+from tests.chaos.outcome import RecordProperty, final_state, publish, read_runs
+from tests.chaos.test_chaos import TIMING
+from tests.conftest import Process, Server, free_port, test_env, wait_until
 
 Spawn = Callable[..., Process]
-
-
-class HostProcess(Process):
-    """A ``jobhandler`` command run inside a host's network namespace."""
-
-    def __init__(self, where: Host, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log_path = log
-        self._log = log.open("wb")
-        self.popen = subprocess.Popen(
-            where.command([*COMMAND, *args]), env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        LIVE.append(self)
 
 
 @pytest.fixture
@@ -67,7 +55,11 @@ def cut(where: Host, db: Db, job_id: str) -> None:
 
 
 def test_partitioned_worker_is_fenced_when_it_heals(
-    pg_database_url: str, cut_off_host: Host, spawn: Spawn, tmp_path: Path
+    pg_database_url: str,
+    cut_off_host: Host,
+    spawn: Spawn,
+    tmp_path: Path,
+    record_property: RecordProperty,
 ) -> None:
     runs = tmp_path / "runs.jsonl"
     env = test_env(pg_database_url, JOBHANDLER_APP="chaosapp:app", CHAOSAPP_RUNS=str(runs))
@@ -119,7 +111,7 @@ def test_partitioned_worker_is_fenced_when_it_heals(
         history.runs = read_runs(runs)
         history.final = final_state(db, [job_id, after])
         summary, violations = check(history)
-        print(f"\npartition on postgres: {summary}")
+        publish(record_property, tmp_path, f"worker partition on postgres: {summary}", *violations)
         assert not violations, violations
         assert dict(summary.duplicates) == {"lease expired after partition": 1}
         assert summary.fenced_returns == 1, "host A's run of attempt 1 should have returned"
