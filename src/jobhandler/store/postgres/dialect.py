@@ -71,13 +71,12 @@ Conn = psycopg.AsyncConnection[DictRow]
 # Any fixed number: every jobhandler process migrating this database takes the same lock.
 MIGRATION_LOCK = 0x6A6F6268616E646C  # "jobhandl"
 CONNECT_TIMEOUT = 5  # seconds; a host that does not answer fails the attempt, not hangs it
-# libpq's names; the server's settings of the same names (tcp_keepalives_*) get the same values.
-KEEPALIVES = {
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
-}
+# libpq's names (the user timeout in ms); the server's settings of the same names, prefixed tcp_,
+# get the same values. Keepalives find a vanished peer on an idle connection; the user timeout
+# finds it while a query or its answer waits (unacknowledged data, which keepalives leave to
+# TCP's retransmissions: some fifteen minutes of a request hung, not a prompt 503).
+TCP_SETTINGS = {"keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+TCP_SETTINGS["tcp_user_timeout"] = 5000
 LISTENER_NAME = "jobhandler-listen"  # its application_name, unless the URL sets one
 PAGE_FETCH = 16  # candidates fetched per round trip while a bounded page is read
 
@@ -177,14 +176,15 @@ class PostgresDialect:
         # in pg_stat_activity, and TCP keepalives on both ends. A host cut off from the
         # database in the middle of a transaction of several round trips (a page of jobs, a
         # migration) would otherwise hold its locks until the kernel's default, two hours:
-        # each side now finds the other gone within about 25 s.
+        # each side now finds the other gone within about 25 s, or 5 s while it awaits one.
         given = conninfo_to_dict(url)
         defaults: dict[str, Any] = {
             "connect_timeout": CONNECT_TIMEOUT,
             "application_name": "jobhandler",
-            **KEEPALIVES,
+            "keepalives": 1,
+            **TCP_SETTINGS,
             "options": " ".join(
-                f"-c tcp_{k}={v}" for k, v in KEEPALIVES.items() if k != "keepalives"
+                f"-c tcp_{k.removeprefix('tcp_')}={v}" for k, v in TCP_SETTINGS.items()
             ),
         }
         self._connect_args = {k: v for k, v in defaults.items() if k not in given}
