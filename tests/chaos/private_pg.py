@@ -69,9 +69,8 @@ class PrivatePostgres:
         self.wait_ready()
         return time.monotonic() - began
 
-    def stop(self) -> None:
-        with contextlib.suppress(subprocess.SubprocessError):
-            self._ctl("-w", "-t", "20", "-m", "immediate", "stop")
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("-w", "-t", "20", "-m", mode, "stop")
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -110,5 +109,6 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         server.wait_ready()
         yield server
     finally:
-        server.stop()
+        with contextlib.suppress(subprocess.SubprocessError):
+            server.stop("immediate")
         shutil.rmtree(home, ignore_errors=True)

@@ -15,16 +15,14 @@ again by itself once the link heals; the clients, failing over to B, lose nothin
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
-
-import pytest
 
 from tests.acceptance.test_crash import Db
 from tests.chaos.clients import Answer, Clients
 from tests.chaos.history import Fault
-from tests.chaos.netns import Forwarder, Host, HostServer, host, require_root_and_ip
+from tests.chaos.netns import Forwarder, Host, HostServer
 from tests.chaos.outcome import RecordProperty, conclude
 from tests.chaos.test_chaos import TIMING
 from tests.conftest import Process, Server, free_port, test_env, wait_until
@@ -32,13 +30,6 @@ from tests.conftest import Process, Server, free_port, test_env, wait_until
 Spawn = Callable[..., Process]
 CUT = 8.0  # seconds A is cut off: past its pool's 5 s timeout, so its requests must fail
 PROMPT = 7.0  # the longest A may take to answer, cut off or not (pool timeout 5 s, and slack)
-
-
-@pytest.fixture
-def api_host() -> Iterator[Host]:
-    require_root_and_ip()
-    with host(client_link=True) as made:
-        yield made
 
 
 def through(url: str, where: Host, port: int) -> str:

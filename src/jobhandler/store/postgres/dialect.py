@@ -72,9 +72,8 @@ Conn = psycopg.AsyncConnection[DictRow]
 MIGRATION_LOCK = 0x6A6F6268616E646C  # "jobhandl"
 CONNECT_TIMEOUT = 5  # seconds; a host that does not answer fails the attempt, not hangs it
 # libpq's names (the user timeout in ms); the server's settings of the same names, prefixed tcp_,
-# get the same values. Keepalives find a vanished peer on an idle connection; the user timeout
-# finds it while a query or its answer waits (unacknowledged data, which keepalives leave to
-# TCP's retransmissions: some fifteen minutes of a request hung, not a prompt 503).
+# get the same values. Keepalives find a vanished peer on an idle connection, the user timeout
+# while a query or its answer is unacknowledged (else TCP retransmits it for 15 minutes).
 TCP_SETTINGS = {"keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 TCP_SETTINGS["tcp_user_timeout"] = 5000
 LISTENER_NAME = "jobhandler-listen"  # its application_name, unless the URL sets one
@@ -200,6 +199,9 @@ class PostgresDialect:
             # Fail a caller after this long instead of letting it hang while the database is
             # away; the HTTP layer answers 503 and workers retry.
             timeout=timeout,
+            # Its retries of a failed connect back off without bound (a 33 s outage left 27 s of
+            # 503s after it); given up after this long, the next caller tries again at once.
+            reconnect_timeout=CONNECT_TIMEOUT,
             open=False,
             configure=self._measure_skew,
             # A connection the server dropped is found and replaced before a caller gets it,
