@@ -64,7 +64,8 @@ class Clients:
     @contextlib.contextmanager
     def connected(self) -> Iterator[list[httpx.Client]]:
         with contextlib.ExitStack() as stack:
-            yield [stack.enter_context(httpx.Client(base_url=u, timeout=10)) for u in self.urls]
+            # Longer than any answer should take: a server that hangs is measured, not cut short.
+            yield [stack.enter_context(httpx.Client(base_url=u, timeout=30)) for u in self.urls]
 
     def call(
         self, client: httpx.Client, kind: Any, job_id: str | None, method: str, path: str, **kw: Any
