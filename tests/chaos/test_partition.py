@@ -4,7 +4,8 @@ Host A is a network namespace of its own (tests/chaos/netns.py) whose worker rea
 PostgreSQL over a veth pair. While it runs a job, the test cuts the link (packets dropped, no
 answer, as on a pulled cable). A's lease expires; a worker in the root namespace rescues the
 job and completes attempt 2. Then the link heals: A's run of attempt 1 has returned meanwhile,
-and its write, stuck in TCP until now, must be fenced. The history checker proves it (the
+and its write (its connection dropped by the TCP user timeout, the write retried once
+healed) must be fenced. The history checker proves it (the
 result is attempt 2's, the duplicate is explained by the partition), and A serves again.
 """
 
