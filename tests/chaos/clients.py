@@ -87,6 +87,14 @@ class Clients:
             self.answers.append(answer)
         return op
 
+    def answers_of(self, server: str, since: float, until: float = float("inf")) -> list[Answer]:
+        """How ``server`` answered the requests sent to it from ``since`` to ``until``."""
+        return [a for a in self.answers if a.server == server and since <= a.at - a.seconds < until]
+
+    def acknowledged_by(self, server: str, since: float) -> bool:
+        """Has ``server`` acknowledged a submit sent after ``since`` (it serves writes)?"""
+        return any(a.status == 201 for a in self.answers_of(server, since))
+
     def call_any(
         self, clients: list[httpx.Client], kind: Any, job_id: str, method: str, path: str
     ) -> Op:

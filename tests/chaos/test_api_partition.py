@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from tests.acceptance.test_crash import Db
-from tests.chaos.clients import Answer, Clients
+from tests.chaos.clients import Clients
 from tests.chaos.history import Fault
 from tests.chaos.netns import Forwarder, Host, HostServer
 from tests.chaos.outcome import RecordProperty, conclude
@@ -40,10 +40,6 @@ def through(url: str, where: Host, port: int) -> str:
     parts = urlsplit(url)
     netloc = f"{parts.username}@{where.root_ip}:{port}"
     return urlunsplit(parts._replace(netloc=netloc, query="application_name=api-a"))
-
-
-def answers_of(clients: Clients, server: str, since: float, until: float) -> list[Answer]:
-    return [a for a in clients.answers if a.server == server and since <= a.at - a.seconds < until]
 
 
 def test_partitioned_api_server_answers_503_and_recovers(
@@ -74,22 +70,20 @@ def test_partitioned_api_server_answers_503_and_recovers(
             wait_until(lambda: len(clients.acked) >= 20, timeout=30)
             api_host.partition()
             cut_at = time.time()
-            wait_until(lambda: answers_of(clients, api_a.url, cut_at, 1e12), timeout=CUT)
+            wait_until(lambda: clients.answers_of(api_a.url, cut_at), timeout=CUT)
             time.sleep(max(0.0, cut_at + CUT - time.time()))  # the cut itself: a fault's length
             api_host.heal()
             healed_at = time.time()
             fault = Fault("partition-api", frozenset(), cut_at, healed_at)
 
-            def a_serves() -> bool:  # by itself: nothing restarts it
-                return any(a.status == 201 for a in answers_of(clients, api_a.url, healed_at, 1e12))
-
-            wait_until(a_serves, timeout=30)
-        during = answers_of(clients, api_a.url, cut_at, healed_at)
+            # By itself: nothing restarts it.
+            wait_until(lambda: clients.acknowledged_by(api_a.url, healed_at), timeout=30)
+        during = clients.answers_of(api_a.url, cut_at, healed_at)
         assert 503 in {a.status for a in during}, "A never answered 503 while cut off"
         assert not {a.status for a in during} - {200, 201, 503}, during
         slowest = max(a.seconds for a in clients.answers if a.server == api_a.url)
         assert slowest < PROMPT, f"A took {slowest:.1f} s to answer"
-        via_b = [a for a in answers_of(clients, api_b.url, cut_at, healed_at) if a.status == 201]
+        via_b = [a for a in clients.answers_of(api_b.url, cut_at, healed_at) if a.status == 201]
         assert via_b, "no submit failed over to B while A was cut off"
         name = (
             f"API server partition on postgres (A cut off {CUT:.0f} s: {len(during)} requests"

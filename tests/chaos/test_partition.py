@@ -21,9 +21,9 @@ import pytest
 
 from jobhandler import JobStatus
 from tests.acceptance.test_crash import Db
-from tests.chaos.history import Fault, History, Op, check
+from tests.chaos.history import Fault, History, Op
 from tests.chaos.netns import Forwarder, Host, HostProcess, host, require_root_and_ip
-from tests.chaos.outcome import RecordProperty, final_state, publish, read_runs
+from tests.chaos.outcome import RecordProperty, conclude, read_runs
 from tests.chaos.test_chaos import TIMING
 from tests.conftest import Process, Server, free_port, test_env, wait_until
 
@@ -76,7 +76,7 @@ def test_partitioned_worker_is_fenced_when_it_heals(
         api.wait_ready(30)
         host_env = {**env, "JOBHANDLER_DATABASE_URL": through(pg_database_url, cut_off_host, port)}
         host_a = HostProcess(cut_off_host, worker_args, host_env, tmp_path / "host-a.log")
-        history = History()
+        history, began = History(), time.monotonic()
 
         def submit(payload: dict[str, float]) -> str:
             invoked = time.time()
@@ -109,11 +109,8 @@ def test_partitioned_worker_is_fenced_when_it_heals(
         wait_until(lambda: db.job(after).status is JobStatus.COMPLETED, timeout=30)
         assert [r.worker for r in read_runs(runs) if r.job_id == after] == [str(host_a.pid)]
 
-        history.runs = read_runs(runs)
-        history.final = final_state(db, [job_id, after])
-        summary, violations = check(history)
-        publish(record_property, tmp_path, f"worker partition on postgres: {summary}", *violations)
-        assert not violations, violations
+        name, ops, faults = "worker partition on postgres", history.ops, history.faults
+        summary = conclude(name, began, ops, runs, faults, db, record_property, tmp_path)
         assert dict(summary.duplicates) == {"lease expired after partition": 1}
         assert summary.fenced_returns == 1, "host A's run of attempt 1 should have returned"
     finally:
