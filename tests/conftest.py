@@ -259,6 +259,25 @@ def server(spawn: Callable[..., Process], sqlite_url: str) -> Server:
     return proc.wait_ready()
 
 
+# -- the chaos tests' summaries, in the terminal summary ---------------------------------------
+
+SUMMARY_PROPERTY = "history checker summary"  # a user property of a chaos test's report
+_summaries: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Under xdist this runs in the controller, with the report (and its properties) a worker sent.
+    if report.when == "call":
+        _summaries.extend(str(v) for k, v in report.user_properties if k == SUMMARY_PROPERTY)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _summaries:
+        terminalreporter.write_sep("=", "chaos: the history checker's summaries")
+        for line in _summaries:
+            terminalreporter.write_line(line)
+
+
 test_env.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 

@@ -16,6 +16,8 @@ A chaos test records three things while faults are injected, and the store's fin
    unanswered) in between;
 3. no job has two completed runs whose outcomes both landed: at most one attempt is recorded as
    completed, and a completed job's result is the one written by the run of its final attempt;
+   no attempt runs twice (a double claim), unless a database crash lost the first run's claim
+   (a ``Fault`` that ``loses_commits``: the job was then claimed again with the same attempt);
 4. a cancel answered ``cancelled`` means no run of the job starts afterwards (unless retried);
 5. every duplicate run (a new attempt after one that did not end by itself) is explained by a
    fault: the earlier attempt ended by lease expiry (``worker lost``) or was handed back
@@ -31,10 +33,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 FINAL = frozenset({"completed", "failed", "cancelled"})
 WORKER_LOST = "worker lost"  # the error a rescue (lease expiry) records on the attempt
+# How long before its run starts a claim may have committed: a database crash this long before
+# a run began may still have lost the run's claim.
+CLAIM_SLACK = 2.0
 OpKind = Literal["submit", "cancel", "retry", "read"]
 
 
@@ -70,6 +76,10 @@ class Fault:
     workers: frozenset[str]  # the worker processes it hit
     started: float
     ended: float
+    # A crash of the database (PostgreSQL stopped in ``immediate`` mode): the commits made
+    # without waiting for the disk just before it (claims, heartbeats, outcomes: PostgreSQL's
+    # ``synchronous_commit = off``, store/postgres/dialect.py) may be lost.
+    loses_commits: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,19 +193,46 @@ def _check_final_states(history: History, violations: list[str]) -> None:
                     break
 
 
-def _check_landed(history: History, violations: list[str]) -> None:
-    """At most one completion landed, and a completed job's result is its final run's."""
+def _lost_claim(faults: Sequence[Fault], first: Run, again: Run) -> str | None:
+    """The database crash that explains a second run of one attempt, if any: it lost the
+    claim of the first run (committed without waiting for the disk, shortly before the run
+    started), so the job was claimed afresh, with the same attempt, after the crash."""
+    for fault in faults:
+        crashed = fault.loses_commits and fault.started <= again.started
+        if crashed and fault.ended >= first.started - CLAIM_SLACK:
+            return fault.kind
+    return None
+
+
+def _check_runs_per_attempt(
+    job_id: str, runs: Sequence[Run], faults: Sequence[Fault], violations: list[str]
+) -> Counter[str]:
+    """Each attempt runs once, unless a database crash lost its claim (see ``_lost_claim``)."""
+    lost_claims: Counter[str] = Counter()
+    per_attempt: dict[int, list[Run]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: r.started):
+        per_attempt[run.attempt].append(run)
+    for attempt, same in sorted(per_attempt.items()):
+        crashes = [_lost_claim(faults, a, b) for a, b in pairwise(same)]
+        if None in crashes:
+            violations.append(f"{job_id}: attempt {attempt} ran {len(same)} times (a double claim)")
+        else:
+            lost_claims.update(f"claim lost in {crash}" for crash in crashes)
+    return lost_claims
+
+
+def _check_landed(history: History, violations: list[str]) -> Counter[str]:
+    """At most one completion landed, and a completed job's result is its final run's.
+    Returns the second runs of an attempt that a database crash explains, by cause."""
     runs_of: dict[str, list[Run]] = defaultdict(list)
     for run in history.runs:
         runs_of[run.job_id].append(run)
+    lost_claims: Counter[str] = Counter()
     for job_id, job in history.final.items():
         completed = [a.attempt for a in job.attempts if a.outcome == "completed"]
         if len(completed) > 1:
             violations.append(f"{job_id}: two completions landed: attempts {completed}")
-        per_attempt = Counter(r.attempt for r in runs_of[job_id])
-        for attempt, n in sorted(per_attempt.items()):
-            if n > 1:
-                violations.append(f"{job_id}: attempt {attempt} ran {n} times (a double claim)")
+        lost_claims += _check_runs_per_attempt(job_id, runs_of[job_id], history.faults, violations)
         if job.status != "completed":
             continue
         token = _token(job.result)
@@ -207,6 +244,7 @@ def _check_landed(history: History, violations: list[str]) -> None:
                 f"{job_id}: stale result: attempt {writers[0].attempt}'s result landed on "
                 f"attempt {job.attempt}"
             )
+    return lost_claims
 
 
 def _check_cancels(history: History, violations: list[str]) -> None:
@@ -305,10 +343,11 @@ def check(history: History) -> tuple[Summary, list[str]]:
     violations: list[str] = []
     lost = _check_lost(history, violations)
     _check_final_states(history, violations)
-    _check_landed(history, violations)
+    lost_claims = _check_landed(history, violations)
     _check_cancels(history, violations)
     fenced_returns = _check_fenced(history, violations)
     duplicates, after_failure, user_retries = _classify_reruns(history, violations)
+    duplicates += lost_claims
     acked = {op.job_id for op in history.ops if op.kind == "submit" and op.ok}
     summary = Summary(
         faults=Counter(f.kind for f in history.faults),

@@ -6,10 +6,13 @@ Everything is the test's own: a namespace and veth names made up per test, a /30
 only. PostgreSQL listens on 127.0.0.1 only (and its pg_hba trusts only that), so the forwarder
 in the root namespace relays a host's connections to it: PostgreSQL sees them from 127.0.0.1.
 
-A partition takes the root side of the veth pair down: the host's packets are dropped without
-an answer (the host side keeps its address and route, with no carrier), as on a cut cable; a
-heal brings it back up and TCP carries on where it stopped. Everything made is removed on exit,
-in reverse order, whatever failed.
+A host that serves clients (an API server) gets a second veth pair, its "client link", which a
+partition leaves up: the server is cut off from the database while its clients still reach it.
+
+A partition takes the root side of the (database) veth pair down: the host's packets are
+dropped without an answer (the host side keeps its address and route, with no carrier), as on
+a cut cable; a heal brings it back up and TCP carries on where it stopped. Everything made is
+removed on exit, in reverse order, whatever failed.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+from tests.conftest import COMMAND, LIVE, Process, Server, free_port
 
 
 def require_root_and_ip() -> None:
@@ -56,6 +62,7 @@ class Host:
     outside: str  # the veth in the root namespace
     root_ip: str  # the root side's address: the host reaches the database there
     host_ip: str
+    client_ip: str | None = None  # the host's address on its client link, if it has one
 
     def command(self, argv: list[str]) -> list[str]:
         """``argv`` run inside the host (``ip netns exec`` execs it: the pid is the same)."""
@@ -68,25 +75,61 @@ class Host:
         ip("link", "set", self.outside, "up")
 
 
+def _link(netns: str, outside: str, inside: str, prefix: str) -> None:
+    """A veth pair from the root namespace into ``netns``: .1 outside, .2 inside."""
+    ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+    ip("link", "set", inside, "netns", netns)
+    ip("addr", "add", f"{prefix}.1/30", "dev", outside)
+    ip("link", "set", outside, "up")
+    ip("netns", "exec", netns, "ip", "addr", "add", f"{prefix}.2/30", "dev", inside)
+    ip("netns", "exec", netns, "ip", "link", "set", inside, "up")
+
+
 @contextlib.contextmanager
-def host() -> Iterator[Host]:
+def host(client_link: bool = False) -> Iterator[Host]:
+    """A host; with ``client_link``, a second link for its clients that partitions leave up."""
     tag = uuid.uuid4().hex[:6]
     prefix = _free_subnet()
     made = Host(f"jhchaos-{tag}", f"jh{tag}o", f"{prefix}.1", f"{prefix}.2")
-    inside = f"jh{tag}i"
+    clients_side = f"jh{tag}c"
     try:
         ip("netns", "add", made.netns)
         ip("netns", "exec", made.netns, "ip", "link", "set", "lo", "up")
-        ip("link", "add", made.outside, "type", "veth", "peer", "name", inside)
-        ip("link", "set", inside, "netns", made.netns)
-        ip("addr", "add", f"{made.root_ip}/30", "dev", made.outside)
-        ip("link", "set", made.outside, "up")
-        ip("netns", "exec", made.netns, "ip", "addr", "add", f"{made.host_ip}/30", "dev", inside)
-        ip("netns", "exec", made.netns, "ip", "link", "set", inside, "up")
+        _link(made.netns, made.outside, f"jh{tag}i", prefix)
+        if client_link:
+            other = _free_subnet()
+            while other == prefix:
+                other = _free_subnet()
+            _link(made.netns, clients_side, f"jh{tag}s", other)
+            made.client_ip = f"{other}.2"
         yield made
     finally:
-        subprocess.run(["ip", "link", "del", made.outside], capture_output=True, timeout=10)
+        for link in (made.outside, clients_side):  # the peer inside goes with it
+            subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=10)
         subprocess.run(["ip", "netns", "del", made.netns], capture_output=True, timeout=10)
+
+
+class HostProcess(Process):
+    """A ``jobhandler`` command run inside a host's network namespace."""
+
+    def __init__(self, where: Host, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log_path = log
+        self._log = log.open("wb")
+        self.popen = subprocess.Popen(
+            where.command([*COMMAND, *args]), env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        LIVE.append(self)
+
+
+class HostServer(HostProcess, Server):
+    """``jobhandler serve`` inside a host, listening on its client link's address."""
+
+    def __init__(self, where: Host, args: list[str], env: dict[str, str], log: Path) -> None:
+        assert where.client_ip is not None, "a server's host needs a client link"
+        port = free_port()  # free on loopback; the namespace has its own ports anyway
+        listen = ["--host", where.client_ip, "--port", str(port)]
+        super().__init__(where, [*args, *listen], {**env, "JOBHANDLER_INSECURE_NO_AUTH": "1"}, log)
+        self.url = f"http://{where.client_ip}:{port}"
 
 
 class Forwarder:

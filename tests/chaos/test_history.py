@@ -193,3 +193,29 @@ def test_a_fenced_run_that_returned_is_counted_and_its_write_refused() -> None:
     assert violations == []
     assert summary.fenced_returns == 1
     assert summary.cancels_while_waiting == 1
+
+
+def test_an_attempt_run_twice_after_a_database_crash_lost_its_claim_is_explained() -> None:
+    history = clean()
+    history.runs.append(Run("a", 1, "w2", "a1-bis", 2.5, 2.6))
+    history.faults.append(Fault("pg-restart immediate", frozenset({"w1", "w2"}), 1.7, 1.9, True))
+    summary, violations = check(history)
+    assert violations == []
+    assert summary.duplicates["claim lost in pg-restart immediate"] == 1
+
+
+def test_an_attempt_run_twice_around_a_restart_that_loses_no_commit_is_a_double_claim() -> None:
+    history = clean()
+    history.runs.append(Run("a", 1, "w2", "a1-bis", 2.5, 2.6))
+    history.faults.append(Fault("pg-restart fast", frozenset({"w1", "w2"}), 1.7, 1.9))
+    _, violations = check(history)
+    assert "a: attempt 1 ran 2 times (a double claim)" in violations
+
+
+def test_an_attempt_run_twice_long_after_a_database_crash_is_a_double_claim() -> None:
+    history = clean()
+    history.runs.append(Run("a", 1, "w2", "a1-bis", 9.5, 9.6))
+    history.runs[0] = replace(history.runs[0], started=6.0, ended=6.1)  # claimed after it
+    history.faults.append(Fault("pg-restart immediate", frozenset({"w1", "w2"}), 1.7, 1.9, True))
+    _, violations = check(history)
+    assert "a: attempt 1 ran 2 times (a double claim)" in violations

@@ -4,13 +4,13 @@ Host A is a network namespace of its own (tests/chaos/netns.py) whose worker rea
 PostgreSQL over a veth pair. While it runs a job, the test cuts the link (packets dropped, no
 answer, as on a pulled cable). A's lease expires; a worker in the root namespace rescues the
 job and completes attempt 2. Then the link heals: A's run of attempt 1 has returned meanwhile,
-and its write, stuck in TCP until now, must be fenced. The history checker proves it (the
+and its write (its connection dropped by the TCP user timeout, the write retried once
+healed) must be fenced. The history checker proves it (the
 result is attempt 2's, the duplicate is explained by the partition), and A serves again.
 """
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,24 +21,13 @@ import pytest
 
 from jobhandler import JobStatus
 from tests.acceptance.test_crash import Db
-from tests.chaos.history import Fault, History, Op, check
-from tests.chaos.netns import Forwarder, Host, host, require_root_and_ip
-from tests.chaos.test_chaos import TIMING, final_state, read_runs
-from tests.conftest import COMMAND, LIVE, Process, Server, free_port, test_env, wait_until
+from tests.chaos.history import Fault, History, Op
+from tests.chaos.netns import Forwarder, Host, HostProcess, host, require_root_and_ip
+from tests.chaos.outcome import RecordProperty, conclude, read_runs
+from tests.chaos.test_chaos import TIMING
+from tests.conftest import Process, Server, free_port, test_env, wait_until
 
 Spawn = Callable[..., Process]
-
-
-class HostProcess(Process):
-    """A ``jobhandler`` command run inside a host's network namespace."""
-
-    def __init__(self, where: Host, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log_path = log
-        self._log = log.open("wb")
-        self.popen = subprocess.Popen(
-            where.command([*COMMAND, *args]), env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        LIVE.append(self)
 
 
 @pytest.fixture
@@ -67,7 +56,11 @@ def cut(where: Host, db: Db, job_id: str) -> None:
 
 
 def test_partitioned_worker_is_fenced_when_it_heals(
-    pg_database_url: str, cut_off_host: Host, spawn: Spawn, tmp_path: Path
+    pg_database_url: str,
+    cut_off_host: Host,
+    spawn: Spawn,
+    tmp_path: Path,
+    record_property: RecordProperty,
 ) -> None:
     runs = tmp_path / "runs.jsonl"
     env = test_env(pg_database_url, JOBHANDLER_APP="chaosapp:app", CHAOSAPP_RUNS=str(runs))
@@ -83,7 +76,7 @@ def test_partitioned_worker_is_fenced_when_it_heals(
         api.wait_ready(30)
         host_env = {**env, "JOBHANDLER_DATABASE_URL": through(pg_database_url, cut_off_host, port)}
         host_a = HostProcess(cut_off_host, worker_args, host_env, tmp_path / "host-a.log")
-        history = History()
+        history, began = History(), time.monotonic()
 
         def submit(payload: dict[str, float]) -> str:
             invoked = time.time()
@@ -116,11 +109,8 @@ def test_partitioned_worker_is_fenced_when_it_heals(
         wait_until(lambda: db.job(after).status is JobStatus.COMPLETED, timeout=30)
         assert [r.worker for r in read_runs(runs) if r.job_id == after] == [str(host_a.pid)]
 
-        history.runs = read_runs(runs)
-        history.final = final_state(db, [job_id, after])
-        summary, violations = check(history)
-        print(f"\npartition on postgres: {summary}")
-        assert not violations, violations
+        name, ops, faults = "worker partition on postgres", history.ops, history.faults
+        summary = conclude(name, began, ops, runs, faults, db, record_property, tmp_path)
         assert dict(summary.duplicates) == {"lease expired after partition": 1}
         assert summary.fenced_returns == 1, "host A's run of attempt 1 should have returned"
     finally:

@@ -287,11 +287,13 @@ def test_a_skew_within_a_second_and_the_measures_uncertainty_counts_as_none() ->
 async def test_both_ends_of_a_connection_keep_it_alive_so_a_vanished_host_is_found(
     pg: PostgresStore,
 ) -> None:
-    """A host cut off mid-transaction must not hold its locks for the kernel's two hours."""
+    """A host cut off mid-transaction must not hold its locks for the kernel's two hours, nor
+    wait that long for an answer (the user timeout: tests/chaos/test_api_partition.py)."""
     show = Query(
         "show",
         "SELECT current_setting('tcp_keepalives_idle') AS idle,"
-        " current_setting('tcp_keepalives_count') AS count",
+        " current_setting('tcp_keepalives_count') AS count,"
+        " current_setting('tcp_user_timeout') AS user_timeout",
     )
     (done,) = await pg.dialect.run([Step(show, {})], False)
-    assert done.rows == [{"idle": "10", "count": "3"}]
+    assert done.rows == [{"idle": "10", "count": "3", "user_timeout": "5000"}]

@@ -70,13 +70,11 @@ Conn = psycopg.AsyncConnection[DictRow]
 # Any fixed number: every jobhandler process migrating this database takes the same lock.
 MIGRATION_LOCK = 0x6A6F6268616E646C  # "jobhandl"
 CONNECT_TIMEOUT = 5  # seconds; a host that does not answer fails the attempt, not hangs it
-# libpq's names; the server's settings of the same names (tcp_keepalives_*) get the same values.
-KEEPALIVES = {
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
-}
+# libpq's names (the user timeout in ms); the server's settings of the same names, prefixed tcp_,
+# get the same values. Keepalives find a vanished peer on an idle connection, the user timeout
+# while a query or its answer is unacknowledged (else TCP retransmits it for 15 minutes).
+TCP_SETTINGS = {"keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+TCP_SETTINGS["tcp_user_timeout"] = 5000
 LISTENER_NAME = "jobhandler-listen"  # its application_name, unless the URL sets one
 PAGE_FETCH = 16  # candidates fetched per round trip while a bounded page is read
 
@@ -173,14 +171,15 @@ class PostgresDialect:
         # in pg_stat_activity, and TCP keepalives on both ends. A host cut off from the
         # database in the middle of a transaction of several round trips (a page of jobs, a
         # migration) would otherwise hold its locks until the kernel's default, two hours:
-        # each side now finds the other gone within about 25 s.
+        # each side now finds the other gone within about 25 s, or 5 s while it awaits one.
         given = conninfo_to_dict(url)
         defaults: dict[str, Any] = {
             "connect_timeout": CONNECT_TIMEOUT,
             "application_name": "jobhandler",
-            **KEEPALIVES,
+            "keepalives": 1,
+            **TCP_SETTINGS,
             "options": " ".join(
-                f"-c tcp_{k}={v}" for k, v in KEEPALIVES.items() if k != "keepalives"
+                f"-c tcp_{k.removeprefix('tcp_')}={v}" for k, v in TCP_SETTINGS.items()
             ),
         }
         self._connect_args = {k: v for k, v in defaults.items() if k not in given}
@@ -196,6 +195,9 @@ class PostgresDialect:
             # Fail a caller after this long instead of letting it hang while the database is
             # away; the HTTP layer answers 503 and workers retry.
             timeout=timeout,
+            # Its retries of a failed connect back off without bound (a 33 s outage left 27 s of
+            # 503s after it); given up after this long, the next caller tries again at once.
+            reconnect_timeout=CONNECT_TIMEOUT,
             open=False,
             configure=self._measure_skew,
             # A connection the server dropped is found and replaced before a caller gets it,
