@@ -73,8 +73,12 @@ CONNECT_TIMEOUT = 5  # seconds; a host that does not answer fails the attempt, n
 # libpq's names (the user timeout in ms); the server's settings of the same names, prefixed tcp_,
 # get the same values. Keepalives find a vanished peer on an idle connection, the user timeout
 # while a query or its answer is unacknowledged (else TCP retransmits it for 15 minutes).
-TCP_SETTINGS = {"keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
-TCP_SETTINGS["tcp_user_timeout"] = 5000
+TCP_SETTINGS = {
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5000,
+}
 LISTENER_NAME = "jobhandler-listen"  # its application_name, unless the URL sets one
 PAGE_FETCH = 16  # candidates fetched per round trip while a bounded page is read
 
