@@ -96,7 +96,7 @@ async def failing() -> WorkflowHandle:
 
 async def spawning(splitter: Any) -> WorkflowHandle:
     wf = app.workflow("split and merge")
-    parts = wf.add(splitter, 3, key="split")
+    parts = wf.add(splitter, 3, key="split", concurrency_key="acme")  # its pieces inherit it
     wf.add(report, None, after=[parts], key="merge")
     return await wf.enqueue()
 
@@ -143,6 +143,9 @@ async def test_diamond_failures_and_spawns_on_a_worker_process(
             # by timestamps: a claim reads its clock before it waits for the store's lock, so
             # its started_at may be a little earlier than a parent's finishing write.)
             assert seen == {"split": ["ok", 0], **pieces}, name
+            spawned = [job for key, job in merged.jobs.items() if key.startswith("piece-")]
+            keys = {(await app.service.jobs.get(job_id)).concurrency_key for job_id in spawned}
+            assert len(spawned) == 3 and keys == {"acme"}, name  # a tenant's pieces stay its own
 
 
 async def test_chain_group_and_chord_on_a_worker_process(

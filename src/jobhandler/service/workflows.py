@@ -135,8 +135,12 @@ class Workflows:
     async def spawn(self, parent: Job, new: NewJob, key: str | None = None) -> Job:
         """A child of the running job ``parent``: the jobs that run after ``parent`` run after
         it too. Its id is derived from the parent's and ``key``, so a re-run of the parent
-        that spawns the same key finds the first run's child instead of making another."""
+        that spawns the same key finds the first run's child instead of making another. A
+        child that names no concurrency key takes its parent's: a tenant's work stays its own
+        (its limits, its turn, and what its bound token sees)."""
         key = key or new.id
+        if new.concurrency_key is None and parent.concurrency_key is not None:
+            new = dataclasses.replace(new, concurrency_key=parent.concurrency_key)
         child_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"jobhandler:{parent.id}/{key}"))
         member = WorkflowMember(
             job=_with_id(new, child_id),
