@@ -142,6 +142,17 @@ async def test_finish_is_fenced_by_attempt(store: Store) -> None:
     assert await store.finish_jobs([outcome], NOW + 2) == [False]  # terminal stays terminal
 
 
+async def test_finish_is_fenced_by_the_runs_worker(store: Store) -> None:
+    """The same attempt run by another worker (after a database crash lost a relaxed claim,
+    the job is claimed again under it): only the worker that holds the job now writes."""
+    await store.insert_jobs([new_job(), new_job()], NOW)
+    first, second = await claim_one(store), await claim_one(store)  # both w1's
+    assert await store.finish_jobs([replace(first, worker_id="w2")], NOW + 1) == [False]
+    batch = [replace(second, worker_id="w2"), replace(first, worker_id="w1")]  # one statement
+    assert await store.finish_jobs(batch, NOW + 1) == [False, True]
+    assert await store.finish_jobs([replace(second, worker_id="w1")], NOW + 1) == [True]
+
+
 async def test_retry_later_then_fail_records_error(store: Store) -> None:
     await store.insert_jobs([new_job()], NOW)
     first = await claim_one(store)

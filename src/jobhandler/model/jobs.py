@@ -206,6 +206,10 @@ class Outcome:
     traceback: str | None = None
     run_at: float | None = None  # when a retried or rescued job becomes due
     only_if_lease_expired_by: float | None = None  # the rescuer's guard against a fresh heartbeat
+    # The run's worker: its outcome lands only while the job is that worker's. The attempt
+    # alone is not enough after a database crash that lost a relaxed claim: the job is then
+    # claimed again under the same attempt by another worker. None: the rescuer's, a user's.
+    worker_id: str | None = None
     wakes: bool = False  # a workflow parent's: its write may make jobs due, so tell the workers
 
 

@@ -103,7 +103,8 @@ class Runs(Resource):
 
     def finish_params(self, o: Outcome, now: float) -> dict[str, Any]:
         """One outcome as the parameters of the guarded UPDATE: its target and the statuses it
-        may leave, from the state machine; the attempt; and the rescuer's lease guard."""
+        may leave, from the state machine; the attempt and the run's worker; and the rescuer's
+        lease guard."""
         target, sources, ends = self.edges[o.transition]
         guard = o.only_if_lease_expired_by
         return {
@@ -119,6 +120,7 @@ class Runs(Resource):
             "id": o.job_id,
             "attempt": o.attempt,
             "expired_by": guard,
+            "worker": o.worker_id,
         }
 
     async def heartbeat(

@@ -66,7 +66,10 @@ class RunTransactions:
         # Checked as a returned value is (InvalidResult); a workflow parent's end wakes the
         # workers, as its dependents may become due when this commits.
         value = self.task.dump_result(result)
-        return Outcome(job.id, job.attempt, Transition.COMPLETE, value, wakes=bool(job.dependents))
+        wakes, worker = bool(job.dependents), job.worker_id  # fenced as the completer's are
+        return Outcome(
+            job.id, job.attempt, Transition.COMPLETE, value, wakes=wakes, worker_id=worker
+        )
 
     def _lost(self) -> LeaseLost:
         return LeaseLost(

@@ -226,8 +226,9 @@ class Worker:
         else:
             outcome = run.result()
         if outcome is not None:
-            if job.dependents:  # its end may make its dependents due
-                outcome = dataclasses.replace(outcome, wakes=True)
+            # Fenced by this worker too; a workflow parent's end may make its dependents due.
+            wakes = outcome.wakes or bool(job.dependents)
+            outcome = dataclasses.replace(outcome, wakes=wakes, worker_id=job.worker_id)
             self.completer.add(outcome, entry)
 
     def _on_cancel(self, job_id: str) -> None:

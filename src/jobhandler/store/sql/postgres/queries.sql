@@ -41,7 +41,8 @@ UPDATE jobs SET status = :target, result = :result, error = :error, traceback = 
     uncounted = uncounted + CASE WHEN interrupted < {free_interruptions} THEN :uncount ELSE 0 END,
     interrupted = interrupted + :uncount, lease_expires_at = NULL
 WHERE id = :id AND attempt = :attempt AND status = ANY(:sources)
-  AND (:expired_by::float8 IS NULL OR lease_expires_at < :expired_by);
+  AND (:expired_by::float8 IS NULL OR lease_expires_at < :expired_by)
+  AND (:worker::text IS NULL OR worker_id = :worker);
 
 -- name: finish_jobs :columnar :relaxed
 -- A batch of outcomes, each naming a different job, in one statement: finish_job's guard and
@@ -56,11 +57,12 @@ UPDATE jobs SET status = o.target, result = o.result, error = o.error, traceback
 FROM unnest(
     :id::text[], :attempt::int[], :target::text[], :sources::text[], :result::json[],
     :error::text[], :traceback::text[], :run_at::float8[], :finished_at::float8[],
-    :now::float8[], :uncount::int[], :expired_by::float8[]
+    :now::float8[], :uncount::int[], :expired_by::float8[], :worker::text[]
 ) WITH ORDINALITY AS o(id, attempt, target, sources, result, error, traceback, run_at,
-    finished_at, now, uncount, expired_by, ordinal)
+    finished_at, now, uncount, expired_by, worker, ordinal)
 WHERE jobs.id = o.id AND jobs.attempt = o.attempt AND jobs.status = ANY(o.sources::text[])
   AND (o.expired_by IS NULL OR jobs.lease_expires_at < o.expired_by)
+  AND (o.worker IS NULL OR jobs.worker_id = o.worker)
 RETURNING o.ordinal;
 
 -- name: extend_leases :relaxed

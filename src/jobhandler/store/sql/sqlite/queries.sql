@@ -22,7 +22,8 @@ UPDATE jobs SET status = :target, result = :result, error = :error, traceback = 
     uncounted = uncounted + CASE WHEN interrupted < {free_interruptions} THEN :uncount ELSE 0 END,
     interrupted = interrupted + :uncount, lease_expires_at = NULL
 WHERE id = :id AND attempt = :attempt AND instr(:sources, '"' || status || '"') > 0
-  AND (:expired_by IS NULL OR lease_expires_at < :expired_by);
+  AND (:expired_by IS NULL OR lease_expires_at < :expired_by)
+  AND (:worker IS NULL OR worker_id = :worker);
 
 -- name: extend_leases :relaxed :when_full
 UPDATE jobs SET lease_expires_at = :lease_until
