@@ -306,27 +306,6 @@ def test_restarted_worker_rescues_its_dead_predecessors_jobs_at_once(
     assert "is gone: rescued its 4 running jobs" in successor.output()
 
 
-def test_kill_9_reruns_few_jobs_beyond_those_in_flight(
-    database_url: str, db: Db, env: dict[str, str], ledger: str, spawn: Spawn
-) -> None:
-    """Outcomes are written as soon as the previous write returns: a kill -9 loses only the
-    outcomes of the last write in flight, not a timer's worth."""
-    victim = start_worker(spawn, env, concurrency=20)
-    victim_id = db.worker_id(victim)
-    ids = db.submit("ledger", [{"hold": 0.05}] * 1000)
-    wait_until(lambda: len(crashapp.read_runs(ledger)) >= 400, interval=0.02)
-    pause(victim, db, ids[0])
-    in_flight = {j.id for j in db.running_under(victim_id)}
-    os.kill(victim.pid, signal.SIGKILL)
-    assert victim.popen.wait(10) == -signal.SIGKILL
-    start_worker(spawn, env, concurrency=20)
-    wait_until(lambda: db.all_terminal(ids), timeout=60)
-    runs = crashapp.read_runs(ledger)
-    again = {i for i, r in runs.items() if r.runs > 1}
-    assert len(again - in_flight) <= 10, f"{len(again - in_flight)} finished jobs ran again"
-    assert {j.status for j in db.jobs(ids).values()} == {JobStatus.COMPLETED}
-
-
 # -- SIGTERM -------------------------------------------------------------------------------
 
 

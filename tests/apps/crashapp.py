@@ -123,6 +123,52 @@ def read_events(path: str) -> list[tuple[str, int, str]]:
     return [(job_id, attempt, event) for job_id, attempt, event in rows]
 
 
+# -- a trace of starts and ends, one append-only file per process ---------------------------
+#
+# For runs many at a time (test_crash_repeats.py): the ledger above takes a lock shared by every
+# worker, and a worker's event loop waits on it; an append to a file of its own waits on nobody.
+# A killed process keeps what it wrote (the page cache outlives it), so after a kill -9 the file
+# says which runs of the dead worker had ended and which were still going.
+
+
+def _trace_fd() -> int:
+    pid = os.getpid()
+    if getattr(_local, "trace_pid", None) != pid:
+        path = f"{_ledger_path()}.trace.{pid}"
+        _local.trace_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        _local.trace_pid = pid
+    fd: int = _local.trace_fd
+    return fd
+
+
+def trace(ctx: JobContext, event: str) -> None:
+    os.write(_trace_fd(), f"{event} {ctx.job_id} {ctx.attempt}\n".encode())
+
+
+@dataclass
+class Trace:
+    """What one process's runs did: jobs whose run started, and jobs whose run ended."""
+
+    started: list[str]
+    ended: set[str]
+
+
+def read_traces(ledger_path: str) -> dict[int, Trace]:
+    """Every process's trace, by pid."""
+    found: dict[int, Trace] = {}
+    folder, name = os.path.split(ledger_path)
+    for entry in os.listdir(folder or "."):
+        if not entry.startswith(f"{name}.trace."):
+            continue
+        with open(os.path.join(folder, entry)) as lines:
+            events = [line.split() for line in lines if line.endswith("\n")]
+        found[int(entry.rsplit(".", 1)[1])] = Trace(
+            [job for event, job, _ in events if event == "start"],
+            {job for event, job, _ in events if event == "end"},
+        )
+    return found
+
+
 # -- tasks -----------------------------------------------------------------------------------
 
 
@@ -139,6 +185,15 @@ async def ledger(payload: Hold, ctx: JobContext) -> dict[str, int]:
     if hold > 0:
         await asyncio.sleep(hold)
     return {"attempt": ctx.attempt, "pid": os.getpid()}
+
+
+@app.task(retry=FAST_RETRY)
+async def tick(payload: Hold, ctx: JobContext) -> None:
+    """Trace the start, hold, trace the end: nothing that waits on another process."""
+    trace(ctx, "start")
+    if payload.hold > 0:
+        await asyncio.sleep(payload.hold)
+    trace(ctx, "end")
 
 
 @app.task(retry=FAST_RETRY)

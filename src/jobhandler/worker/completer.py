@@ -41,6 +41,12 @@ class Completer:
         self._written_by_task: list[tuple[Outcome, Running | None]] = []  # ctx.transaction()
         self._progress: dict[str, tuple[JobRef, Any]] = {}
         self._wanted = asyncio.Event()
+        self._writing = 0  # outcomes in the write in flight
+
+    @property
+    def unwritten(self) -> int:
+        """Outcomes of ended runs not written yet: waiting, or in the write in flight."""
+        return len(self._outcomes) + self._writing
 
     def add(self, outcome: Outcome, run: Running | None = None, written: bool = False) -> None:
         """Write ``outcome``; once written, tell the events how ``run`` ended. ``written``:
@@ -69,6 +75,7 @@ class Completer:
         now = self.clock()
         outcomes, self._outcomes = self._outcomes, []
         progress, self._progress = list(self._progress.values()), {}
+        self._writing = len(outcomes)
         try:
             if progress:
                 await self.store.record_progress(progress, now)
@@ -76,6 +83,8 @@ class Completer:
         except BaseException:
             self._outcomes[:0] = outcomes  # keep them for the next try
             raise
+        finally:
+            self._writing = 0
         if outcomes:
             self._written(outcomes, applied, now)
         if told := self._written_by_task:

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -81,7 +82,7 @@ class Worker:
         self.completer = Completer(
             app.service.store,
             app.clock,
-            app.service.signals.finished,
+            self._outcomes_written,
             min(1.0, settings.poll_interval),
             app.events,
         )
@@ -143,7 +144,21 @@ class Worker:
         return f"task {entry.job.task!r} (job {entry.job.id})" if entry else f"{name!r}"
 
     def _free_slots(self) -> int:
-        return self.settings.concurrency - len(self._running)
+        """Runs up to ``concurrency``, and outcomes not yet written up to ``concurrency`` more.
+
+        A ``kill -9`` makes both run again (the outcomes it lost too): so it never re-runs
+        more than twice the concurrency, however far a stalled store lets the writes fall
+        behind. Gating each slot on its own outcome's write would halve that bound, but
+        then slots come free a few at a time as writes return, and claims and writes of a
+        few jobs each took twice the CPU per job in a drain.
+        """
+        concurrency, running = self.settings.concurrency, len(self._running)
+        behind = max(0, self.completer.unwritten - concurrency)
+        return concurrency - running - behind
+
+    def _outcomes_written(self, job_ids: Iterable[str]) -> None:
+        self.app.service.signals.finished(job_ids)
+        self.producer.wake()  # slots held back for unwritten outcomes may be free now
 
     async def _drain(self) -> None:
         """Graceful stop: let runs finish in time, then hand the rest back to the queue."""
