@@ -48,6 +48,7 @@ DASHBOARD = ["/ui/", "/ui/jobs", "/ui/queues", "/ui/workers", "/ui/schedules", "
 # One cycle of operations; the client runs through it at --rate.
 MIX = ["ok"] * 12 + ["flaky"] * 2 + ["fail_once"] * 2 + ["unique", "cancel_queued"]
 MIX += ["cancel_running", "idempotent"]
+FINAL = {"completed", "failed", "cancelled"}
 EXPECTED_FINAL = {
     "ok": {"completed"},
     "flaky": {"completed"},
@@ -66,7 +67,9 @@ class Soak:
         self.kind, self.duration, self.rate, self.workdir = kind, minutes * 60, rate, workdir
         self.retention = max(30.0, self.duration / 12)
         self.stats = Stats(window=300.0 if minutes >= 30 else 60.0)
-        self.pending: dict[str, dict[str, Any]] = {}
+        self.pending: dict[str, dict[str, Any]] = {}  # acknowledged, not yet seen final
+        self.seen: dict[str, dict[str, Any]] = {}  # final states the SSE watcher saw, to settle
+        self.fallback = min(15.0, self.retention / 3)  # read back a job not seen final by then
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.submitting = True
         self.stopping = False
@@ -97,6 +100,10 @@ class Soak:
         for i in (1, 2):
             argv = [str(BIN / "jobhandler"), "worker", *common]
             self.procs[f"worker{i}"] = spawn(argv, env, self.workdir / f"worker{i}.log")
+        while len(httpx.get(f"http://127.0.0.1:{port}/workers", timeout=10).json()) < 2:
+            if time.monotonic() > deadline + 60:  # the first window measures a steady state
+                raise RuntimeError(f"the workers did not start; see {self.workdir}")
+            time.sleep(0.2)
 
     @staticmethod
     def _ready(port: int) -> bool:
@@ -129,15 +136,10 @@ class Soak:
             await asyncio.sleep(0.0 if kind == "cancel_queued" else 1.0)
             await self._call(client, "POST", f"/jobs/{job['id']}/cancel", "cancel", {200, 202, 409})
         self.recent = [job["id"], *self.recent[:19]]
-        self.pending.setdefault(
-            job["id"],
-            {
-                "kind": kind,
-                "slot": self.stats.slot(),
-                "due": time.monotonic() + 2,
-                "retried": False,
-            },
-        )
+        if job["_status"] == 201:  # a unique key's repeat answers 200 with a job already known
+            due = time.monotonic() + self.fallback
+            entry = {"kind": kind, "slot": self.stats.slot(), "due": due, "retried": False}
+            self.pending[job["id"]] = entry
 
     async def _post_job(
         self, client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str], kind: str
@@ -164,7 +166,8 @@ class Soak:
             self.stats.error(f"{op}: HTTP {response.status_code}", f"{path}: {response.text}")
             return None
         is_json = response.headers.get("content-type", "").startswith("application/json")
-        return response.json() if is_json and response.content else {}
+        found = response.json() if is_json and response.content else {}
+        return {**found, "_status": response.status_code} if isinstance(found, dict) else {}
 
     async def submitter(self, client: httpx.AsyncClient) -> None:
         """Operations at a steady rate, each its own task: a slow answer does not slow the rate."""
@@ -181,52 +184,58 @@ class Soak:
         self.submitting = False
 
     async def checker(self, client: httpx.AsyncClient) -> None:
-        """Read every job back until it is final; retry the ones that fail once, once."""
+        """Settle every job the SSE watcher saw final; read back those it did not (a stream
+        that broke may have missed them) once they are ``fallback`` seconds old."""
         while self.submitting or self.pending:
-            due = [i for i, p in self.pending.items() if p["due"] <= time.monotonic()][:100]
-            await asyncio.gather(*(self.check(client, job_id) for job_id in due))
-            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for job_id in [i for i in self.pending if i in self.seen]:
+                await self.settle(client, job_id, self.seen.pop(job_id))
+            due = [i for i, p in self.pending.items() if p["due"] <= now][:20]
+            await asyncio.gather(*(self.read_back(client, job_id) for job_id in due))
+            for job_id in [i for i, job in self.seen.items() if job["t"] < now - 120]:
+                del self.seen[job_id]  # a schedule's job, or a unique key's repeat
             if self.stopping:
                 return
+            await asyncio.sleep(0.5)
 
-    async def check(self, client: httpx.AsyncClient, job_id: str) -> None:
+    async def read_back(self, client: httpx.AsyncClient, job_id: str) -> None:
         entry = self.pending[job_id]
+        self.stats.ops["read back"] += 1
         job = await self._call(client, "GET", f"/jobs/{job_id}", "read", {200, 404})
-        if job is None:
-            entry["due"] = time.monotonic() + 2
+        entry["due"] = time.monotonic() + self.fallback
+        if job is None or job_id not in self.pending:
             return
-        if "status" not in job:  # 404: gone before it was seen final
+        if job["_status"] == 404:  # gone before it was seen final
             self.stats.lost.append(job_id)
             self.stats.error("gone", f"{entry['kind']} job {job_id} answered 404")
             del self.pending[job_id]
-            return
-        status = job["status"]
-        if status not in ("completed", "failed", "cancelled"):
-            entry["due"] = time.monotonic() + 2
-            return
+        elif job["status"] in FINAL:
+            await self.settle(client, job_id, job)
+
+    async def settle(self, client: httpx.AsyncClient, job_id: str, job: dict[str, Any]) -> None:
+        """A job seen final: retry it if it is one to retry, else check it ended as it should."""
+        entry, status = self.pending[job_id], job["status"]
         if entry["kind"] == "fail_once" and status == "failed" and not entry["retried"]:
-            entry.update(retried=True, due=time.monotonic() + 2)
+            entry.update(retried=True, due=time.monotonic() + self.fallback)
             await self._call(client, "POST", f"/jobs/{job_id}/retry", "retry", {200})
             return
+        del self.pending[job_id]
         if status not in EXPECTED_FINAL[entry["kind"]]:
             self.stats.error("final status", f"{entry['kind']} job {job_id} ended {status}")
         elif entry["kind"] == "ok" and job.get("started_at"):
             pickup = stamp(job["started_at"]) - stamp(job["created_at"])
             self.stats.pickup_ms[entry["slot"]].append(1000 * pickup)
-        del self.pending[job_id]
 
-    async def listener(self, client: httpx.AsyncClient, counts: bool) -> None:
-        """An SSE client on ``GET /events``; one of them counts the periodic jobs' runs."""
+    async def listener(self, client: httpx.AsyncClient, watches: bool) -> None:
+        """An SSE client on ``GET /events``. The one that ``watches`` keeps each job's final
+        state for the checker, and counts the schedules' runs."""
         while not self.stopping:
             try:
-                async with client.stream(
-                    "GET", "/events", timeout=httpx.Timeout(10, read=None)
-                ) as r:
+                timeout = httpx.Timeout(10, read=None)
+                async with client.stream("GET", "/events", timeout=timeout) as r:
                     async for line in r.aiter_lines():
-                        if counts and line.startswith("data:") and '"completed"' in line:
-                            job = json.loads(line[5:])
-                            if job["task"] in self.periodic and job["status"] == "completed":
-                                self.periodic[job["task"]] += 1
+                        if watches and line.startswith("data:"):
+                            self.watch(json.loads(line[5:]))
                         if self.stopping:
                             return
                     self.stats.error("sse", f"the stream ended: HTTP {r.status_code}")
@@ -234,6 +243,14 @@ class Soak:
                 if not self.stopping:
                     self.stats.error("sse", repr(exc))
             await asyncio.sleep(1.0)
+
+    def watch(self, job: dict[str, Any]) -> None:
+        if job["status"] not in FINAL:
+            return
+        if job["task"] in self.periodic and job["status"] == "completed":
+            self.periodic[job["task"]] += 1
+        keep = ("status", "started_at", "created_at")
+        self.seen[job["id"]] = {"t": time.monotonic(), **{k: job.get(k) for k in keep}}
 
     async def dashboard(self, client: httpx.AsyncClient) -> None:
         n = 0
@@ -336,26 +353,10 @@ def soak_one(kind: str, minutes: float, rate: float) -> dict[str, Any]:
 
 def run_both(args: argparse.Namespace) -> int:
     """The two stores at once, each in a process of its own; their tables in turn."""
-    outs = {
-        k: Path(tempfile.mkstemp(prefix=f"soak-{k}-", suffix=".json")[1])
-        for k in ("sqlite", "postgres")
-    }
+    outs = {k: Path(tempfile.mkstemp(prefix=f"soak-{k}-")[1]) for k in ("sqlite", "postgres")}
+    flags = f"--minutes {args.minutes} --rate {args.rate} --quiet".split()
     procs = {
-        k: subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--store",
-                k,
-                "--minutes",
-                str(args.minutes),
-                "--rate",
-                str(args.rate),
-                "--json",
-                str(out),
-                "--quiet",
-            ]
-        )
+        k: subprocess.Popen([sys.executable, __file__, "--store", k, *flags, "--json", str(out)])
         for k, out in outs.items()
     }
     codes = {k: p.wait() for k, p in procs.items()}
