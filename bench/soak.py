@@ -6,7 +6,7 @@
 Each store gets a fresh store (a SQLite file in a temporary directory, or a PostgreSQL database
 made here and dropped afterwards), one ``jobhandler serve --no-worker`` and two ``jobhandler
 worker`` processes of bench/soak_app.py, as users run them, with pruning retention a twelfth of
-the run (at least 30 s) so that pruning runs within it. A client keeps a steady rate (``--rate``
+the run (at least 60 s) so that pruning runs within it. A client keeps a steady rate (``--rate``
 operations a second) of plain submits, submits retried by the worker (RetryLater), submits that
 fail once and are retried by the client, submits with a unique key or an Idempotency-Key, delayed
 submits cancelled at once and slow jobs cancelled while they run; beside two SSE listeners on
@@ -65,7 +65,7 @@ class Soak:
 
     def __init__(self, kind: str, minutes: float, rate: float, workdir: Path) -> None:
         self.kind, self.duration, self.rate, self.workdir = kind, minutes * 60, rate, workdir
-        self.retention = max(30.0, self.duration / 12)
+        self.retention = max(60.0, self.duration / 12)
         self.stats = Stats(window=300.0 if minutes >= 30 else 60.0)
         self.pending: dict[str, dict[str, Any]] = {}  # acknowledged, not yet seen final
         self.seen: dict[str, dict[str, Any]] = {}  # final states the SSE watcher saw, to settle
@@ -188,8 +188,8 @@ class Soak:
         that broke may have missed them) once they are ``fallback`` seconds old."""
         while self.submitting or self.pending:
             now = time.monotonic()
-            for job_id in [i for i in self.pending if i in self.seen]:
-                await self.settle(client, job_id, self.seen.pop(job_id))
+            ready = [i for i in self.pending if i in self.seen]  # settled at once, not in turn
+            await asyncio.gather(*(self.settle(client, i, self.seen.pop(i)) for i in ready))
             due = [i for i, p in self.pending.items() if p["due"] <= now][:20]
             await asyncio.gather(*(self.read_back(client, job_id) for job_id in due))
             for job_id in [i for i, job in self.seen.items() if job["t"] < now - 120]:
