@@ -120,7 +120,8 @@ def targets(stats: Stats, rows: list[dict[str, Any]], settle_s: float) -> dict[s
     store = _growth(settled["store_mb"], end["store_mb"])
     return {
         "rss_growth": rss,
-        "rss_ok": all(g is not None and g < RSS_TARGET for g in rss.values()),
+        # The client keeps every latency it measured: its growth is the harness's, not judged.
+        "rss_ok": all(g is not None and g < RSS_TARGET for p, g in rss.items() if p != "client"),
         "p99_drift": drift,
         "p99_ok": all(d is not None and d < P99_TARGET for d in drift.values()),
         "store_growth": store,
