@@ -278,10 +278,10 @@ class Soak:
     # -- the run ----------------------------------------------------------------------------
 
     async def drive(self, url: str, port: int) -> None:
-        limits = httpx.Limits(max_connections=64)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits
-        ) as client:
+        # Idle connections dropped before the server's 5 s keep-alive closes them (a race).
+        limits = httpx.Limits(max_connections=64, keepalive_expiry=2.0)
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
             self.stats.t0 = time.monotonic()
             background = [
                 asyncio.create_task(self.sampler(url)),
