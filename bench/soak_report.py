@@ -164,6 +164,8 @@ def table(kind: str, result: dict[str, Any]) -> str:
         f"store size from {t['store_settled_at_min']:.1f} min to the end: "
         f"{_pct(t['store_growth'])} ({verdict[t['store_ok']]})"
     )
+    if result["config"]["window_s"] < 300:
+        lines.append("(too short to judge growth: only errors and lost jobs fail this run)")
     lines.append(f"operations: {dict(result['ops'])}")
     lines.append(f"errors: {sum(result['errors'].values())} {dict(result['errors'])}")
     lines.append(f"lost: {len(result['lost'])}")
