@@ -49,8 +49,11 @@ ADAPTER = BENCH / "adapters" / "adapter.py"
 # empties its database before and after every measurement).
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "12"))
-PG_ADMIN = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", "postgres"]
-PG_URL = "postgresql://postgres@127.0.0.1:5432/{db}"
+# BENCH_PG_PORT points every run at another server of 127.0.0.1 (the hour's soak uses one with
+# PostgreSQL's default settings, autovacuum on, which this machine's shared server turns off).
+PG_PORT = os.environ.get("BENCH_PG_PORT", "5432")
+PG_ADMIN = ["psql", "-h", "127.0.0.1", "-p", PG_PORT, "-U", "postgres", "-d", "postgres"]
+PG_URL = "postgresql://postgres@127.0.0.1:" + PG_PORT + "/{db}"
 
 
 # -- systems and sizes ----------------------------------------------------------------------------
