@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import socket
@@ -87,6 +88,19 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+def migrate(url: str) -> None:
+    """Bring the store at ``url`` to the current schema, from a test's synchronous code."""
+
+    async def run() -> None:
+        opened = open_store(Settings(database_url=url))
+        try:
+            await opened.migrate()
+        finally:
+            await opened.close()
+
+    asyncio.run(run())
 
 
 def free_port() -> int:

@@ -15,7 +15,6 @@ for.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import threading
 from collections.abc import Callable
@@ -25,10 +24,8 @@ import httpx
 import psycopg
 import pytest
 
-from jobhandler.settings import Settings
-from jobhandler.store import open_store
 from tests.apps import crashapp
-from tests.conftest import Process, Server, test_env, wait_until
+from tests.conftest import Process, Server, migrate, test_env, wait_until
 from tests.previous_release import REPO_ROOT, Release, install, previous_release
 
 pytestmark = pytest.mark.postgres
@@ -100,14 +97,6 @@ def schema_version(url: str) -> int:
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
         assert row is not None
         return int(row[0])
-
-
-async def _migrate(url: str) -> None:
-    store = open_store(Settings(database_url=url))
-    try:
-        await store.migrate()
-    finally:
-        await store.close()
 
 
 def newest_migration(folder: Path) -> int:
@@ -210,7 +199,7 @@ def _upgrade_while_serving(
 
     # 2. The current code migrates the store under the running release (what `jobhandler
     # migrate` does, here in the test's process: one interpreter start less).
-    asyncio.run(_migrate(url))
+    migrate(url)
     assert schema_version(url) == newest_migration(REPO_ROOT / POSTGRES_MIGRATIONS)
     # The current release's process starts now (an interpreter start takes seconds on a loaded
     # machine), while the previous release goes on working on the migrated store.

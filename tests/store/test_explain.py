@@ -7,7 +7,6 @@ a sort of every match) is what makes a page slow once the store holds millions o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -18,12 +17,10 @@ import pytest
 
 from jobhandler.model.jobs import JobStatus
 from jobhandler.model.records import JobFilter
-from jobhandler.settings import Settings
-from jobhandler.store import open_store
 from jobhandler.store.postgres.dialect import PostgresDialect
 from jobhandler.store.rows import list_query, sized_columns
 from jobhandler.store.sqlite.dialect import SQLiteDialect
-from tests.conftest import fresh_pg_database
+from tests.conftest import fresh_pg_database, migrate
 
 N = 20_000
 NOW = 1_900_000_000.0
@@ -65,7 +62,7 @@ def fill(series: str) -> str:
 @pytest.fixture(scope="module")
 def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
     path = tmp_path_factory.mktemp("explain") / "jobs.db"
-    asyncio.run(_migrate(f"sqlite:///{path}"))
+    migrate(f"sqlite:///{path}")
     conn = sqlite3.connect(path)
     conn.executescript(fill(SQLITE_SERIES))
     # Rows written by hand are counted as the store counts its own inserts (migration 012).
@@ -79,19 +76,11 @@ def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Conn
 @pytest.fixture(scope="module")
 def pg_db() -> Iterator[psycopg.Connection[Any]]:
     with fresh_pg_database() as url:
-        asyncio.run(_migrate(url))
+        migrate(url)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(fill(PG_SERIES))
             conn.execute("VACUUM ANALYZE")  # as autovacuum would have
             yield conn
-
-
-async def _migrate(url: str) -> None:
-    store = open_store(Settings(database_url=url))
-    try:
-        await store.migrate()
-    finally:
-        await store.close()
 
 
 def sqlite_plan(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> str:
