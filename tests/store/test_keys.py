@@ -31,13 +31,7 @@ def keyed(key: str | None, task: str = "t", priority: int = 0, queue: str = "def
     )
 
 
-CLAIMS = iter(range(1_000_000))
-
-
 async def take(store: Store, n: int, worker: str = "w1", now: float = NOW) -> list[str | None]:
-    # Each claim at its own instant, as a worker's clock gives them: SQLite's follow-up
-    # statements find what a claim took by its worker and start time.
-    now += next(CLAIMS) * 1e-6
     return [j.concurrency_key for j in await store.claim_jobs(["default"], worker, n, now, LEASE)]
 
 

@@ -91,6 +91,17 @@ async def test_a_rate_limit_is_a_bucket_shared_by_every_worker(store: Store) -> 
     assert len(await claim(store, 10, NOW + 10, worker="w3")) == 4  # never more than the bucket
 
 
+async def test_claims_of_one_worker_at_one_instant_spend_each_token_once(store: Store) -> None:
+    """A coarse or stepped-back clock can give two claims of one worker the same time; SQLite's
+    bucket spend finds a claim's jobs by worker and start time, so the second must not count
+    the first's jobs again."""
+    await store.insert_jobs([new_job() for _ in range(20)], NOW)
+    await store.set_limits(FlowLimit("queue", "default", rate_limit="5/h"), NOW, BOTH)
+    assert len(await claim(store, 1, NOW, worker="w1")) == 1
+    assert len(await claim(store, 1, NOW, worker="w1")) == 1
+    assert len(await claim(store, 10, NOW, worker="w2")) == 3  # 5 tokens, 2 spent
+
+
 async def test_code_declarations_give_way_to_run_time_changes_until_the_code_changes(
     store: Store,
 ) -> None:

@@ -20,6 +20,7 @@ tell then).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,16 +49,26 @@ class Flow(Resource):
         super().__init__(dialect)
         # Whether the last claim of these queues found a keyed job due (unknown: assume so).
         self._keyed_due: dict[tuple[str, ...], bool] = {}
+        self._last_claim_at = -math.inf
+
+    def _own_instant(self, params: Params) -> Params:
+        """The claim at an instant none of this store's claims had: SQLite's follow-up
+        statements find what a claim took by its worker and start time, and a coarse or
+        stepped-back clock could give two claims the same (a step of one float is enough)."""
+        now = max(params["now"], math.nextafter(self._last_claim_at, math.inf))
+        self._last_claim_at = now
+        return params if now == params["now"] else {**params, "now": now}
 
     async def claim(self, params: Params) -> list[Any]:
         """Run the dialect's claim statements in one transaction; the rows it took."""
         queues = tuple(params["queues"])
         keyed = self._keyed_due.get(queues, True)
-        rows, due = await self._claim(params, keyed)
+        rows, due = await self._claim(self._own_instant(params), keyed)
         if not keyed and due is not False and len(rows) < params["limit"]:
             # Keyed jobs came since the last claim (claim_jobs stood aside for them), or may
             # have (SQLite's claim_jobs, taking nothing, cannot say): again, with claim_keyed.
-            more, due = await self._claim({**params, "limit": params["limit"] - len(rows)}, True)
+            rest = {**params, "limit": params["limit"] - len(rows)}
+            more, due = await self._claim(self._own_instant(rest), True)
             rows += more
         self._keyed_due[queues] = bool(due)
         return rows
