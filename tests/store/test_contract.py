@@ -267,12 +267,13 @@ async def test_delete_only_terminal_jobs(store: Store) -> None:
     assert await store.get_job(job.id) is None
 
 
-async def test_progress_is_fenced(store: Store) -> None:
+async def test_progress_is_fenced_by_attempt_and_worker(store: Store) -> None:
     await store.insert_jobs([new_job()], NOW)
     (job,) = await store.claim_jobs(["default"], "w1", 1, NOW, LEASE)
     await store.record_progress(
-        [(JobRef(job.id, 1), {"done": 3}), (JobRef(job.id, 0), "stale")], NOW
+        "w1", [(JobRef(job.id, 1), {"done": 3}), (JobRef(job.id, 0), "stale")], NOW
     )
+    await store.record_progress("w2", [(JobRef(job.id, 1), "another worker's")], NOW)
     got = await store.get_job(job.id)
     assert got is not None and got.progress == {"done": 3}
 

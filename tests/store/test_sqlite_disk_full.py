@@ -70,7 +70,7 @@ async def test_a_full_disk_refuses_new_work_and_lets_through_what_frees_room(
         # Ends of runs already started, and their leases.
         reply = await store.heartbeat("w1", refs, NOW + 1, 30)
         assert not reply.lost
-        await store.record_progress([(refs[0], 0.5)], NOW + 1)
+        await store.record_progress("w1", [(refs[0], 0.5)], NOW + 1)
         done = [Outcome(ref.id, ref.attempt, Transition.COMPLETE, result="ok") for ref in refs]
         assert await store.finish_jobs(done, NOW + 2) == [True, True]
 

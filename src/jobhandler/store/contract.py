@@ -162,8 +162,11 @@ class Store(Protocol):
     async def cancel_requests(self, worker_id: str, running: Sequence[JobRef]) -> frozenset[str]:
         """Which of these running jobs someone asked to cancel (a cheap read, polled often)."""
 
-    async def record_progress(self, progress: Sequence[tuple[JobRef, Any]], now: float) -> None:
-        """Write the newest progress of running jobs, fenced by attempt."""
+    async def record_progress(
+        self, worker_id: str, progress: Sequence[tuple[JobRef, Any]], now: float
+    ) -> None:
+        """Write the newest progress of this worker's running jobs, fenced by attempt and
+        worker (as outcomes are)."""
 
     async def request_cancel(self, job_id: str, now: float) -> Job:
         """Cancel a waiting job at once, or flag a processing one for its worker to stop.

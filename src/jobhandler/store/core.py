@@ -216,8 +216,10 @@ class StoreCore:
     async def cancel_requests(self, worker_id: str, running: Sequence[JobRef]) -> frozenset[str]:
         return await self.runs.cancel_requests(worker_id, running)
 
-    async def record_progress(self, progress: Sequence[tuple[JobRef, Any]], now: float) -> None:
-        await self.runs.record_progress(progress, now)
+    async def record_progress(
+        self, worker_id: str, progress: Sequence[tuple[JobRef, Any]], now: float
+    ) -> None:
+        await self.runs.record_progress(worker_id, progress, now)
 
     async def expired_jobs(self, now: float, limit: int) -> list[Job]:
         return await self.runs.expired_jobs(now, limit)

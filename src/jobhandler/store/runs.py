@@ -149,13 +149,15 @@ class Runs(Resource):
         mine = {ref.id for ref in running}
         return frozenset(row["id"] for row in done.rows if row["id"] in mine)
 
-    async def record_progress(self, progress: Sequence[tuple[JobRef, Any]], now: float) -> None:
+    async def record_progress(
+        self, worker_id: str, progress: Sequence[tuple[JobRef, Any]], now: float
+    ) -> None:
         if not progress:
             return
-        json = self.dialect.json
+        json, worker = self.dialect.json, worker_id
         values = [
-            {"progress": json(value), "now": now, "id": ref.id, "attempt": ref.attempt}
-            for ref, value in progress
+            {"progress": json(v), "now": now, "id": r.id, "attempt": r.attempt, "worker": worker}
+            for r, v in progress
         ]
         await self.dialect.run([Step(self.queries["record_progress"], values, many=True)], True)
 

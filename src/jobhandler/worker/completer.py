@@ -26,12 +26,14 @@ class Completer:
     def __init__(
         self,
         store: Store,
+        worker_id: str,
         clock: Callable[[], float],
         on_written: Callable[[Iterable[str]], None],
         retry_pause: float,
         events: Events | None = None,
     ) -> None:
         self.store = store
+        self.worker_id = worker_id  # fences the progress it writes, as Outcome.worker_id does
         self.clock = clock
         self.on_written = on_written  # wakes whoever waits on these jobs in this process
         self.retry_pause = retry_pause
@@ -78,7 +80,7 @@ class Completer:
         self._writing = len(outcomes)
         try:
             if progress:
-                await self.store.record_progress(progress, now)
+                await self.store.record_progress(self.worker_id, progress, now)
             applied = await self.store.finish_jobs([o for o, _ in outcomes], now)
         except BaseException:
             self._outcomes[:0] = outcomes  # keep them for the next try

@@ -81,6 +81,7 @@ class Worker:
         )
         self.completer = Completer(
             app.service.store,
+            self.id,
             app.clock,
             self._outcomes_written,
             min(1.0, settings.poll_interval),

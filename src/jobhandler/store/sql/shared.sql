@@ -48,7 +48,7 @@ SELECT id FROM jobs WHERE worker_id = :worker AND status = {running} AND cancel_
 
 -- name: record_progress :relaxed :when_full
 UPDATE jobs SET progress = :progress, updated_at = :now
-WHERE id = :id AND attempt = :attempt AND status = {running};
+WHERE id = :id AND attempt = :attempt AND worker_id = :worker AND status = {running};
 
 -- name: expired_jobs
 SELECT * FROM jobs WHERE status = {running} AND lease_expires_at < :now
