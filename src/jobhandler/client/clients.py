@@ -5,7 +5,9 @@ either client; answers come back as the server's own wire models (``JobOut``, ``
 ``QueueOut``, ... from client/wire.py, times in epoch seconds as on ``Job``), and error answers
 (RFC 9457 problem JSON) as exceptions (model/errors.py): ``Unprocessable`` is an ``InvalidJob``,
 a missing job a ``JobNotFound``, and every one a ``ClientError`` with the HTTP ``status`` and the
-problem ``body``. ``send`` gives the raw JSON, for the CLI.
+problem ``body``. ``send`` gives the raw JSON, for the CLI. A request that met a connection the
+server closed is sent again, at most ``retries`` times (2), where that cannot apply it twice: an
+idempotent method, an ``Idempotency-Key``, or a connection refused (client/resend.py).
 
 Why a descriptor rather than two written clients, or one generated from the other: a method
 that sends one call and reads its answer is nothing but that pair, so it is declared once, as
@@ -21,6 +23,7 @@ equal; here a new call is one line. The methods that are more than one call (``w
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
@@ -30,6 +33,7 @@ import httpx
 
 from jobhandler.client import calls
 from jobhandler.client.calls import Call, Calls
+from jobhandler.client.resend import DEFAULT_RETRIES, Sends
 from jobhandler.model.errors import ClientError, ServerUnavailable, ServerUnreachable, problem_error
 from jobhandler.model.jobs import TERMINAL as TERMINAL_STATUSES
 
@@ -61,6 +65,12 @@ def _decode(response: httpx.Response, call: Call) -> Any:
     if response.is_error:
         raise problem_error(response.status_code, body, call.job_id)
     return body
+
+
+def _retries(retries: int) -> int:
+    if retries < 0:
+        raise ValueError(f"retries must be 0 or more, not {retries}")
+    return retries
 
 
 def _request_args(call: Call) -> dict[str, Any]:
@@ -180,18 +190,23 @@ class Client(Methods):
         *,
         token: str | None = None,
         transport: httpx.BaseTransport | None = None,
+        retries: int = DEFAULT_RETRIES,
     ) -> None:
         self.url = url
+        self.retries = _retries(retries)
         headers = _auth_headers(token)
         self._http = httpx.Client(
             base_url=url, timeout=timeout, headers=headers, transport=transport
         )
 
     def _response(self, call: Call) -> httpx.Response:
-        try:
-            return self._http.request(call.method, call.path, **_request_args(call))
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(self.url, str(exc) or type(exc).__name__) from None
+        sends = Sends(call, self.url, self.retries)
+        while True:
+            try:
+                return self._http.request(call.method, call.path, **_request_args(call))
+            except httpx.TransportError as exc:
+                pause = sends.failed(exc)
+            time.sleep(pause)
 
     def send(self, call: Call) -> Any:
         """The answer's JSON as it came (None for 204); an error answer raises."""
@@ -248,18 +263,23 @@ class AsyncClient(Methods):
         *,
         token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        retries: int = DEFAULT_RETRIES,
     ) -> None:
         self.url = url
+        self.retries = _retries(retries)
         headers = _auth_headers(token)
         self._http = httpx.AsyncClient(
             base_url=url, timeout=timeout, headers=headers, transport=transport
         )
 
     async def _response(self, call: Call) -> httpx.Response:
-        try:
-            return await self._http.request(call.method, call.path, **_request_args(call))
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(self.url, str(exc) or type(exc).__name__) from None
+        sends = Sends(call, self.url, self.retries)
+        while True:
+            try:
+                return await self._http.request(call.method, call.path, **_request_args(call))
+            except httpx.TransportError as exc:
+                pause = sends.failed(exc)
+            await asyncio.sleep(pause)
 
     async def send(self, call: Call) -> Any:
         """The answer's JSON as it came (None for 204); an error answer raises."""
