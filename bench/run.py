@@ -37,6 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import variants
+from bench.tables import cell, fmt, markdown_table, values, workflow_table
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENVS = BENCH / ".venvs"
@@ -117,8 +123,18 @@ SYSTEMS = [
 ]
 BY_NAME = {s.name: s for s in SYSTEMS}
 
-WORKLOADS = ["submit_one", "submit_bulk", "drain", "latency", "http", "claim_cost", "workflow"]
-OURS_ONLY = {"http", "claim_cost"}
+# The drain's variants right after it: their ratios are to it, so the less time between, the better.
+WORKLOADS = [
+    "submit_one",
+    "submit_bulk",
+    "drain",
+    *variants.VARIANTS,
+    "latency",
+    "http",
+    "claim_cost",
+    "workflow",
+]
+OURS_ONLY = {"http", "claim_cost", *variants.VARIANTS}
 
 
 @dataclass(frozen=True)
@@ -134,6 +150,7 @@ class Sizes:
     reps: dict[str, int]
     drain_timeout: float
     workflow_n: int = 1000  # root -> N -> child, against draining N plain jobs
+    drain_keys: int = 100  # drain_keyed: the drain's N jobs spread over this many keys
     workflow_timeout: float = 120.0
 
 
@@ -164,6 +181,7 @@ FULL = Sizes(
         "submit_one": 5,
         "submit_bulk": 5,
         "drain": 3,
+        **{w: 3 for w in variants.VARIANTS},
         "latency": 3,
         "http": 3,
         "claim_cost": 3,
@@ -550,13 +568,21 @@ class Harness:
 
     def drain(self, system: System, rep: int) -> dict[str, Any]:
         n = self.sizes.drain_n
-        tag = self.tag(system, "drain", rep)
+        return self.drain_jobs(system, self.tag(system, "drain", rep), n, ("fill", n))
+
+    def drain_jobs(
+        self, system: System, tag: str, n: int, fill: tuple[object, ...]
+    ) -> dict[str, Any]:
+        """Markers 0..n-1 stored by the adapter command ``fill`` (no worker running), then
+        the workers started: the drain and its variants (bench/variants.py)."""
         record = self.rundir / f"{tag}.rec"
         record.unlink(missing_ok=True)
         with backend(system.backend, tag, self.rundir) as url:
             env = self.adapter_env(system, url, record)
             self.adapter(system, env, "setup", timeout=180)
-            filled = self.adapter(system, env, "fill", n, timeout=120 + n / 20)
+            filled = self.adapter(system, env, *fill, timeout=120 + n / 20)
+            if "unsupported" in filled:
+                raise Unsupported(filled["unsupported"])
             records = Records(record)
             markers = range(n)
             spawned = time.time()
@@ -878,69 +904,6 @@ OURS_COLUMNS = [
     ("claim_cost", "full_over_empty", "filled / empty", True),
 ]
 
-WORKFLOW_COLUMNS = [
-    ("workflow", "plain_s", "N plain jobs, first start to last (s)", False),
-    ("workflow", "workflow_s", "root, N, child: root start to child start (s)", False),
-    ("workflow", "ratio", "workflow / plain", False),
-    ("workflow", "workflow_jobs_per_s", "workflow (jobs/s)", True),
-    ("workflow", "last_start_to_child_ms", "last of the N started to child started (ms)", False),
-    ("workflow", "fan_in_ms", "last of the N finished to child started (ms)", False),
-]
-
-
-def workflow_table(results: dict[str, Any], systems: list[str]) -> list[str]:
-    shown = [s for s in systems if values(results, s, "workflow", "workflow_s")]
-    if not shown:
-        return []
-    n = results["sizes"].get("workflow_n")
-    header = ["system", *[c[2] for c in WORKFLOW_COLUMNS]]
-    lines = [f"Workflow: a root, N = {n:,} jobs after it, one child after all N:", ""]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
-    for name in shown:
-        row = [name, *[cell(results, name, w, k) for w, k, _, _ in WORKFLOW_COLUMNS]]
-        lines.append("| " + " | ".join(row) + " |")
-    return [*lines, ""]
-
-
-def fmt(value: float) -> str:
-    if value >= 1000:
-        return f"{value:,.0f}"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def values(results: dict[str, Any], system: str, workload: str, metric: str) -> list[float]:
-    entry = results["systems"].get(system, {}).get("workloads", {}).get(workload, {})
-    out = []
-    for rep in entry.get("reps", []):
-        v = rep.get(metric)
-        if isinstance(v, list):
-            out.extend(v)
-        elif v is not None:
-            out.append(v)
-    return out
-
-
-def cell(results: dict[str, Any], system: str, workload: str, metric: str) -> str:
-    entry = results["systems"].get(system, {}).get("workloads", {}).get(workload)
-    if entry is None:
-        return "not run"
-    vs = values(results, system, workload, metric)
-    if not vs:
-        if entry.get("unsupported"):
-            return "n/a"
-        if entry.get("error"):
-            return "failed"
-        return "-"
-    med = statistics.median(vs)
-    if len(vs) == 1:
-        return fmt(med)
-    return f"{fmt(med)} [{fmt(min(vs))}-{fmt(max(vs))}]"
-
 
 def bare_ratios(results: dict[str, Any], systems: list[str]) -> list[str]:
     """Ours as a share of the bare loop on the same store at the same durability."""
@@ -987,13 +950,11 @@ def report(results: dict[str, Any]) -> str:
     )
     lines.append("")
     header = ["system", "durability", *[c[2] for c in COLUMNS]]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
-    for name in systems:
-        row = [name, BY_NAME[name].durability]
-        row += [cell(results, name, w, k) for w, k, _, _ in COLUMNS]
-        lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
+    rows = [
+        [name, BY_NAME[name].durability, *[cell(results, name, w, k) for w, k, _, _ in COLUMNS]]
+        for name in systems
+    ]
+    lines += [*markdown_table(header, rows), ""]
     lines.extend(bare_ratios(results, systems))
 
     ours = [s for s in systems if BY_NAME[s].ours]
@@ -1025,18 +986,17 @@ def report(results: dict[str, Any]) -> str:
         lines.append("")
 
     if any(
-        w in results["systems"].get(o, {}).get("workloads", {}) for o in ours for w in OURS_ONLY
+        w in results["systems"].get(o, {}).get("workloads", {})
+        for o in ours
+        for w in {c[0] for c in OURS_COLUMNS}
     ):
-        lines.append("Ours only:")
-        lines.append("")
         header = ["system", *[c[2] for c in OURS_COLUMNS]]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
-        for name in ours:
-            row = [name, *[cell(results, name, w, k) for w, k, _, _ in OURS_COLUMNS]]
-            lines.append("| " + " | ".join(row) + " |")
-        lines.append("")
+        rows = [
+            [name, *[cell(results, name, w, k) for w, k, _, _ in OURS_COLUMNS]] for name in ours
+        ]
+        lines += ["Ours only:", "", *markdown_table(header, rows), ""]
 
+    lines.extend(variants.variants_table(results, systems))
     lines.extend(workflow_table(results, systems))
     problems = []
     for name in systems:
@@ -1403,7 +1363,10 @@ def main(argv: list[str] | None = None) -> int:
                 reps = 1 if workload == "claim_cost" else sizes.reps[workload]
                 for rep in range(reps):
                     try:
-                        r = getattr(harness, workload)(system, rep)
+                        if workload in variants.VARIANTS:
+                            r = variants.measure(harness, system, workload, rep)
+                        else:
+                            r = getattr(harness, workload)(system, rep)
                     except Unsupported as exc:
                         if not item["reps"]:
                             item["unsupported"] = str(exc)

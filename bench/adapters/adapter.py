@@ -10,6 +10,7 @@ virtualenv interpreter, so it never imports any system's code itself.
     python bench/adapters/adapter.py MODULE submit-paced N RATE FILE  # N at RATE/s; times to FILE
     python bench/adapters/adapter.py MODULE workflow-fill N       # untimed: root -> N -> child
     python bench/adapters/adapter.py MODULE workflow-times ID     # the store's times of one
+    python bench/adapters/adapter.py MODULE variant-fill VARIANT N KEYS  # untimed: a drain variant
     python bench/adapters/adapter.py MODULE worker INDEX          # exec the system's worker command
 
 MODULE is a module of bench.adapters (``celery_peer``...). Its environment: BENCH_BACKEND
@@ -181,6 +182,11 @@ def main(argv: list[str]) -> None:
             started = time.perf_counter()
             result = asyncio.run(_call(getattr(mod, name), argument))
             result["seconds"] = time.perf_counter() - started
+    elif command == "variant-fill":
+        if not hasattr(mod, "fill_variant"):
+            result = {"unsupported": "no drain variants in this adapter"}
+        else:
+            result = asyncio.run(mod.fill_variant(args[0], int(args[1]), int(args[2])))
     else:
         raise SystemExit(f"adapter: unknown command {command!r}")
     print(json.dumps(result), flush=True)

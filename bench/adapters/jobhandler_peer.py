@@ -1,17 +1,23 @@
 """Job Handler (ours), through its public Python API, on SQLite or PostgreSQL.
 
 Submit one: ``await noop.enqueue(i)``. Bulk: ``await noop.enqueue_many(items)`` (1,000 per call).
-Workers: 2 ``jobhandler worker`` processes with their default concurrency.
+Workers: 2 ``jobhandler worker`` processes with their default concurrency. The drain's variants
+(bench/variants.py) fill the store with ``fill_variant``: keyed no-op jobs, or ``noop_tx`` jobs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import sqlite3
+import time
 from typing import Any
 
+import psycopg
+
 from bench.adapters.common import bin_path, env, record
-from jobhandler import App
+from jobhandler import App, JobContext
 from jobhandler.settings import Settings
 
 PACKAGE = "jobhandler"
@@ -23,6 +29,30 @@ app = App()
 @app.task
 async def noop(i: int) -> None:
     record(i)
+
+
+# The most ctx.transaction() a worker holds open at once. Each one is a connection of its own:
+# 2 workers at their default concurrency of 100 would ask PostgreSQL for 200, past its default
+# max_connections of 100; an application bounds them so, and so does the benchmark.
+TX_CONNECTIONS = 16
+EFFECTS = "bench_effects"  # the task's own table, in the store's database
+_tx_slots: asyncio.Semaphore | None = None
+
+
+@app.task
+async def noop_tx(i: int, ctx: JobContext) -> None:
+    """``noop``, then one row of its own written in the transaction that completes the job."""
+    global _tx_slots
+    record(i)
+    if _tx_slots is None:  # made on the worker's own loop
+        _tx_slots = asyncio.Semaphore(TX_CONNECTIONS)
+    async with _tx_slots, ctx.transaction() as conn:
+        if isinstance(conn, sqlite3.Connection):
+            conn.execute(f"INSERT INTO {EFFECTS} (marker, job_id) VALUES (?, ?)", (i, ctx.job_id))
+        else:
+            await conn.execute(
+                f"INSERT INTO {EFFECTS} (marker, job_id) VALUES (%s, %s)", (i, ctx.job_id)
+            )
 
 
 def settings() -> Settings:
@@ -72,6 +102,40 @@ class Submitter:
 
     async def close(self) -> None:
         await self._stack.aclose()
+
+
+# -- the drain's variants (bench/variants.py): the same N no-op jobs, filled another way -------
+
+
+def _create_effects() -> None:
+    ddl = f"CREATE TABLE IF NOT EXISTS {EFFECTS} (marker INTEGER NOT NULL, job_id TEXT NOT NULL)"
+    url = env("BENCH_DB_URL")
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            conn.execute(ddl)
+            conn.commit()
+    else:
+        with psycopg.connect(url, autocommit=True) as pg:
+            pg.execute(ddl)
+
+
+async def fill_variant(variant: str, n: int, keys: int) -> dict[str, Any]:
+    """``keyed``: markers 0..n-1 of ``noop`` spread over ``keys`` concurrency keys (one
+    ``enqueue_many`` per key; no key limit is declared). ``tx``: ``noop_tx`` in batches of
+    1,000, after creating its table."""
+    if variant == "tx":
+        _create_effects()
+    started = time.perf_counter()
+    async with app.connected(settings()):
+        if variant == "keyed":
+            for k in range(keys):
+                await noop.enqueue_many(list(range(k, n, keys)), concurrency_key=f"tenant-{k}")
+        elif variant == "tx":
+            for first in range(0, n, 1000):
+                await noop_tx.enqueue_many(list(range(first, min(n, first + 1000))))
+        else:
+            raise SystemExit(f"adapter: unknown drain variant {variant!r}")
+    return {"n": n, "seconds": time.perf_counter() - started, "method": f"bulk, {variant}"}
 
 
 # -- the workflow workload: a root, N jobs after it, one child after all N ---------------------
