@@ -45,6 +45,9 @@ __all__ = ["DEFAULT_URL", "TERMINAL", "AsyncClient", "Call", "Calls", "Client", 
 __all__ += ["ServerUnreachable"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+# Idle connections are let go after 2 s, before the server's keep-alive (5 s by default) closes
+# them: a request then rarely meets a connection the server is closing (client/resend.py).
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
 Statuses = Sequence[str]
 Params = ParamSpec("Params")
@@ -196,7 +199,7 @@ class Client(Methods):
         self.retries = _retries(retries)
         headers = _auth_headers(token)
         self._http = httpx.Client(
-            base_url=url, timeout=timeout, headers=headers, transport=transport
+            base_url=url, timeout=timeout, headers=headers, transport=transport, limits=LIMITS
         )
 
     def _response(self, call: Call) -> httpx.Response:
@@ -269,7 +272,7 @@ class AsyncClient(Methods):
         self.retries = _retries(retries)
         headers = _auth_headers(token)
         self._http = httpx.AsyncClient(
-            base_url=url, timeout=timeout, headers=headers, transport=transport
+            base_url=url, timeout=timeout, headers=headers, transport=transport, limits=LIMITS
         )
 
     async def _response(self, call: Call) -> httpx.Response:
