@@ -29,14 +29,9 @@ SHOW_TRACEBACKS: ContextVar[bool] = ContextVar("jobhandler_show_tracebacks", def
 
 
 def rfc3339(ts: float) -> str:
-    """Epoch seconds as RFC 3339 in UTC, always with microseconds, as the Go service wrote them.
-
-    The text ``datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")`` gives, less
-    the offset: its microseconds rounded as it rounds them (half to even, carried into the
-    second), and the date and time of the whole second from a cache. A submit's job has a new
-    time, which missed a cache of whole times every time (some 7 us on a loaded machine, of a
-    POST /jobs); its second is nearly always one made already.
-    """
+    """Epoch seconds as RFC 3339 in UTC, always with microseconds, as the Go service wrote them:
+    ``datetime``'s isoformat, with its rounding (half to even), the whole second's text cached.
+    A new job's time missed a cache of whole times at every submit; its second rarely does."""
     fraction, whole = math.modf(ts)
     micros = round(fraction * 1e6)
     if micros >= 1_000_000:
