@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -70,6 +71,7 @@ async def run(app: App, settings: Settings, *, http: bool, worker: bool) -> None
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
+        _freeze_startup_objects()
         try:
             parts = []
             if the_worker is not None:
@@ -81,6 +83,19 @@ async def run(app: App, settings: Settings, *, http: bool, worker: bool) -> None
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what the process has made by now (modules, the app, its routes and models: most
+    of its objects, for its whole life) out of the cyclic collector's full collections.
+
+    Requests leave little cyclic garbage, but the objects they hold while in flight are
+    promoted to the oldest generation, and every few hundred requests that triggers a full
+    collection, which walked all of these too: some 30 us of CPU a POST /jobs, a tenth of it.
+    Collected first, so no startup garbage is kept.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _server_config(app: App, settings: Settings) -> EdgeConfig:
