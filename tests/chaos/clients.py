@@ -109,10 +109,9 @@ class Clients:
                 break
         return op
 
-    def submit(
-        self, clients: list[httpx.Client], job: dict[str, Any], cancel: bool = False
-    ) -> None:
-        """Submit until acknowledged: the same Idempotency-Key makes a repeat safe."""
+    def submit(self, clients: list[httpx.Client], job: dict[str, Any], cancel: bool = False) -> str:
+        """Submit until acknowledged: the same Idempotency-Key makes a repeat safe; ``cancel``:
+        then cancel it at once. Returns the job's id."""
         headers = {"Idempotency-Key": uuid.uuid4().hex}
         invoked = time.time()
         deadline = time.monotonic() + 30
@@ -129,7 +128,7 @@ class Clients:
                     self.call_any(
                         clients, "cancel", str(op.job_id), "POST", f"/jobs/{op.job_id}/cancel"
                     )
-                return
+                return str(op.job_id)
             assert op.ok is None, f"submit refused: {job}"
             if tries % len(clients) == 0:
                 self.stop.wait(0.1)  # every server failed it: a moment before the next round

@@ -127,7 +127,7 @@ class Cluster:
         thaw()
         self.all_serving(since=time.time())
 
-    def all_serving(self, since: float) -> None:
+    def all_serving(self, since: float, timeout: float = 30) -> None:
         """Every worker (the resumed, the reconnected, the restarted) starts runs again: none
         stopped silently after its fault (celery#8030). The clients are still submitting."""
 
@@ -135,7 +135,7 @@ class Cluster:
             ran = {r.worker for r in read_runs(self.runs) if r.started > since}
             return {str(w.pid) for w in self.workers} <= ran
 
-        wait_until(serving, timeout=30, interval=0.2)
+        wait_until(serving, timeout=timeout, interval=0.2)
 
 
 def test_chaos_history_checks_out(
