@@ -11,33 +11,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import Process, Server, test_env, wait_until
+from tests.faketime import LIBFAKETIME, WITHOUT_LIBFAKETIME, skewed
 
-LIBFAKETIME = next(
-    (
-        p
-        for p in (
-            "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-            "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-            "/usr/lib/faketime/libfaketime.so.1",
-        )
-        if Path(p).exists()
-    ),
-    None,
-)
-pytestmark = pytest.mark.skipif(
-    LIBFAKETIME is None, reason="libfaketime is not installed (.ci/run installs it)"
-)
-
-
-def skewed(env: dict[str, str], offset: str) -> dict[str, str]:
-    assert LIBFAKETIME is not None
-    return {**env, "LD_PRELOAD": LIBFAKETIME, "FAKETIME": offset, "FAKETIME_NO_CACHE": "1"}
+pytestmark = pytest.mark.skipif(LIBFAKETIME is None, reason=WITHOUT_LIBFAKETIME)
 
 
 def one_worker_runs(
@@ -56,7 +37,7 @@ def test_workers_with_clocks_30_s_off_start_jobs_on_the_databases_time(
     assert isinstance(api, Server)
     api.wait_ready()
     with httpx.Client(base_url=api.url, timeout=30) as http:
-        behind = one_worker_runs(spawn, skewed(env, "-30s"), http)
+        behind = one_worker_runs(spawn, skewed(env, -30), http)
         started = time.monotonic()
         due = http.post("/jobs", json={"payload": "now"}).json()
         done = http.get(f"/jobs/{due['id']}", params={"wait": 20}).json()
@@ -67,7 +48,7 @@ def test_workers_with_clocks_30_s_off_start_jobs_on_the_databases_time(
         behind.stop()
         wait_until(lambda: http.get("/workers").json() == [], timeout=20)
 
-        one_worker_runs(spawn, skewed(env, "+30s"), http)
+        one_worker_runs(spawn, skewed(env, 30), http)
         started = time.monotonic()
         later = http.post("/jobs", json={"payload": "later", "delay": 6}).json()
         done = http.get(f"/jobs/{later['id']}", params={"wait": 25}).json()

@@ -3,8 +3,9 @@ faults are injected, and log every request as an ``Op`` of the history (tests/ch
 
 Two threads submit jobs of ``chaosapp:step`` (each submit repeated with its Idempotency-Key
 until it is acknowledged); some fail their first attempt, some are submitted with a delay and
-cancelled at once. Two more read random jobs, retry those failed or cancelled and cancel some
-that run.
+cancelled at once, some are submitted with a delay and left to run (no run may start before its
+``run_at``, whatever its worker's clock says: tests/chaos/clocks.py). Two more read random
+jobs, retry those failed or cancelled and cancel some that run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -80,6 +82,8 @@ class Clients:
             ok = True if reply.is_success else (False if reply.status_code < 500 else None)
             job_id = job_id or body.get("id")
             op = Op(kind, job_id, invoked, time.time(), ok, body.get("status"), body.get("attempt"))
+            if due := body.get("run_at"):  # RFC 3339 text
+                op = replace(op, run_at=datetime.fromisoformat(due).timestamp())
             code = reply.status_code
         answer = Answer(str(client.base_url), code, time.monotonic() - began, time.time())
         with self.lock:
@@ -105,8 +109,9 @@ class Clients:
                 break
         return op
 
-    def submit(self, clients: list[httpx.Client], job: dict[str, Any]) -> None:
-        """Submit until acknowledged: the same Idempotency-Key makes a repeat safe."""
+    def submit(self, clients: list[httpx.Client], job: dict[str, Any], cancel: bool = False) -> str:
+        """Submit until acknowledged: the same Idempotency-Key makes a repeat safe; ``cancel``:
+        then cancel it at once. Returns the job's id."""
         headers = {"Idempotency-Key": uuid.uuid4().hex}
         invoked = time.time()
         deadline = time.monotonic() + 30
@@ -117,15 +122,13 @@ class Clients:
             op = self.call(client, "submit", None, "POST", "/jobs", json=job, headers=headers)
             if op.ok:
                 with self.lock:  # one acknowledged submit, from its first try to its answer
-                    self.ops[self.ops.index(op)] = Op(
-                        "submit", op.job_id, invoked, op.completed, True, op.status, op.attempt
-                    )
+                    self.ops[self.ops.index(op)] = replace(op, invoked=invoked)
                     self.acked.append(str(op.job_id))
-                if job.get("delay"):  # cancelled while it waits: it must never run
+                if cancel:  # cancelled while it waits: it must never run
                     self.call_any(
                         clients, "cancel", str(op.job_id), "POST", f"/jobs/{op.job_id}/cancel"
                     )
-                return
+                return str(op.job_id)
             assert op.ok is None, f"submit refused: {job}"
             if tries % len(clients) == 0:
                 self.stop.wait(0.1)  # every server failed it: a moment before the next round
@@ -138,12 +141,15 @@ class Clients:
                 kind = rng.random()
                 job: dict[str, Any] = {"task": "step", "max_attempts": 10}
                 job["payload"] = {"hold": round(rng.uniform(0.05, 1.5), 2)}
+                cancel = False
                 if kind < 0.15:  # fails once: retried by itself, or failed and by its user
                     tries = rng.choice([1, 10])
                     job.update(max_attempts=tries, payload={"hold": 0.05, "fail_first": True})
-                elif kind < 0.3:
-                    job["delay"] = 5
-                self.submit(clients, job)
+                elif kind < 0.3:  # cancelled while it waits
+                    job["delay"], cancel = 5, True
+                elif kind < 0.4:  # due in 3 s, whatever the clock of the worker that takes it
+                    job["delay"] = 3
+                self.submit(clients, job, cancel)
                 self.stop.wait(0.1)  # a steady rate, not a flood: the faults are the point
 
     def _meddle_loop(self, seed: int) -> None:

@@ -23,7 +23,9 @@ A chaos test records three things while faults are injected, and the store's fin
    fault: the earlier attempt ended by lease expiry (``worker lost``) or was handed back
    (``interrupted``), and a fault was injected into the worker process that ran it;
 6. a fenced (stale) run never wrote: its token is never the job's result, and its attempt is
-   never recorded with the outcome the stale run would have written.
+   never recorded with the outcome the stale run would have written;
+7. no run started before its job's ``run_at``, though some workers' clocks run 30 s off
+   (tests/chaos/clocks.py; their leases are judged right by check 5).
 
 It returns a ``Summary`` (counts for the log) and a list of violations, each a sentence.
 """
@@ -35,6 +37,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
+
+from tests.chaos.clocks import Clocks, check_run_at
 
 FINAL = frozenset({"completed", "failed", "cancelled"})
 WORKER_LOST = "worker lost"  # the error a rescue (lease expiry) records on the attempt
@@ -56,11 +60,14 @@ class Op:
     ok: bool | None
     status: str | None = None  # the job's status in the answer
     attempt: int | None = None  # the job's attempt in the answer
+    run_at: float | None = None  # when the job is due, in the answer (the database's clock)
 
 
 @dataclass(frozen=True)
 class Run:
-    """One run, as the task body logged it. ``ended`` is None if it never returned (killed)."""
+    """One run, as the task body logged it. ``ended`` is None if it never returned (killed).
+    Its times are on the host's clock, also when its worker's clock runs ``clock`` seconds off
+    (tests/apps/chaosapp.py)."""
 
     job_id: str
     attempt: int
@@ -68,6 +75,7 @@ class Run:
     token: str  # unique to this run; the task returns it in its result
     started: float
     ended: float | None = None
+    clock: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,7 @@ class Summary:
     final: Counter[str]
     fenced_returns: int = 0  # fenced runs that returned and tried to write (and were refused)
     cancels_while_waiting: int = 0  # cancels answered ``cancelled`` (the job then never ran)
+    clocks: Clocks = field(default_factory=Clocks)
 
     def __str__(self) -> str:
         faults = ", ".join(f"{k} x{n}" for k, n in sorted(self.faults.items())) or "none"
@@ -129,7 +138,7 @@ class Summary:
             f"{self.runs}; duplicate runs: {sum(self.duplicates.values())} ({dups}); retries "
             f"after a failure: {self.retries_after_failure}; user retries: {self.user_retries};"
             f" fenced runs that returned (their writes refused): {self.fenced_returns};"
-            f" cancels acknowledged: {self.cancels_while_waiting}; lost: {self.lost}"
+            f" cancels acknowledged: {self.cancels_while_waiting}; {self.clocks}; lost: {self.lost}"
         )
 
 
@@ -348,6 +357,7 @@ def check(history: History) -> tuple[Summary, list[str]]:
     fenced_returns = _check_fenced(history, violations)
     duplicates, after_failure, user_retries = _classify_reruns(history, violations)
     duplicates += lost_claims
+    clocks = check_run_at(history.ops, history.runs, violations)
     acked = {op.job_id for op in history.ops if op.kind == "submit" and op.ok}
     summary = Summary(
         faults=Counter(f.kind for f in history.faults),
@@ -362,5 +372,6 @@ def check(history: History) -> tuple[Summary, list[str]]:
         cancels_while_waiting=sum(
             1 for op in history.ops if op.kind == "cancel" and op.ok and op.status == "cancelled"
         ),
+        clocks=clocks,
     )
     return summary, violations

@@ -35,7 +35,7 @@ def read_runs(path: Path) -> list[Run]:
         else:
             ends[entry["token"]] = entry["at"]
     return [
-        Run(s["job"], s["attempt"], s["worker"], token, s["at"], ends.get(token))
+        Run(s["job"], s["attempt"], s["worker"], token, s["at"], ends.get(token), s["clock"])
         for token, s in starts.items()
     ]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psycopg
@@ -26,6 +26,7 @@ from tests.chaos.clients import Clients
 from tests.chaos.history import Fault
 from tests.chaos.outcome import RecordProperty, conclude, read_runs
 from tests.conftest import Process, Server, test_env, wait_until
+from tests.faketime import skewed
 
 __all__ = ["db"]  # the crash tests' store fixture, shared
 
@@ -37,18 +38,29 @@ Spawn = Callable[..., Process]
 
 
 class Cluster:
-    """The worker processes, and the faults injected into them (each logged as a ``Fault``)."""
+    """The worker processes, and the faults injected into them (each logged as a ``Fault``).
+
+    ``plain`` workers with the host's clock, then one per ``clocks``, with its clock that many
+    seconds off the host's (tests/faketime.py)."""
 
     def __init__(
-        self, spawn: Spawn, env: dict[str, str], worker_env: dict[str, str], runs: Path, db: Db
+        self,
+        spawn: Spawn,
+        env: dict[str, str],
+        worker_env: dict[str, str],
+        runs: Path,
+        db: Db,
+        plain: int = WORKERS,
+        clocks: Sequence[int] = (),
     ) -> None:
         self.spawn, self.env, self.worker_env, self.runs, self.db = spawn, env, worker_env, runs, db
-        self.workers = [self.start_worker() for _ in range(WORKERS)]
+        self.workers = [self.start_worker() for _ in range(plain)]
+        self.workers += [self.start_worker(skewed(worker_env, seconds)) for seconds in clocks]
         self.faults: list[Fault] = []
 
-    def start_worker(self) -> Process:
+    def start_worker(self, env: dict[str, str] | None = None) -> Process:
         args = ["worker", "--concurrency", "4", "--shutdown-timeout", "1", *TIMING]
-        return self.spawn(args, self.worker_env)
+        return self.spawn(args, env or self.worker_env)
 
     def busy(self, worker: Process) -> str:
         """Wait until ``worker`` runs a job (its run started, not ended); that job's id."""
@@ -115,7 +127,7 @@ class Cluster:
         thaw()
         self.all_serving(since=time.time())
 
-    def all_serving(self, since: float) -> None:
+    def all_serving(self, since: float, timeout: float = 30) -> None:
         """Every worker (the resumed, the reconnected, the restarted) starts runs again: none
         stopped silently after its fault (celery#8030). The clients are still submitting."""
 
@@ -123,7 +135,7 @@ class Cluster:
             ran = {r.worker for r in read_runs(self.runs) if r.started > since}
             return {str(w.pid) for w in self.workers} <= ran
 
-        wait_until(serving, timeout=30, interval=0.2)
+        wait_until(serving, timeout=timeout, interval=0.2)
 
 
 def test_chaos_history_checks_out(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from tests.chaos.history import (
     AttemptRecord,
     Fault,
@@ -219,3 +221,48 @@ def test_an_attempt_run_twice_long_after_a_database_crash_is_a_double_claim() ->
     history.faults.append(Fault("pg-restart immediate", frozenset({"w1", "w2"}), 1.7, 1.9, True))
     _, violations = check(history)
     assert "a: attempt 1 ran 2 times (a double claim)" in violations
+
+
+def delayed(history: History, job_id: str, run_at: float) -> History:
+    """``job_id`` acknowledged due at ``run_at`` (later than its submit's answer)."""
+    history.ops[:] = [
+        replace(op, run_at=run_at) if op.kind == "submit" and op.job_id == job_id else op
+        for op in history.ops
+    ]
+    return history
+
+
+def test_a_run_started_before_its_run_at_is_reported() -> None:
+    history = delayed(clean(), "a", 4.0)
+    history.runs[0] = replace(history.runs[0], clock=30.0)  # a worker that judged due too soon
+    summary, violations = check(history)
+    assert violations == [
+        "a: attempt 1 started 2.5 s before its run_at, on worker w1 (its clock +30 s)"
+    ]
+    assert summary.clocks.delayed == 1 and summary.clocks.earliest == -2.5
+
+
+def test_runs_on_time_on_skewed_workers_pass_and_are_summarised() -> None:
+    # a due at 1.2 starts at 1.5; c's first run starts 0.3 s before its run_at: within the
+    # second a host may be off and still count as in sync.
+    history = delayed(delayed(clean(), "a", 1.2), "c", 2.0)
+    history.runs[:] = [replace(r, clock=30.0 if r.worker == "w1" else -30.0) for r in history.runs]
+    summary, violations = check(history)
+    assert violations == []
+    assert summary.clocks.delayed == 2 and summary.clocks.delayed_on_skewed == 3
+    assert summary.clocks.earliest == pytest.approx(-0.3)
+    assert "workers with skewed clocks: w1 +30 s (4 runs), w2 -30 s (1 runs)" in str(summary)
+
+
+def test_a_run_before_run_at_after_a_users_retry_is_not_a_violation() -> None:
+    # d, due at 9.0, cancelled while it waits, then retried by its user: due at once.
+    history = delayed(clean(), "d", 9.0)
+    history.ops.append(Op("retry", "d", 2.0, 2.1, True, "queued", 0))
+    history.runs.append(Run("d", 1, "w1", "d1", 2.5, 2.6, clock=30.0))
+    history.final["d"] = FinalJob(
+        "d", "completed", 1, result("d1"), [AttemptRecord(1, "completed", None, True)]
+    )
+    summary, violations = check(history)
+    assert violations == []
+    assert summary.clocks.delayed == 1 and summary.clocks.earliest is None
+    assert "(0 runs on skewed workers; the earliest start minus its run_at: none)" in str(summary)

@@ -3,25 +3,29 @@
 PostgreSQL is the test's own server (tests/chaos/private_pg.py), so it may be restarted. Host H
 is a network namespace with two links (tests/chaos/netns.py): API server A and worker W run in
 it, and reach the database through a forwarder over the link a partition cuts; clients reach A
-over the other. API server B and three workers run in the root namespace. Clients send each
-request to A first and fail over to B (tests/chaos/clients.py).
+over the other. API server B and four workers run in the root namespace: two for the kill
+and the freeze, and two with their clocks 30 s ahead and 30 s behind the host's and the
+database's (under libfaketime, tests/faketime.py). Clients send each request to A first and
+fail over to B (tests/chaos/clients.py); some of their jobs are due 3 s after they are
+submitted.
 
 While jobs run, the test freezes a worker (``SIGSTOP``) and cuts host H off the database (API
 server and worker at once, as a host's cable), both for twice the lease; meanwhile it kills a
 worker with ``kill -9``, terminates the workers' connections, and restarts PostgreSQL. Then it
 heals and thaws, waits until A and every worker (W, the thawed, the replacement) serve again by
 themselves, drains, and the checker proves nothing was lost and every duplicate run is
-explained by a fault.
+explained by a fault (so no lease was judged on a wrong clock), and that no run started before
+its job's ``run_at`` (tests/chaos/clocks.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.acceptance.test_crash import Db
 from tests.chaos.clients import Clients
@@ -33,12 +37,17 @@ from tests.chaos.test_api_partition import PROMPT, through
 from tests.chaos.test_chaos import LEASE, PG_APP_NAME, TIMING, Cluster
 from tests.chaos.test_partition import cut
 from tests.conftest import Process, Server, free_port, test_env, wait_until
+from tests.faketime import LIBFAKETIME, WITHOUT_LIBFAKETIME
+
+pytestmark = pytest.mark.skipif(LIBFAKETIME is None, reason=WITHOUT_LIBFAKETIME)
 
 Spawn = Callable[..., Process]
 # A's answers may take longer than test_api_partition.py's bound here: PostgreSQL restarts while
 # A is cut off, so a submit can wait for the group commit in flight (5 s), for a connection
 # (5 s) and then for a server that is still starting. Still an answer, never a hang.
 BOUNDED = 2 * PROMPT
+ON_HOST_QUEUE = "host-w"  # served by worker W alone
+SKEWED_CLOCKS = (30, -30)  # seconds off the host's clock, one worker each, after two plain ones
 
 
 class Faults:
@@ -53,30 +62,26 @@ class Faults:
 
     def long_run_on_host(self, clients: Clients, url: str) -> str:
         """A job that worker W runs and that lasts past the partition's start: W's lease then
-        expires while it is cut off, as in test_partition.py. Submitted through B, a few at a
-        time, until W takes one."""
-        long = {"task": "step", "payload": {"hold": 3.0, "retry_hold": 0.1}, "max_attempts": 10}
-        found: list[str] = []
+        expires while it is cut off, as in test_partition.py. Submitted through B to a queue
+        only W serves: on the shared queue, W (slower to claim, through its forwarder) once took
+        none of 20 such jobs from the four other workers."""
+        long = {
+            "task": "step",
+            "queue": ON_HOST_QUEUE,
+            "payload": {"hold": 3.0, "retry_hold": 0.1},
+            "max_attempts": 10,
+        }
+        with httpx.Client(base_url=url, timeout=30) as http:
+            job_id = clients.submit([http], long)
 
         def on_host() -> bool:
-            found[:] = [
-                r.job_id
+            return any(
+                r.job_id == job_id and r.worker == str(self.on_host.pid) and not r.ended
                 for r in read_runs(self.cluster.runs)
-                if r.worker == str(self.on_host.pid) and r.job_id in ids and not r.ended
-            ]
-            return bool(found)
+            )
 
-        ids: set[str] = set()
-        with httpx.Client(base_url=url, timeout=30) as http:
-            for _ in range(5):
-                before = len(clients.acked)
-                for _ in range(4):
-                    clients.submit([http], long)
-                ids.update(clients.acked[before:])
-                with contextlib.suppress(AssertionError):
-                    wait_until(on_host, timeout=5)
-                    return found[0]
-        raise AssertionError("worker W took none of 20 long jobs")
+        wait_until(on_host, timeout=20)
+        return job_id
 
     def inject(self, db: Db, long_on_host: str) -> tuple[list[Fault], float]:
         """All of them, overlapping; returns the faults and when the host was healed."""
@@ -110,6 +115,7 @@ def start_host(
     api_a = HostServer(where, ["serve", "--no-worker"], env, folder / "api-a.log")
     started.append(api_a)
     worker_args = ["worker", "--concurrency", "4", "--shutdown-timeout", "1", *TIMING]
+    worker_args += ["--queues", f"default,{ON_HOST_QUEUE}"]
     worker_w = HostProcess(where, worker_args, env, folder / "worker-w.log")
     started.append(worker_w)
     return api_a, worker_w
@@ -135,12 +141,15 @@ def test_every_fault_at_once_loses_nothing(
         assert isinstance(api_b, Server)
         api_a.wait_ready(30), api_b.wait_ready(30)
         worker_url = f"{private_pg.url}?application_name={PG_APP_NAME}"
-        cluster = Cluster(spawn, env, {**env, "JOBHANDLER_DATABASE_URL": worker_url}, runs, db)
+        worker_env = {**env, "JOBHANDLER_DATABASE_URL": worker_url}
+        cluster = Cluster(spawn, env, worker_env, runs, db, 2, SKEWED_CLOCKS)
         faults = Faults(cluster, private_pg, api_host, worker_w)
         clients = Clients(api_a.url, api_b.url)
         began = time.monotonic()
         with clients:
-            cluster.all_serving(since=0)  # every worker past its start (test_pg_restart.py)
+            # Every worker past its start (test_pg_restart.py). Five processes start at once
+            # here, which takes over 30 s on a loaded machine (seen beside a soak).
+            cluster.all_serving(since=0, timeout=60)
             injected, healed_at = faults.inject(db, faults.long_run_on_host(clients, api_b.url))
             # A and every worker serve again by themselves: nothing restarts them.
             wait_until(lambda: clients.acknowledged_by(api_a.url, healed_at), timeout=30)
@@ -161,6 +170,9 @@ def test_every_fault_at_once_loses_nothing(
         assert summary.jobs > 50
         assert {"kill-9", "sigstop", "pg-terminate"} <= set(summary.faults)
         assert summary.duplicates["lease expired after partition-host (API A, worker W)"] >= 1
+        # Both skewed workers ran jobs: checked leases, judged some due (all_serving too).
+        assert {offset for _, offset in summary.clocks.skewed_runs} == set(SKEWED_CLOCKS)
+        assert summary.clocks.delayed > 0
     finally:
         api_host.heal()
         for proc in on_host:
