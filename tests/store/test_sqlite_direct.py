@@ -122,3 +122,22 @@ async def test_a_relaxed_unit_on_the_stores_thread_skips_the_wait_for_the_disk(
             assert done.rows[0]["level"] == expected
     finally:
         await store.close()
+
+
+async def test_a_batch_of_workflow_parents_outcomes_skips_the_wait_for_the_disk(
+    tmp_path: Path,
+) -> None:
+    """A parent's finishing write carries the check that wakes workers for its children: the
+    unit stays relaxed, as any batch of outcomes, and commits without an fsync."""
+    store = SQLiteStore(str(tmp_path / "jobs.db"))  # FULL
+    await store.migrate()
+    probe = Query("probe", "SELECT synchronous AS level FROM pragma_synchronous", relaxed=True)
+    outcome = Outcome(str(uuid.uuid4()), 1, Transition.COMPLETE, wakes=True, worker_id="w1")
+    pad = Step(Query("pad", "SELECT :n", relaxed=True), [{"n": n} for n in range(40)], True, True)
+    try:
+        steps = store.runs.finish_steps(outcome, time.time())
+        assert len(steps) == 2  # the outcome, then the wake-up check
+        done = (await store.dialect.run([pad, *steps, Step(probe, {})], True))[-1]
+        assert done.rows[0]["level"] == 1  # NORMAL
+    finally:
+        await store.close()
