@@ -157,6 +157,18 @@ async def test_only_a_relaxed_unit_skips_the_wait_for_the_disk(pg: PostgresStore
     assert done.rows == [{"s": "on"}]
 
 
+async def test_a_workflow_parents_outcome_skips_the_wait_for_the_disk(pg: PostgresStore) -> None:
+    """A parent's finishing write carries the NOTIFY for its children: the unit stays relaxed,
+    as any outcome."""
+    (job_id,) = await claimed(pg, 1)
+    outcome = Outcome(job_id, 1, Transition.COMPLETE, wakes=True, worker_id="w1")
+    steps = pg.runs.finish_steps(outcome, NOW + 1)
+    assert len(steps) == 2  # the outcome, then the wake-up
+    probe = Query("probe", "SELECT current_setting('synchronous_commit') AS s", relaxed=True)
+    done = (await pg.dialect.run([*steps, Step(probe, {})], True))[-1]
+    assert done.rows == [{"s": "off"}]
+
+
 async def test_a_unit_of_several_statements_is_all_or_nothing(
     pg: PostgresStore, pg_database_url: str
 ) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from jobhandler.model.jobs import NewJob, Outcome, Transition
+from jobhandler.store.dialect import Step
+from jobhandler.store.queries import Query
 from jobhandler.store.sqlite.dialect import SQLiteStore
 
 QUEUE = ["default"]
@@ -91,5 +93,51 @@ async def test_another_loop_uses_the_store_through_its_thread(tmp_path: Path) ->
             return asyncio.run(submit_and_claim())
 
         assert await asyncio.to_thread(other_loop) == 2
+    finally:
+        await store.close()
+
+
+async def test_a_relaxed_unit_on_the_stores_thread_skips_the_wait_for_the_disk(
+    tmp_path: Path,
+) -> None:
+    """Too large for the direct path, a unit of relaxed statements (a claim or a batch of
+    outcomes under load) still commits without an fsync; one strict statement makes the unit
+    wait for the disk again, as a submit does."""
+    store = SQLiteStore(str(tmp_path / "jobs.db"))  # FULL
+    await store.migrate()
+    probe = "SELECT synchronous AS level FROM pragma_synchronous"
+    relaxed, strict = Query("probe", probe, relaxed=True), Query("probe", probe)
+    # More rows than the direct path takes (direct.MAX_ROWS): the unit goes to the thread.
+    pad = Step(Query("pad", "SELECT :n", relaxed=True), [{"n": n} for n in range(40)], True, True)
+    normal, full = 1, 2
+    try:
+        for probed, expected in [
+            (relaxed, normal),
+            (strict, full),
+            (relaxed, normal),
+            (relaxed, normal),
+            (strict, full),
+        ]:
+            (_, done) = await store.dialect.run([pad, Step(probed, {})], True)
+            assert done.rows[0]["level"] == expected
+    finally:
+        await store.close()
+
+
+async def test_a_batch_of_workflow_parents_outcomes_skips_the_wait_for_the_disk(
+    tmp_path: Path,
+) -> None:
+    """A parent's finishing write carries the check that wakes workers for its children: the
+    unit stays relaxed, as any batch of outcomes, and commits without an fsync."""
+    store = SQLiteStore(str(tmp_path / "jobs.db"))  # FULL
+    await store.migrate()
+    probe = Query("probe", "SELECT synchronous AS level FROM pragma_synchronous", relaxed=True)
+    outcome = Outcome(str(uuid.uuid4()), 1, Transition.COMPLETE, wakes=True, worker_id="w1")
+    pad = Step(Query("pad", "SELECT :n", relaxed=True), [{"n": n} for n in range(40)], True, True)
+    try:
+        steps = store.runs.finish_steps(outcome, time.time())
+        assert len(steps) == 2  # the outcome, then the wake-up check
+        done = (await store.dialect.run([pad, *steps, Step(probe, {})], True))[-1]
+        assert done.rows[0]["level"] == 1  # NORMAL
     finally:
         await store.close()

@@ -105,6 +105,7 @@ class SQLiteDialect:
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobhandler-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._level = synchronous  # the thread's connection's synchronous level now
         self._direct = DirectWriter(self._connect, run_steps, synchronous)
         self._fsyncs = synchronous in ("FULL", "EXTRA")
         self._checkpointing: Future[None] | None = None
@@ -204,7 +205,7 @@ class SQLiteDialect:
         conn = self._connection()
         if not write:
             return run_steps(conn, steps)
-        with self._write() as conn:
+        with self._write(all(step.query.relaxed for step in steps)) as conn:
             done = run_steps(conn, steps)
         self._committed(steps, done)
         return done
@@ -251,6 +252,7 @@ class SQLiteDialect:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = self._connect()
+            self._level = self._synchronous
             self._space.start()  # the file is open: make the reserve beside it, watch it
         return self._conn
 
@@ -273,8 +275,13 @@ class SQLiteDialect:
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, relaxed: bool = False) -> Iterator[sqlite3.Connection]:
+        # Relaxed: no fsync, as on the direct path (a durable commit or checkpoint does it).
         conn = self._connection()
+        level = "NORMAL" if relaxed and self._fsyncs else self._synchronous
+        if level != self._level:
+            conn.execute(f"PRAGMA synchronous = {level}")  # outside a transaction only
+            self._level = level
         self._begin(conn)
         try:
             yield conn
@@ -287,8 +294,7 @@ class SQLiteDialect:
             raise
 
     def _begin(self, conn: sqlite3.Connection) -> None:
-        """BEGIN IMMEDIATE, waiting for another writer by polling: every 0.1 ms, then
-        less often up to every LOCK_POLL seconds.
+        """BEGIN IMMEDIATE, waiting for another writer by polling: 0.1 ms, up to LOCK_POLL.
 
         SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20 ms... between tries: a writer
         that found the lock taken slept on for up to 25 ms after it came free, and with two

@@ -13,7 +13,8 @@ UPDATE jobs SET waiting_on = jobs.waiting_on + 1, parents = jobs.parents + 1,
         THEN coalesce(jobs.after, '[]'::jsonb) || to_jsonb(:id::text) END
 FROM children WHERE jobs.id = children.id;
 
--- name: wake_workers
+-- name: wake_workers :relaxed
+-- Relaxed: the outcomes it follows commit with synchronous_commit off (see ../sqlite/).
 -- After parents' finishing writes, in their transaction: notify when one of their children is
 -- due now (a parent of a child still waiting on others wakes nobody; see ../sqlite/).
 SELECT pg_notify({submit_channel}, '') WHERE EXISTS (

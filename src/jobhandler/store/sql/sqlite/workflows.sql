@@ -8,7 +8,9 @@ UPDATE jobs SET waiting_on = waiting_on + 1, parents = parents + 1,
         THEN json_insert(coalesce(after, '[]'), '$[#]', :id) END
 WHERE id IN (SELECT child_id FROM job_deps WHERE parent_id = :id);
 
--- name: wake_workers :wakes :when_full
+-- name: wake_workers :wakes :relaxed :when_full
+-- Relaxed: it writes nothing, and the outcomes it follows need not wait for the disk; without
+-- the flag every batch of workflow parents fsynced its commit, the fan-in's last one included.
 -- After parents' finishing writes, in their transaction: a row when one of their children is
 -- due now, and then its commit tells idle workers (a step with the flag wakes them only when
 -- it returns or writes something). A parent of a child still waiting on others wakes nobody:
