@@ -9,8 +9,8 @@ setting), opened as tasks first need them and kept while they are used; a task t
 all in use waits its turn (the pool serves waiters in order) for up to ``WAIT`` seconds.
 
 A connection goes back clean: the transaction ended (committed or rolled back, as the block
-did), then ``DISCARD ALL`` undoes whatever a task left on the session (a ``SET``, a temporary
-table, an advisory lock, a prepared statement, a LISTEN), and the row factory is put back.
+did), then ``RESET`` undoes whatever a task left on the session (a ``SET``, a temporary table,
+an advisory lock, an open cursor, a LISTEN), and the row factory is put back.
 """
 
 from __future__ import annotations
@@ -38,13 +38,23 @@ WAIT = 60.0
 MAX_IDLE = 60.0
 
 
+# DISCARD ALL but for DEALLOCATE ALL (and DISCARD PLANS): psycopg prepares a statement that a
+# connection runs often (prepare_threshold), and keeps doing so across tasks, so the task whose
+# INSERT is the same every time runs it prepared. One round trip (several statements, no
+# parameters: the simple query protocol).
+RESET = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;"
+    " SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES"
+)
+
+
 async def _reset(conn: psycopg.AsyncConnection[Any]) -> None:
-    await conn.execute("DISCARD ALL")
+    await conn.execute(RESET)
     conn.row_factory = tuple_row
 
 
 def _reset_sync(conn: psycopg.Connection[Any]) -> None:
-    conn.execute("DISCARD ALL")
+    conn.execute(RESET)
     conn.row_factory = tuple_row
 
 
