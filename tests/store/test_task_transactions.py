@@ -125,6 +125,31 @@ async def test_postgres_what_a_task_left_on_its_session_is_gone_for_the_next(
         assert row is not None and row[0] != "77MB" and row[1] is None and row[2] == 0, row
 
 
+async def test_postgres_the_worker_never_waits_behind_tasks_for_a_connection(
+    pg_database_url: str,
+) -> None:
+    """Every task connection held, and then some tasks waiting: the store's own work (a claim)
+    still has its pool, and the waiting task gets a connection when one comes back."""
+    store = PostgresStore(pg_database_url, max_size=1, task_connections=1)
+    await store.migrate()
+    try:
+        async with store.transaction() as conn:
+            held = await session(conn)
+            waiting = asyncio.create_task(waiter(store))
+            await asyncio.sleep(0)
+            async with asyncio.timeout(5):
+                assert await store.claim_jobs(["default"], "w1", 1, 1.0, 30.0) == []
+            assert not waiting.done()
+        assert await asyncio.wait_for(waiting, 10) == held, "not the pooled connection"
+    finally:
+        await store.close()
+
+
+async def waiter(store: Store) -> object:
+    async with store.transaction() as conn:
+        return await session(conn)
+
+
 async def test_postgres_a_thread_tasks_session_setting_is_gone_for_the_next(
     pg_store: PostgresStore,
 ) -> None:
