@@ -10,7 +10,8 @@ from the start records between the 10th and 90th percentile), each on a fresh st
   database in the transaction that completes the job (``ctx.transaction()``): that connection,
   the write and its commit, against the worker's batched completions. At most
   ``TX_CONNECTIONS`` (bench/adapters/jobhandler_peer.py) transactions per worker are open at
-  once, as each is a connection of its own.
+  once, as each was a connection of its own before the task connection pools (kept since, for
+  comparable figures).
 
 The report shows each beside the plain drain of the same system in the same run (the
 workloads run one after another for each system), with the ratio of the medians.

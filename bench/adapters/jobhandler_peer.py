@@ -33,7 +33,9 @@ async def noop(i: int) -> None:
 
 # The most ctx.transaction() a worker holds open at once. Each one is a connection of its own:
 # 2 workers at their default concurrency of 100 would ask PostgreSQL for 200, past its default
-# max_connections of 100; an application bounds them so, and so does the benchmark.
+# max_connections of 100; an application bounds them so, and so does the benchmark. (The task
+# connection pools now bound them too, to task_connections: this bound stays, so that figures
+# compare with those from before the pools.)
 TX_CONNECTIONS = 16
 EFFECTS = "bench_effects"  # the task's own table, in the store's database
 _tx_slots: asyncio.Semaphore | None = None

@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.fields import FieldInfo
 
 PREFIX = "JOBHANDLER_"
+# PostgreSQL connections per pool of tasks' ctx.transaction() (store/postgres/tasktx.py): as many
+# as the store's own pool. Not the worker's concurrency (100 by default): two workers would ask
+# for more sessions than PostgreSQL's default max_connections of 100.
+TASK_CONNECTIONS = 10
 
 # Which commands take a setting: "store" every command that opens the store (serve, worker,
 # migrate, token ...); "worker" serve and worker (serve runs a worker too); "serve" serve only.
@@ -193,6 +197,12 @@ class Settings(BaseModel):
     listen: Annotated[bool, STORE] = Field(
         default=True,
         description="PostgreSQL LISTEN/NOTIFY wake-ups; off behind transaction poolers.",
+    )
+    task_connections: Annotated[int, WORKER] = Field(
+        default=TASK_CONNECTIONS,
+        ge=1,
+        description="PostgreSQL: connections kept for tasks' ctx.transaction() (as many again"
+        " for thread tasks'); more tasks wait their turn.",
     )
 
     @field_validator("allowed_hosts", "cors_origins", "queues", mode="before")

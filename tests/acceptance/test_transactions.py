@@ -127,6 +127,22 @@ def test_an_error_inside_rolls_back_both_and_the_job_is_retried(
     assert db.attempts_of_effects() == {job_id: [3]}, "the failed attempts' rows were kept"
 
 
+def test_many_at_once_in_one_worker_all_commit_once_without_waiting_out_a_lock(
+    db: TxDb, env: dict[str, str], spawn: Spawn
+) -> None:
+    """200 transactions, 50 running at once in one worker: they queue for SQLite's one writer,
+    or for the pooled PostgreSQL connections, and none gives up waiting (a lock timeout
+    would fail the run, and show as a second attempt)."""
+    payloads = [{"hold": 0.005} for _ in range(100)]
+    ids = db.submit("effect", payloads) + db.submit("effect_sync", payloads)
+    start_worker(spawn, env, concurrency=50)
+    wait_until(lambda: settled(db, ids), timeout=60, interval=0.2)
+    jobs = db.jobs(ids)
+    assert {j.status for j in jobs.values()} == {JobStatus.COMPLETED}
+    assert {j.attempt for j in jobs.values()} == {1}, "a run failed and ran again"
+    assert db.attempts_of_effects() == {i: [1] for i in ids}, "each row exactly once"
+
+
 def test_a_lost_fence_rolls_back_and_the_task_sees_lease_lost(
     db: TxDb, env: dict[str, str], spawn: Spawn, gates: Path
 ) -> None:

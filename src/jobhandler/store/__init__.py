@@ -12,7 +12,9 @@ def open_store(settings: Settings) -> Store:
     if url.startswith("postgresql://"):
         from jobhandler.store.postgres.dialect import PostgresStore
 
-        return PostgresStore(url, listen=settings.listen)
+        return PostgresStore(
+            url, listen=settings.listen, task_connections=settings.task_connections
+        )
     from jobhandler.store.sqlite.dialect import SQLiteStore
 
     return SQLiteStore(

@@ -137,9 +137,10 @@ class Store(Protocol):
         """Apply each outcome as a fenced transition; True where it was applied."""
 
     def transaction(self) -> AbstractAsyncContextManager[Any]:
-        """A connection of its own to the store's database (psycopg AsyncConnection, or
-        sqlite3 Connection) in a transaction: committed when the block ends, rolled back if
-        it raises. A task's ``ctx.transaction()`` writes its completion in it (``finish_in``)."""
+        """A connection to the store's database apart from the store's own (psycopg
+        AsyncConnection, or sqlite3 Connection; kept for the next task after) in a
+        transaction: committed when the block ends, rolled back if it raises. A task's
+        ``ctx.transaction()`` writes its completion in it (``finish_in``)."""
 
     def transaction_sync(self) -> AbstractContextManager[Any]:
         """``transaction`` for a thread: a blocking connection (psycopg Connection, or sqlite3

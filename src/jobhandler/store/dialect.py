@@ -98,8 +98,9 @@ class Dialect(Protocol):
         """``run`` on a caller's blocking connection (``accept`` it first), in this thread."""
 
     def transaction(self) -> AbstractAsyncContextManager[Any]:
-        """A connection of its own to this database, in a transaction: committed when the
-        block ends, rolled back if it raises (a task's ``ctx.transaction()``)."""
+        """A connection to this database apart from the store's own (kept for tasks, see
+        each dialect's tasktx.py), in a transaction: committed when the block ends, rolled
+        back if it raises (a task's ``ctx.transaction()``)."""
 
     def transaction_sync(self) -> AbstractContextManager[Any]:
         """``transaction`` for a thread: a blocking connection, used from this thread."""

@@ -38,7 +38,12 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)
 from typing import Any
 
 import psycopg
@@ -49,10 +54,12 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from jobhandler.model.clock import skew_of
 from jobhandler.model.errors import StoreUnavailable
+from jobhandler.settings import TASK_CONNECTIONS
 from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
 from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
 from jobhandler.store.postgres.listener import CANCEL_CHANNEL, SUBMIT_CHANNEL, listen_forever
+from jobhandler.store.postgres.tasktx import TaskConnections
 from jobhandler.store.postgres.wire import (
     check_idle,
     copied,
@@ -166,6 +173,7 @@ class PostgresDialect:
         max_size: int = 10,
         timeout: float = 5.0,
         host_clock: Callable[[], float] = time.time,
+        task_connections: int = TASK_CONNECTIONS,
     ) -> None:
         self.url = url
         self._listen = listen
@@ -209,6 +217,7 @@ class PostgresDialect:
             check=check_idle,
             name="jobhandler",
         )
+        self._tasks = TaskConnections(url, task_connections, self._connect_args)
         self._opened = False
         self._listeners: set[asyncio.Task[None]] = set()
 
@@ -251,30 +260,11 @@ class PostgresDialect:
         with _translated():
             return run_blocking(connection, steps)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        # A connection of its own, not a pooled one: a task may hold its transaction a while,
-        # and the pool is what the worker's claims and heartbeats need meanwhile.
-        with _translated():
-            conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, **self._connect_args
-            )
-        try:
-            # The block's errors, and the commit's, reach the task as psycopg raised them.
-            async with conn.transaction():
-                yield conn
-        finally:
-            await conn.close()
+    def transaction(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        return self._tasks.transaction()  # pooled apart from the store's (tasktx.py)
 
-    @contextmanager
-    def transaction_sync(self) -> Iterator[psycopg.Connection[Any]]:
-        with _translated():
-            conn = psycopg.Connection.connect(self.url, autocommit=True, **self._connect_args)
-        try:
-            with conn.transaction():
-                yield conn
-        finally:
-            conn.close()
+    def transaction_sync(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        return self._tasks.transaction_sync()
 
     async def page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
         with _translated():
@@ -332,6 +322,7 @@ class PostgresDialect:
             await asyncio.wait(self._listeners)
         if self._opened:
             await self._pool.close()
+        await self._tasks.close()
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -386,6 +377,7 @@ class PostgresStore(StoreCore):
         max_size: int = 10,
         timeout: float = 5.0,
         host_clock: Callable[[], float] = time.time,
+        task_connections: int = TASK_CONNECTIONS,
     ) -> None:
         self.url = url
         dialect = PostgresDialect(
@@ -395,5 +387,6 @@ class PostgresStore(StoreCore):
             max_size=max_size,
             timeout=timeout,
             host_clock=host_clock,
+            task_connections=task_connections,
         )
         super().__init__(dialect)

@@ -32,6 +32,7 @@ from jobhandler.store.sqlite import joined
 from jobhandler.store.sqlite.direct import MAX_ROWS, DirectWriter, _busy, rows_of
 from jobhandler.store.sqlite.space import DiskSpace
 from jobhandler.store.sqlite.statements import run_steps, translating
+from jobhandler.store.sqlite.tasktx import TaskTransactions
 from jobhandler.store.sqlite.wakeup import WakeChannel, watch_file
 from jobhandler.store.uniqueness import KEY_WORDS
 
@@ -111,6 +112,7 @@ class SQLiteDialect:
         self._checkpointing: Future[None] | None = None
         self._hold_writes = False
         self._in_flight = 0  # calls on the thread, waited for by this process
+        self._tasks = TaskTransactions(self._connect, self._configure, self._begin, self._wake.send)
 
     def accept(self, connection: object | None) -> None:
         joined.accept(connection, self.path)
@@ -170,10 +172,10 @@ class SQLiteDialect:
             raise
 
     def transaction(self) -> AbstractAsyncContextManager[sqlite3.Connection]:
-        return joined.own_transaction(self._connect, self._wake.send)
+        return self._tasks.transaction()  # one at a time per process (tasktx.py)
 
     def transaction_sync(self) -> AbstractContextManager[sqlite3.Connection]:
-        return joined.own_transaction_sync(self._connect, self._wake.send)
+        return self._tasks.transaction_sync()
 
     def skew(self) -> float:
         return 0.0  # one host: its clock is the only one
@@ -257,22 +259,25 @@ class SQLiteDialect:
         return self._conn
 
     def _connect(self) -> sqlite3.Connection:
-        """A connection set up as the store's thread uses it (the loop's own one changes its
-        busy timeout and synchronous level after)."""
+        """As the store's thread uses it (the loop's changes its busy timeout and synchronous)."""
         create_private(self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        self._configure(conn)
+        conn.execute("PRAGMA journal_mode = WAL")
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        """Its settings, also put back on a task's connection after each transaction."""
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-        conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
-        # A workflow job cancelled because its parent failed settles its own dependents, by
-        # the same trigger (013_workflows.sql): triggers must fire from within triggers.
+        # A workflow job cancelled because its parent failed settles its own dependents by the
+        # same trigger (013_workflows.sql): triggers must fire from within triggers.
         conn.execute("PRAGMA recursive_triggers = ON")
         # The claim's sorts and unions use temporary b-trees; in a write transaction each one
         # was a temporary file opened and deleted (~0.4 ms a claim). They are small: in memory.
         conn.execute("PRAGMA temp_store = MEMORY")
-        return conn
 
     @contextmanager
     def _write(self, relaxed: bool = False) -> Iterator[sqlite3.Connection]:
@@ -317,6 +322,7 @@ class SQLiteDialect:
 
     async def close(self) -> None:
         self._direct.close()
+        self._tasks.close()
 
         def close() -> None:
             self._space.stop()
