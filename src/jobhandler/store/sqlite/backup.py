@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobhandler.model.errors import JobHandlerError
-from jobhandler.store.sqlite.dialect import create_private
+from jobhandler.store.sqlite.files import create_private
 
 
 class BackupRefused(JobHandlerError):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -30,6 +29,7 @@ from jobhandler.store.dialect import Done, Params, Step
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget, dumps
 from jobhandler.store.sqlite import joined
 from jobhandler.store.sqlite.direct import MAX_ROWS, DirectWriter, _busy, rows_of
+from jobhandler.store.sqlite.files import create_private
 from jobhandler.store.sqlite.space import DiskSpace
 from jobhandler.store.sqlite.statements import run_steps, translating
 from jobhandler.store.sqlite.tasktx import TaskTransactions
@@ -54,27 +54,6 @@ def _same(sql: str) -> str:
 
 
 QUERIES = queries.load("sqlite", _same, {**COLUMN_WORDS, **KEY_WORDS, "skip_locked": ""})
-
-
-def create_private(path: str) -> None:
-    """Create the database file readable by its owner only (0600), whatever the umask.
-
-    SQLite itself creates files 0644 (it even chmods them so), and gives the -wal and -shm
-    files the database file's mode: so a file made 0600 here keeps all three private. An
-    existing file keeps the mode its owner gave it.
-    """
-    if path in ("", ":memory:") or path.startswith("file:"):
-        return
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    except OSError:
-        return  # no such directory, no permission...: sqlite3.connect reports it
-    try:
-        os.fchmod(fd, 0o600)  # the umask may have taken bits away; never added any
-    finally:
-        os.close(fd)
 
 
 class SQLiteDialect:
