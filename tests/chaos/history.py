@@ -279,9 +279,12 @@ def _check_cancels(history: History, violations: list[str]) -> None:
 
 def _fault_hit(faults: Sequence[Fault], run: Run, until: float) -> str | None:
     """The fault that hit the run's worker while the run was live, if any: the narrowest first
-    (a kill of its process explains more than connections cut on every worker at that time)."""
+    (a kill of its process explains more than connections cut on every worker at that time).
+    A run is live from its claim, up to CLAIM_SLACK before its body logged its start: a worker
+    frozen between the two starts the body just after it thaws, its lease long gone."""
     for fault in sorted(faults, key=lambda f: len(f.workers)):
-        if run.worker in fault.workers and fault.started <= until and fault.ended >= run.started:
+        live_from = run.started - CLAIM_SLACK
+        if run.worker in fault.workers and fault.started <= until and fault.ended >= live_from:
             return fault.kind
     return None
 

@@ -148,6 +148,16 @@ def test_an_unexplained_duplicate_is_reported() -> None:
     assert dict(summary.duplicates) == {"lease expired after no fault": 1}
 
 
+def test_a_run_whose_worker_froze_between_its_claim_and_its_start_is_explained() -> None:
+    """The worker claimed b, froze before b's body began, and began it just after it thawed:
+    the body's start comes after the freeze, the claim (and the lease it lost) before."""
+    history = clean()
+    history.faults[:] = [Fault("sigstop", frozenset({"w2"}), 0.4, 1.484)]
+    summary, violations = check(history)
+    assert violations == []
+    assert dict(summary.duplicates) == {"lease expired after sigstop": 1}
+
+
 def test_a_rerun_after_a_completed_attempt_is_reported() -> None:
     history = clean()
     b = history.final["b"]
