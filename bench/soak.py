@@ -40,7 +40,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import backend, clean_env, spawn, stop, stop_all
-from bench.soak_report import Stats, rss_mb, stamp, store_mb, table, targets, windows
+from bench.soak_report import Stats, rss_mb, stamp, store_sizes, table, targets, windows
 
 BIN = Path(sys.executable).parent
 APP = "bench.soak_app:app"
@@ -271,8 +271,8 @@ class Soak:
                 if p.poll() is not None:
                     self.stats.error("process exited", f"{name} exited {p.returncode}")
                     raise RuntimeError(f"{name} exited")
-            size = await asyncio.to_thread(store_mb, url)
-            self.stats.samples.append({"t": self.stats.now(), "rss": rss, "store_mb": size})
+            sizes = await asyncio.to_thread(store_sizes, url)
+            self.stats.samples.append({"t": self.stats.now(), "rss": rss, **sizes})
             await asyncio.sleep(5.0)
 
     # -- the run ----------------------------------------------------------------------------

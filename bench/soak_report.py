@@ -24,15 +24,21 @@ def stamp(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def store_mb(url: str) -> float:
-    """The store's size: the SQLite file with its WAL, or PostgreSQL's ``pg_database_size``."""
+def store_sizes(url: str) -> dict[str, float]:
+    """The store's size, ``store_mb``: the SQLite file with its WAL, or PostgreSQL's
+    ``pg_database_size``; and on SQLite the WAL's share, ``wal_mb`` (the WAL keeps the size of
+    its largest burst between checkpoints, the file its largest set of pages)."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
-        files = (Path(path + suffix) for suffix in ("", "-wal", "-shm"))
-        return sum(f.stat().st_size for f in files if f.exists()) / 1e6
+        sizes = {
+            s: Path(path + s).stat().st_size / 1e6
+            for s in ("", "-wal", "-shm")
+            if Path(path + s).exists()
+        }
+        return {"store_mb": sum(sizes.values()), "wal_mb": sizes.get("-wal", 0.0)}
     with psycopg.connect(url, connect_timeout=10) as conn:
         row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-    return int(row[0]) / 1e6 if row else 0.0
+    return {"store_mb": int(row[0]) / 1e6 if row else 0.0}
 
 
 def rss_mb(pid: int) -> float | None:
@@ -164,6 +170,8 @@ def table(kind: str, result: dict[str, Any]) -> str:
         f"store size from {t['store_settled_at_min']:.1f} min to the end: "
         f"{_pct(t['store_growth'])} ({verdict[t['store_ok']]})"
     )
+    if wal := [x["wal_mb"] for x in result["samples"] if "wal_mb" in x]:
+        lines.append(f"of which the WAL: {wal[-1]:.1f} MB at the end, {max(wal):.1f} MB at most")
     if result["config"]["window_s"] < 300:
         lines.append("(too short to judge growth: only errors and lost jobs fail this run)")
     lines.append(f"operations: {dict(result['ops'])}")
