@@ -117,7 +117,7 @@ def test_kill_9_during_a_fan_in_never_strands_or_runs_the_child_early(
     child = {
         "key": "child",
         "task": "step",
-        "payload": {"hold": 3.0, "retry_hold": 0.0},
+        "payload": {"hold": 60.0, "retry_hold": 0.0},  # the first run lasts until killed
         "after": [p["key"] for p in parents],
     }
     view = submit(db, "fan-in", [*parents, child])

@@ -116,22 +116,26 @@ def test_idle_connections_cost_no_service(spawn: Callable[..., Process], databas
                 half.sendall(b"GET /heal")  # half of them have started a request, too
             with httpx.Client(base_url=server.url, timeout=DEADLINE) as http:
                 assert http.get("/healthz").status_code == 200
-                submitted = _submitted(http)
+                submit = {"task": "reverse", "payload": "abc"}
+                submitted = _answered(http, "POST", "/jobs", submit)
                 assert submitted.status_code == 201, submitted.text
-                assert http.get("/jobs").status_code == 200
+                assert _answered(http, "GET", "/jobs").status_code == 200
         finally:
             for sock in idle:
                 sock.close()
     assert open_files_limit(server.pid) == hard  # raised at start to its hard limit
 
 
-def _submitted(http: httpx.Client) -> httpx.Response:
-    """A submit, as a client retries one: a 503 "store unavailable" (the store's pool gave no
-    connection within 5 s, seen once while the whole suite loaded this 2-core machine) is
-    asked again until DEADLINE; any other answer is the test's."""
+def _answered(
+    http: httpx.Client, method: str, path: str, body: object | None = None
+) -> httpx.Response:
+    """A request, as a client retries one: a 503 "store unavailable" (the store's pool gave no
+    connection within 5 s, seen on PostgreSQL while the whole suite loaded this 2-core machine,
+    for a submit and for a listing) is asked again until DEADLINE; any other answer is the
+    test's."""
     deadline = time.monotonic() + DEADLINE
     while True:
-        answer = http.post("/jobs", json={"task": "reverse", "payload": "abc"})
+        answer = http.request(method, path, json=body)
         if answer.status_code != 503 or time.monotonic() > deadline:
             return answer
 
