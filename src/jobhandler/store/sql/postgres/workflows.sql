@@ -17,9 +17,12 @@ FROM children WHERE jobs.id = children.id;
 -- Relaxed: the outcomes it follows commit with synchronous_commit off (see ../sqlite/).
 -- After parents' finishing writes, in their transaction: notify when one of their children is
 -- due now (a parent of a child still waiting on others wakes nobody; see ../sqlite/).
+-- Each child is read by its id: joined, the planner walked every queued job by status (the
+-- fan-in's thousands of due parents) for each batch, 4.7 ms of its 6 ms.
 SELECT pg_notify({submit_channel}, '') WHERE EXISTS (
-    SELECT 1 FROM job_deps AS d JOIN jobs AS c ON c.id = d.child_id
-    WHERE d.parent_id = ANY(:parents) AND c.status IN {claimable}
+    SELECT 1 FROM job_deps AS d
+    WHERE d.parent_id = ANY(:parents)
+      AND (SELECT c.status FROM jobs AS c WHERE c.id = d.child_id) IN {claimable}
 );
 
 -- name: rebuild_edges
