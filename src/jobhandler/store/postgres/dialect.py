@@ -37,12 +37,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import (
     AbstractAsyncContextManager,
     AbstractContextManager,
     asynccontextmanager,
-    contextmanager,
 )
 from typing import Any
 
@@ -50,14 +49,14 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Json
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from jobhandler.model.clock import skew_of
 from jobhandler.model.errors import StoreUnavailable
 from jobhandler.settings import TASK_CONNECTIONS
 from jobhandler.store import migrations, queries
 from jobhandler.store.core import StoreCore
-from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
+from jobhandler.store.dialect import Done, Params, Step
 from jobhandler.store.postgres.listener import CANCEL_CHANNEL, SUBMIT_CHANNEL, listen_forever
 from jobhandler.store.postgres.tasktx import TaskConnections
 from jobhandler.store.postgres.wire import (
@@ -68,6 +67,7 @@ from jobhandler.store.postgres.wire import (
     run_blocking,
     send,
     transaction,
+    translated,
 )
 from jobhandler.store.rows import COLUMN_WORDS, PageBudget, dumps
 from jobhandler.store.uniqueness import KEY_WORDS
@@ -110,19 +110,6 @@ QUERIES = queries.load(
 )
 # The claim, exactly as it runs (tests EXPLAIN it).
 CLAIM_SQL = QUERIES["claim_jobs"].text
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Driver errors as the core's: see dialect.py."""
-    try:
-        yield
-    except (psycopg.OperationalError, PoolTimeout) as exc:
-        raise StoreUnavailable(f"postgresql: {exc}") from exc
-    except psycopg.errors.UniqueViolation as exc:
-        raise Duplicate(f"postgresql: {exc}") from exc
-    except (psycopg.IntegrityError, psycopg.DataError) as exc:
-        raise Refused(f"postgresql: {exc}") from exc
 
 
 def _identity(value: Any) -> Any:
@@ -239,7 +226,7 @@ class PostgresDialect:
     async def run(
         self, steps: Sequence[Step], write: bool, connection: object | None = None
     ) -> list[Done]:
-        with _translated():
+        with translated():
             if isinstance(connection, psycopg.AsyncConnection):
                 # The caller's transaction: no commit here. A NOTIFY, too, goes out only if
                 # they commit.
@@ -257,7 +244,7 @@ class PostgresDialect:
 
     def run_sync(self, steps: Sequence[Step], connection: object) -> list[Done]:
         assert isinstance(connection, psycopg.Connection)
-        with _translated():
+        with translated():
             return run_blocking(connection, steps)
 
     def transaction(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
@@ -267,7 +254,7 @@ class PostgresDialect:
         return self._tasks.transaction_sync()
 
     async def page_rows(self, sizes: str, params: Params, budget: PageBudget) -> list[Any]:
-        with _translated():
+        with translated():
             async with self._connection() as conn, conn.transaction():
                 # A server-side cursor, fetched a few rows at a time: the database computes
                 # sizes only as far as the page goes, and both reads see one snapshot.
@@ -289,7 +276,7 @@ class PostgresDialect:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Conn]:
-        with _translated():
+        with translated():
             if not self._opened:
                 # Opened on first use, not in __init__: a pool belongs to a running loop.
                 await self._probe()

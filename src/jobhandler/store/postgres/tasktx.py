@@ -24,10 +24,9 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from jobhandler.model.errors import StoreUnavailable
-from jobhandler.store.postgres.wire import check_idle
+from jobhandler.store.postgres.wire import check_idle, unavailable
 
 # Seconds a task waits for a connection when all are in use: long enough to queue behind other
 # tasks' transactions, bounded so that a database that is gone fails the run (StoreUnavailable,
@@ -101,7 +100,7 @@ class TaskConnections:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        with _unavailable():
+        with unavailable():
             if not self._async_opened:
                 await self._async.open()  # on the running loop, which the pool belongs to
                 self._async_opened = True
@@ -115,7 +114,7 @@ class TaskConnections:
 
     @contextmanager
     def transaction_sync(self) -> Iterator[psycopg.Connection[Any]]:
-        with _unavailable():
+        with unavailable():
             with self._opening:
                 if not self._sync_opened:
                     self._sync.open()
@@ -132,12 +131,3 @@ class TaskConnections:
             await self._async.close()
         if self._sync_opened:
             await asyncio.to_thread(self._sync.close)  # it joins its worker threads
-
-
-@contextmanager
-def _unavailable() -> Iterator[None]:
-    """No connection to be had (the database is away, or every one stayed busy for WAIT)."""
-    try:
-        yield
-    except (psycopg.OperationalError, PoolTimeout) as exc:
-        raise StoreUnavailable(f"postgresql: {exc}") from exc

@@ -7,15 +7,16 @@ from __future__ import annotations
 import contextlib
 import operator
 import select
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Json
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from jobhandler.store.dialect import Done, Params, Refused, Step
+from jobhandler.model.errors import StoreUnavailable
+from jobhandler.store.dialect import Done, Duplicate, Params, Refused, Step
 from jobhandler.store.queries import Query
 from jobhandler.store.rows import NEW_COLUMNS, dumps
 
@@ -27,6 +28,28 @@ COPY_FROM = 64
 
 _new_values = operator.itemgetter(*NEW_COLUMNS)
 _PAYLOAD = NEW_COLUMNS.index("payload")
+
+
+@contextlib.contextmanager
+def unavailable() -> Iterator[None]:
+    """No connection to be had (the database is away, or every one stayed busy too long), or
+    the one in use was lost: StoreUnavailable, which callers answer with 503 or a retry."""
+    try:
+        yield
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise StoreUnavailable(f"postgresql: {exc}") from exc
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Driver errors as the core's (see dialect.py): unavailable, duplicate, refused."""
+    with unavailable():
+        try:
+            yield
+        except psycopg.errors.UniqueViolation as exc:
+            raise Duplicate(f"postgresql: {exc}") from exc
+        except (psycopg.IntegrityError, psycopg.DataError) as exc:
+            raise Refused(f"postgresql: {exc}") from exc
 
 
 def copied(steps: Sequence[Step]) -> bool:
@@ -129,21 +152,42 @@ def run_blocking(conn: psycopg.Connection[Any], steps: Sequence[Step]) -> list[D
     return done
 
 
-def columns(rows: Sequence[Params]) -> dict[str, list[Any]]:
-    """A batch of rows as one list per column (for an ``unnest`` of arrays). A column of lists
-    goes as each list's array text, for the query to cast: an array of arrays must be
-    rectangular, and unnest would flatten it."""
-    by_column = {key: [row[key] for row in rows] for key in rows[0]}
-    for key, values in by_column.items():
-        if isinstance(values[0], list):
-            by_column[key] = [_array_text(v) for v in values]
-    return by_column
+def columns(rows: Sequence[Params]) -> dict[str, str]:
+    """A batch of rows as one array literal per column, for the query to cast and ``unnest``.
+
+    Written here rather than by psycopg's list dumper, which spends about a microsecond of
+    Python on each value (a batch of 100 outcomes, 13 columns: 1.3-1.5 ms of client CPU,
+    against 0.5 ms this way, round trip included). A column of lists goes as each list's
+    array text, for the query to cast: an array of arrays must be rectangular, and unnest
+    would flatten it."""
+    return {key: _array_text([row[key] for row in rows]) for key in rows[0]}
 
 
 def _array_text(values: list[Any]) -> str:
-    """``['a', 'b"']`` as ``{"a","b\\""}``: a text array as PostgreSQL reads it."""
-    quoted = (str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
-    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+    """``['a', None, 'b"']`` as ``{"a",NULL,"b\\""}``: an array as PostgreSQL reads it."""
+    return "{" + ",".join([_element(v) for v in values]) + "}"
+
+
+def _element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return _quoted(value)
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(int(value))  # int(): an IntEnum's own str is its name
+    if isinstance(value, float):
+        return repr(float(value))  # a float's repr reads back as the same float8
+    if isinstance(value, Json):
+        return _quoted(dumps(value.obj))
+    if isinstance(value, list):
+        return _quoted(_array_text(value))
+    raise TypeError(f"no array element for {type(value).__name__}")
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # A relaxed unit's commit returns before its WAL reaches the disk (queries.Query.relaxed): a
