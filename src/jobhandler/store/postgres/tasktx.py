@@ -16,7 +16,6 @@ an advisory lock, an open cursor, a LISTEN), and the row factory is put back.
 from __future__ import annotations
 
 import asyncio
-import select
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -26,7 +25,7 @@ import psycopg
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from jobhandler.store.postgres.wire import check_idle, unavailable
+from jobhandler.store.postgres.wire import check_idle, input_waiting, unavailable
 
 # Seconds a task waits for a connection when all are in use: long enough to queue behind other
 # tasks' transactions, bounded so that a database that is gone fails the run (StoreUnavailable,
@@ -59,10 +58,7 @@ def _reset_sync(conn: psycopg.Connection[Any]) -> None:
 
 def _check_idle_sync(conn: psycopg.Connection[Any]) -> None:
     """``wire.check_idle`` for a blocking connection."""
-    if conn.closed:
-        raise psycopg.OperationalError("the connection is closed")
-    ready, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-    if ready:
+    if input_waiting(conn):
         ConnectionPool.check_connection(conn)
 
 

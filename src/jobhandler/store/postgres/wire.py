@@ -89,11 +89,22 @@ async def check_idle(conn: Conn) -> None:
     backend, an idle timeout) has its farewell or end of file waiting to be read. Only then is
     the round trip of the pool's own check paid, which raises and makes the pool take another.
     """
+    if input_waiting(conn):
+        await AsyncConnectionPool.check_connection(conn)
+
+
+def input_waiting(conn: psycopg.BaseConnection[Any]) -> bool:
+    """Whether an idle connection has something to read (check_idle); raises if it is closed.
+
+    poll(), not select(): select() refuses a descriptor past 1,023, and a server holding many
+    client connections has its new database connections there. With select() every checkout
+    failed its check, and every request waited out the pool's timeout for a 503.
+    """
     if conn.closed:
         raise psycopg.OperationalError("the connection is closed")
-    ready, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-    if ready:
-        await AsyncConnectionPool.check_connection(conn)
+    poller = select.poll()
+    poller.register(conn.pgconn.socket, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 Sent = list[tuple[Step, "psycopg.AsyncCursor[DictRow]"]]
