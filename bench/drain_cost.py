@@ -34,7 +34,9 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import ADAPTER, BenchError, Records, backend, clean_env, psql, run, spawn, stop
+from bench.errors import BenchError
+from bench.infra import ADAPTER, backend, clean_env, psql, run, spawn, stop
+from bench.records import Records
 
 TICK = os.sysconf("SC_CLK_TCK")
 WORKERS = 2
