@@ -16,7 +16,8 @@ connected to the round's database (autovacuum, which comes and goes, is left out
 are read from /proc, so this runs on Linux with the database on this host. It prints the
 median and the best of the rounds, and one JSON line.
 
-Standard library only, like bench/run.py, whose store and process helpers it uses.
+Standard library only, like bench/run.py, whose store and process helpers (bench/infra.py) it
+uses.
 """
 
 from __future__ import annotations
