@@ -16,7 +16,8 @@ connected to the round's database (autovacuum, which comes and goes, is left out
 are read from /proc, so this runs on Linux with the database on this host. It prints the
 median and the best of the rounds, and one JSON line.
 
-Standard library only, like bench/run.py, whose store and process helpers it uses.
+Standard library only, like bench/run.py, whose store and process helpers (bench/infra.py) it
+uses.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import ADAPTER, BenchError, Records, backend, clean_env, psql, run, spawn, stop
+from bench.errors import BenchError
+from bench.infra import ADAPTER, backend, clean_env, psql, run, spawn, stop
+from bench.records import Records
 
 TICK = os.sysconf("SC_CLK_TCK")
 WORKERS = 2

@@ -29,7 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import BENCH, backend, clean_env, parse_wrk, run, spawn, stop
+from bench.infra import BENCH, backend, clean_env, run, spawn, stop
+from bench.ours_only import parse_wrk
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

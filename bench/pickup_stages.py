@@ -45,7 +45,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import backend
+from bench.infra import backend
 from jobhandler import App, Settings
 from jobhandler.worker import Worker
 

@@ -35,19 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import (
-    BENCH,
-    CREATED_DBS,
-    Records,
-    backend,
-    clean_env,
-    drop_db,
-    parse_wrk,
-    run,
-    spawn,
-    stop,
-    stop_all,
-)
+from bench.infra import BENCH, CREATED_DBS, backend, clean_env, drop_db, run, spawn, stop, stop_all
+from bench.ours_only import parse_wrk
+from bench.records import Records
 
 BIN = Path(sys.executable).parent
 APP = "bench.adapters.jobhandler_peer:app"

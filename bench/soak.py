@@ -39,7 +39,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import backend, clean_env, spawn, stop, stop_all
+from bench.infra import backend, clean_env, spawn, stop, stop_all
 from bench.soak_report import Stats, rss_mb, stamp, store_sizes, table, targets, windows
 
 BIN = Path(sys.executable).parent

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from bench.run import percentile
+from bench.records import percentile
 
 RSS_TARGET = 0.10  # growth after the first window
 P99_TARGET = 0.20  # drift of a window's p99 from the first window after warm-up

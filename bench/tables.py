@@ -1,5 +1,5 @@
 """The report's cells and its per-feature tables: medians of a result file's repetitions.
-Standard library only, like bench/run.py, which writes the report from them."""
+Standard library only, like bench/run.py; bench/report.py writes the report from them."""
 
 from __future__ import annotations
 

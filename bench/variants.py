@@ -30,7 +30,7 @@ STEADY = "steady_jobs_per_s"
 
 
 class Drains(Protocol):
-    """What the variants use of bench/run.py's Harness."""
+    """What the variants use of bench/harness.py's Harness."""
 
     sizes: Any
 
