@@ -107,6 +107,16 @@ def reruns_only_after_kills(ledger: str, killed: set[int]) -> dict[str, list[int
     return suspicious
 
 
+def child_waits(db: Db, child_id: str, parent_ids: list[str]) -> bool:
+    """Whether the child still waits; if it does not, every parent has finished (read after
+    the child: a parent that finished stays finished)."""
+    if db.job(child_id).status is JobStatus.WAITING:
+        return True
+    unfinished = [i for i, j in db.jobs(parent_ids).items() if not j.status.terminal]
+    assert not unfinished, f"the child is due with {len(unfinished)} parents unfinished"
+    return False
+
+
 def test_kill_9_during_a_fan_in_never_strands_or_runs_the_child_early(
     database_url: str, db: Db, env: dict[str, str], ledger: str, spawn: Spawn
 ) -> None:
@@ -129,11 +139,16 @@ def test_kill_9_during_a_fan_in_never_strands_or_runs_the_child_early(
     crew = Crew(spawn, env, db)
     # kill -9 the busiest worker a few times while parents run: the last kill comes once half
     # of them started, which leaves 150 of 0.6 s on 12 slots (7.5 s at least) for the kills'
-    # restarts, slow as they are on a loaded machine, before the child may start.
+    # restarts. On a loaded machine the restarts took longer and every parent had finished
+    # first (the child, due, was running): then the kills stop there.
+    parent_kills = 0
     for kills in range(1, 5):
         wait_until(lambda n=kills: len(crashapp.read_runs(ledger)) >= n * PARENTS // 8, 60)
-        assert db.job(child_id).status is JobStatus.WAITING
+        if not child_waits(db, child_id, parent_ids):
+            break
         crew.kill(crew.busiest(), parent_ids[0])
+        parent_kills += 1
+    assert parent_kills >= 1
 
     # Once the child runs, kill its worker too: the child is rescued and runs again.
     wait_until(lambda: child_id in crashapp.read_runs(ledger), timeout=60)
@@ -150,7 +165,7 @@ def test_kill_9_during_a_fan_in_never_strands_or_runs_the_child_early(
     assert any(runs[i].runs > 1 for i in parent_ids), "no kill landed while parents ran"
     assert runs[child_id].attempts == [1, 2] and runs[child_id].pids[0] in crew.killed
     assert not reruns_only_after_kills(ledger, crew.killed), "a run repeated with no kill"
-    assert len(crew.killed) == 5
+    assert len(crew.killed) == parent_kills + 1
     assert not db.counts().get("waiting"), "a job stayed waiting"
     assert workflow(db, view.id).status.value == "completed"
 
