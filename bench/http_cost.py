@@ -22,15 +22,13 @@ import re
 import statistics
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.infra import BENCH, backend, clean_env, run, spawn, stop
-from bench.ours_only import parse_wrk
+from bench.infra import BENCH, backend, clean_env, spawn, stop
+from bench.ours_only import parse_wrk, wait_healthy, wrk
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -48,29 +46,11 @@ def cpu_of(pid: int) -> tuple[float, float]:
     return cpu_seconds(Path(f"/proc/{pid}/stat")), cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))
 
 
-def wrk(port: int, seconds: float) -> str:
-    argv = ["wrk", "-t1", "-c32", f"-d{seconds:g}s", "--timeout", "10s", "--latency"]
-    argv += ["-s", str(BENCH / "post.lua"), f"http://127.0.0.1:{port}/jobs"]
-    return run(argv, timeout=seconds + 60).stdout
-
-
-def wait_healthy(port: int, server: Any) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start") from None
-            time.sleep(0.1)
-
-
 def measure(argv: list[str], env: dict[str, str], port: int, seconds: float) -> dict[str, Any]:
     """One server: a second of warm-up, then ``seconds`` of wrk, timed by the server's CPU."""
     server = spawn(argv, env, Path(tempfile.gettempdir()) / "http_cost-server.log")
     try:
-        wait_healthy(port, server)
+        wait_healthy(port, server, "http_cost")
         wrk(port, 1)
         before = cpu_of(server.pid)
         out = wrk(port, seconds)

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import socket
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -15,6 +16,26 @@ from typing import Any
 from bench.errors import BenchError, Unsupported
 from bench.infra import BENCH, backend, clean_env, run, spawn, stop
 from bench.systems import Sizes, System
+
+
+def wrk(port: int, seconds: float) -> str:
+    """wrk's report of ``seconds`` of POST /jobs (bench/post.lua) at 32 connections."""
+    argv = ["wrk", "-t1", "-c32", f"-d{seconds:g}s", "--timeout", "10s", "--latency"]
+    argv += ["-s", str(BENCH / "post.lua"), f"http://127.0.0.1:{port}/jobs"]
+    return run(argv, timeout=seconds + 60).stdout
+
+
+def wait_healthy(port: int, server: subprocess.Popen[bytes], what: str) -> None:
+    """Until the server at ``port`` answers /healthz; BenchError if it exits or 30 s pass."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the server for {what} did not start") from None
+            time.sleep(0.1)
 
 
 class OursOnly:
@@ -77,35 +98,13 @@ class OursOnly:
     ) -> dict[str, Any]:
         server = spawn(argv, env, self.rundir / "logs" / f"{tag}-server.log")
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                        break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise BenchError(f"the server for {tag} did not start") from None
-                    time.sleep(0.1)
+            wait_healthy(port, server, tag)
             seconds = self.sizes.http_seconds
-            out = run(
-                [
-                    "wrk",
-                    "-t1",
-                    "-c32",
-                    f"-d{seconds}s",
-                    "--timeout",
-                    "10s",
-                    "--latency",
-                    "-s",
-                    str(BENCH / "post.lua"),
-                    f"http://127.0.0.1:{port}/jobs",
-                ],
-                timeout=seconds + 60,
-            )
+            out = wrk(port, seconds)
             batch_rate = post_batches(port, seconds) if batches else None
         finally:
             stop(server)
-        return {**parse_wrk(out.stdout), "batch_jobs_per_s": batch_rate}
+        return {**parse_wrk(out), "batch_jobs_per_s": batch_rate}
 
     def claim_cost(self, system: System, rep: int) -> dict[str, Any]:
         """Claim+complete cycles on an empty table and on one with ``claim_fill`` finished jobs.
